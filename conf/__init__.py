@@ -1,0 +1,1 @@
+"""Hydra config groups that recipes compose, shipped as package data of ``zoo.conf``."""

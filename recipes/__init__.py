@@ -1,0 +1,1 @@
+"""Recipe YAMLs (complete, reproducible runs), shipped as package data of ``zoo.recipes``."""

@@ -1,0 +1,210 @@
+"""zoo.load against a local Hub stand-in: downloads, cache, offline mode, damage, revisions, round trip."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import save as safetensors_bytes
+
+import zoo
+from zoo.errors import CorruptWeightsError, HubError, SourceError, WeightsError
+
+ARCH, TAG = "mobilenetv3_small_100", "lamb_in1k"
+REPO = f"timm/{ARCH}.{TAG}"
+
+
+def reference_state_dict(seed: int = 0, num_classes: int = 1000) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    model = zoo.load(ARCH, num_classes=num_classes)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def served() -> dict[str, torch.Tensor]:
+    return reference_state_dict(seed=1)
+
+
+@pytest.fixture
+def published(hub, served):
+    hub.add(REPO, {"model.safetensors": safetensors_bytes(served)})
+    return hub
+
+
+def assert_same_weights(model, state_dict) -> None:
+    own = model.state_dict()
+    assert own.keys() == state_dict.keys()
+    for k, v in state_dict.items():
+        assert torch.equal(own[k], v), k
+
+
+def cached_files(hub_env) -> list:
+    return sorted(p for p in hub_env.cache.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def test_first_download_then_cache_hit(hub_env, published, served):
+    model = zoo.load(ARCH, pretrained=True)
+    assert_same_weights(model, served)
+    assert published.count("GET", REPO, "model.safetensors") == 1
+    assert model.zoo_spec.tag == TAG and model.zoo_spec.num_classes == 1000
+
+    again = zoo.load(f"{ARCH}.{TAG}", pretrained=True)
+    assert_same_weights(again, served)
+    assert published.count("GET", REPO, "model.safetensors") == 1  # served from the cache
+
+
+def test_offline_mode_uses_cache_and_sends_nothing(hub_env, published, served):
+    zoo.load(ARCH, pretrained=True)
+    before = sum(published.requests.values())
+    hub_env.offline()
+    model = zoo.load(ARCH, pretrained=True)
+    assert_same_weights(model, served)
+    assert sum(published.requests.values()) == before
+
+
+def test_offline_without_cache_is_a_clear_error(hub_env, published):
+    hub_env.offline()
+    with pytest.raises(HubError, match="HF_HUB_OFFLINE"):
+        zoo.load(ARCH, pretrained=True)
+    assert published.count("GET") == 0
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_damaged_download_is_refused_and_not_cached(hub_env, published, served, damage):
+    good = published.repos[REPO]["main"].files["model.safetensors"]
+    if damage == "truncated":  # a cut transfer: the ETag (SHA-256) no longer matches
+        published.damage[(REPO, "model.safetensors")] = good[: len(good) // 2]
+    else:  # bytes that are not safetensors at all, under a non-LFS ETag (no checksum to compare)
+        published.lfs_etags = False
+        published.damage[(REPO, "model.safetensors")] = b"\x00" * 64
+    with pytest.raises(CorruptWeightsError, match="removed from the cache"):
+        zoo.load(ARCH, pretrained=True)
+    assert not [p for p in cached_files(hub_env) if "blobs" in p.parts or "snapshots" in p.parts]
+
+    published.damage.clear()  # the next load downloads again and succeeds
+    model = zoo.load(ARCH, pretrained=True)
+    assert_same_weights(model, served)
+    assert published.count("GET", REPO, "model.safetensors") == 2
+
+
+def test_unknown_repo_revision_and_file_errors(hub_env, published, tmp_path):
+    with pytest.raises(HubError, match="not found"):
+        zoo.load("hf-hub:someone/missing")
+    published.add("org/only-config", {"config.json": b'{"architecture": "mobilenetv3_small_100"}'})
+    with pytest.raises(HubError, match="no file 'model.safetensors'"):
+        zoo.load("hf-hub:org/only-config")
+    with pytest.raises(HubError, match="no revision 'v9'"):
+        zoo.load("hf-hub:org/only-config@v9")
+
+
+@pytest.mark.parametrize("bad", ["hf-hub:", "hf-hub:noslash", "hf-hub:a/b/c", "hf-hub:org/name@", "hf-hub:/name"])
+def test_malformed_hf_hub_source(bad):
+    with pytest.raises(SourceError, match=r"hf-hub:ORG/NAME"):
+        zoo.load(bad)
+
+
+def test_head_mismatch_resets_with_warning(hub_env, published, served):
+    with pytest.warns(UserWarning, match=r"head \(classifier\) reset: the model has 7 classes, .* have 1000"):
+        model = zoo.load(ARCH, pretrained=True, num_classes=7)
+    assert model.zoo_spec.num_classes == 7
+    own = model.state_dict()
+    assert own["classifier.weight"].shape == (7, 1024)
+    for k, v in served.items():  # everything but the head came from the weights
+        if not k.startswith("classifier."):
+            assert torch.equal(own[k], v), k
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 7)
+
+
+def test_local_weights_head_mismatch_without_num_classes_is_an_error(tmp_path):
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(safetensors_bytes(reference_state_dict(num_classes=5)))
+    with pytest.raises(WeightsError, match="pass num_classes=5"):
+        zoo.load(ARCH, weights=path)
+    model = zoo.load(ARCH, weights=path, num_classes=5)
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 5)
+
+
+def test_weights_that_do_not_fit_are_never_half_loaded(tmp_path):
+    state = reference_state_dict(seed=3)
+    key = "conv_stem.weight"
+    state[key] = torch.zeros(state[key].shape[0] + 1, *state[key].shape[1:])
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(safetensors_bytes(state))
+    torch.manual_seed(0)
+    fresh = zoo.load(ARCH)
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    with pytest.raises(WeightsError, match="nothing was loaded.*conv_stem.weight"):
+        zoo.weights.apply_state_dict(fresh, state, head=("classifier",), source="bad.safetensors")
+    assert_same_weights(fresh, before)
+
+
+def test_pickles_need_the_opt_in_and_load_weights_only(tmp_path):
+    state = reference_state_dict(seed=4)
+    path = tmp_path / "official.pth"
+    torch.save({"model": state, "epoch": 3}, path)
+    with pytest.raises(zoo.errors.UnsafeWeightsError, match="allow_pickle=True"):
+        zoo.load(ARCH, weights=path)
+    model = zoo.load(ARCH, weights=path, allow_pickle=True)
+    assert_same_weights(model, state)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    buf = io.BytesIO()
+    torch.save({"model": state, "payload": Evil()}, buf)
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(buf.getvalue())
+    with pytest.raises(zoo.errors.UnsafeWeightsError, match="weights_only"):
+        zoo.load(ARCH, weights=evil, allow_pickle=True)
+
+
+def test_save_push_load_round_trip_and_revision_pinning(hub_env, hub, tmp_path):
+    torch.manual_seed(5)
+    model = zoo.load(ARCH, num_classes=3).eval()
+    model.zoo_spec = dataclasses.replace(model.zoo_spec, labels=("cat", "dog", "eel"))
+    folder = zoo.save(model, tmp_path / "saved")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    hub.add("me/tiny-mnv3", files)  # "v1" keeps these weights, main moves on
+    hub.add("me/tiny-mnv3", files, revision="v1")
+    torch.manual_seed(6)
+    newer = zoo.load(ARCH, num_classes=3)
+    zoo.save(newer, tmp_path / "newer")
+    hub.add("me/tiny-mnv3", {p.name: p.read_bytes() for p in (tmp_path / "newer").iterdir()})
+
+    x = torch.randn(2, 3, 96, 96)
+    loaded = zoo.load("hf-hub:me/tiny-mnv3@v1").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    assert loaded.zoo_spec.labels == ("cat", "dog", "eel")
+    assert loaded.zoo_spec.num_classes == 3
+    latest = zoo.load("hf-hub:me/tiny-mnv3").eval()
+    assert_same_weights(latest, newer.state_dict())
+
+    local = zoo.load(tmp_path / "saved").eval()  # and straight from the folder
+    with torch.no_grad():
+        torch.testing.assert_close(local(x), model(x), rtol=0, atol=0)
+
+
+def test_fresh_process_reads_hf_variables(hub_env, published, served, tmp_path):
+    """The real path a user takes: variables set before Python starts, no reloads."""
+    script = textwrap.dedent(
+        f"""
+        import json, zoo
+        m = zoo.load("{ARCH}", pretrained=True)
+        print(json.dumps({{"tag": m.zoo_spec.tag, "sum": float(sum(p.double().sum() for p in m.state_dict().values()))}}))
+        """
+    )
+    env = {"PATH": "/usr/bin:/bin", **hub_env.env()}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["tag"] == TAG
+    assert result["sum"] == pytest.approx(float(sum(v.double().sum() for v in served.values())))
+    assert published.count("GET", REPO, "model.safetensors") == 1

@@ -1,0 +1,288 @@
+"""``zoo.load`` and ``zoo.save``: one way in for every model source, one folder format out.
+
+A folder written by :func:`save` holds ``config.json`` (architecture, tag, classes, labels, builder
+arguments, preprocessing) and ``model.safetensors``; :func:`load` reads it back from disk or from a Hub
+repo (``hf-hub:org/name[@rev]``), as ``from_pretrained``/``save_pretrained`` do in transformers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo import hub
+from zoo._io import atomic_write, atomic_write_text
+from zoo.errors import SourceError, WeightsError, ZooError
+from zoo.registry import ModelSpec, get_spec, split_name
+from zoo.weights import apply_state_dict, read_state_dict
+
+if TYPE_CHECKING:
+    from torch import nn
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT = "efficient-zoo"
+FORMAT_VERSION = 1
+
+
+def load(
+    name_or_path: str | os.PathLike,
+    pretrained: bool = False,
+    *,
+    num_classes: int | None = None,
+    weights: str | os.PathLike | None = None,
+    allow_pickle: bool = False,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a model by name, or load one saved by :func:`save`, locally or from the Hub.
+
+    Args:
+        name_or_path: a registered architecture (``"mobilenetv3_large_100"``), ``"arch.tag"`` to choose
+            which weights ``pretrained=True`` loads, ``"hf-hub:org/name[@revision]"``, or a folder written
+            by :func:`save` (or a run directory holding one in ``model/``).
+        pretrained: download the published weights (the default tag, or the one named) from the Hub.
+        num_classes: classifier size. With weights of another size, the head is reset (with a warning).
+        weights: a local weights file to load instead; upstream key names are converted where the
+            family has a converter. Safetensors by default; see ``allow_pickle``.
+        allow_pickle: accept ``.pt``/``.pth``/``.bin``/``.ckpt`` files, read with
+            ``torch.load(weights_only=True)``.
+        **kwargs: passed to the architecture's builder. ``features_only=True`` (with optional
+            ``out_indices``) returns a module whose forward gives the list of multi-scale feature maps.
+
+    The returned module carries ``model.zoo_spec``: the :class:`~zoo.registry.ModelSpec` with its tag,
+    classes, labels and preprocessing set to what this model is.
+    """
+    features_only = bool(kwargs.pop("features_only", False))
+    out_indices = kwargs.pop("out_indices", None)
+    source = os.fspath(name_or_path)
+    if source.startswith(hub.HF_HUB_PREFIX):
+        repo_id, revision = hub.parse_hf_hub(source)
+        config_path = hub.download(repo_id, CONFIG_NAME, revision)
+        weights_path = None if weights else hub.download(repo_id, WEIGHTS_NAME, revision)
+        model = _load_saved(config_path, weights_path, source, num_classes, weights, allow_pickle, kwargs)
+    elif _is_path(source):
+        folder = _saved_folder(Path(source).expanduser())
+        weights_path = None if weights else folder / WEIGHTS_NAME
+        model = _load_saved(folder / CONFIG_NAME, weights_path, source, num_classes, weights, allow_pickle, kwargs)
+    else:
+        model = _load_registered(source, pretrained, num_classes, weights, allow_pickle, kwargs)
+    if features_only:
+        model = _features(model, out_indices)
+    return model
+
+
+def save(model: nn.Module, folder: str | os.PathLike) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` for a model made by :func:`load`; return the folder.
+
+    Each file is written atomically, so an interrupted save never leaves a file a later load trusts.
+    """
+    spec = _spec_of(model)
+    if getattr(model, "zoo_features_only", False):
+        raise ZooError("zoo.save stores whole models; save the model before zoo.load(..., features_only=True) wraps it")
+    folder = Path(folder).expanduser()
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "zoo_version": _version(),
+        "architecture": spec.name,
+        "family": spec.family,
+        "task": spec.task,
+        "tag": spec.tag,
+        "num_classes": spec.num_classes,
+        "labels": list(spec.labels) if spec.labels is not None else None,
+        "model_kwargs": dict(spec.default_kwargs),
+        "preprocessing": spec.preprocessing(),
+    }
+    try:
+        text = json.dumps(config, indent=2)
+    except TypeError as e:
+        raise ZooError(f"zoo.save: builder arguments must be JSON values to be saved ({e}): {dict(spec.default_kwargs)}") from None
+
+    from safetensors.torch import save_file
+
+    tensors, seen = {}, set()
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        if value.untyped_storage().data_ptr() in seen and value.numel():  # safetensors refuses shared storage
+            value = value.clone()
+        seen.add(value.untyped_storage().data_ptr())
+        tensors[key] = value
+    metadata = {"format": "pt", "architecture": spec.name}
+    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write_text(folder / CONFIG_NAME, text + "\n")  # last: a folder with a config is complete
+    return folder
+
+
+# -- sources ---------------------------------------------------------------------------------------
+
+
+def _is_path(source: str) -> bool:
+    if any(sep in source for sep in ("/", "\\")) or source.startswith(("~", ".")):
+        return True
+    # A bare word is a model name unless only a folder of that name exists.
+    arch, _ = split_name(source)
+    from zoo.registry import _populate
+
+    return arch not in _populate() and Path(source).is_dir()
+
+
+def _saved_folder(path: Path) -> Path:
+    if not path.exists():
+        raise SourceError(f"no such file or folder: {path}")
+    if path.is_file():
+        raise SourceError(
+            f"{path} is a file. To load weights into an architecture use zoo.load(NAME, weights={str(path)!r}); "
+            "zoo.load(PATH) takes a folder written by zoo.save or a run directory."
+        )
+    for candidate in (path, path / "model"):
+        if (candidate / CONFIG_NAME).is_file():
+            return candidate
+    raise SourceError(f"{path} has no {CONFIG_NAME}: it is not a folder written by zoo.save, nor a run directory")
+
+
+def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwargs) -> nn.Module:
+    spec = get_spec(name)  # with a tag: that tag's classes and preprocessing
+    tag = spec.tag
+    if pretrained and weights is not None:
+        raise ZooError("pass either pretrained=True (published weights) or weights=PATH (a local file), not both")
+    if pretrained and tag is None:
+        spec = spec.for_weights(spec.weight().tag)
+    model_classes = num_classes if num_classes is not None else spec.num_classes
+    model, spec = _build(spec, model_classes, kwargs)
+    head = _head_names(model, spec)
+    if pretrained:
+        w = spec.weight(spec.tag)
+        path = hub.download(w.hf_hub_id, w.filename, w.revision)
+        state_dict = _read_hub_file(path, f"{w.hf_hub_id}/{w.filename}", allow_pickle=True)
+        state_dict = _convert(spec, state_dict, model)
+        apply_state_dict(model, state_dict, head=head, reset_head=num_classes is not None, source=f"weights {name}")
+    elif weights is not None:
+        state_dict = _convert(spec, read_state_dict(weights, allow_pickle=allow_pickle), model)
+        apply_state_dict(model, state_dict, head=head, reset_head=num_classes is not None, source=f"weights {os.fspath(weights)}")
+    return model
+
+
+def _load_saved(config_path, weights_path, source, num_classes, weights, allow_pickle, kwargs) -> nn.Module:
+    config = _read_config(Path(config_path), source)
+    spec = get_spec(config["architecture"])
+    saved_classes = int(config.get("num_classes") or spec.num_classes)
+    pre = config.get("preprocessing") or {}
+    spec = dataclasses.replace(
+        spec,
+        tag=config.get("tag"),
+        labels=config.get("labels"),
+        input_size=tuple(pre.get("input_size", spec.input_size)),
+        mean=tuple(pre.get("mean", spec.mean)),
+        std=tuple(pre.get("std", spec.std)),
+        interpolation=pre.get("interpolation", spec.interpolation),
+        crop_pct=pre.get("crop_pct", spec.crop_pct),
+    )
+    model_kwargs = {**config.get("model_kwargs", {}), **kwargs}
+    model_classes = num_classes if num_classes is not None else saved_classes
+    if model_classes != saved_classes:
+        spec = dataclasses.replace(spec, labels=None)  # the saved labels describe the old head
+    model, spec = _build(spec, model_classes, model_kwargs, replace_kwargs=True)
+    if weights is not None:
+        state_dict = _convert(spec, read_state_dict(weights, allow_pickle=allow_pickle), model)
+        what = f"weights {os.fspath(weights)}"
+    elif source.startswith(hub.HF_HUB_PREFIX):
+        state_dict, what = _read_hub_file(weights_path, f"{source} {WEIGHTS_NAME}"), f"weights of {source}"
+    else:
+        state_dict, what = read_state_dict(weights_path), f"weights in {Path(weights_path).parent}"
+    apply_state_dict(model, state_dict, head=_head_names(model, spec), reset_head=num_classes is not None, source=what)
+    return model
+
+
+def _read_config(path: Path, source: str) -> dict:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise SourceError(f"{source}: cannot read {CONFIG_NAME} ({e})") from None
+    if not isinstance(config, dict) or "architecture" not in config:
+        raise SourceError(
+            f"{source}: {CONFIG_NAME} has no 'architecture'; it was not written by zoo.save "
+            "(for timm or transformers repos, use those libraries or zoo.load(NAME, weights=PATH))"
+        )
+    if int(config.get("format_version", 1)) > FORMAT_VERSION:
+        raise SourceError(
+            f"{source} was saved by a newer efficient-zoo (format {config['format_version']}); upgrade: pip install -U efficient-zoo"
+        )
+    return config
+
+
+def _read_hub_file(path: Path, where: str, allow_pickle: bool = False) -> dict:
+    """Read a downloaded weights file; a file that does not parse is evicted from the cache."""
+    from zoo.errors import CorruptWeightsError
+
+    try:
+        return read_state_dict(path, allow_pickle=allow_pickle)
+    except CorruptWeightsError as e:
+        hub.evict(path)
+        raise CorruptWeightsError(f"{where}: {e} It was removed from the cache; the next load downloads it again.") from None
+
+
+# -- building --------------------------------------------------------------------------------------
+
+
+def _build(spec: ModelSpec, num_classes: int, kwargs: dict, replace_kwargs: bool = False) -> tuple[nn.Module, ModelSpec]:
+    model_kwargs = dict(kwargs) if replace_kwargs else {**spec.default_kwargs, **kwargs}
+    try:
+        model = spec.builder(num_classes=num_classes, **model_kwargs)
+    except TypeError as e:
+        raise ZooError(f"{spec.name}: cannot build with arguments {model_kwargs}: {e}") from None
+    labels = spec.labels if spec.labels is not None and len(spec.labels) == num_classes else None
+    spec = dataclasses.replace(spec, num_classes=num_classes, default_kwargs=model_kwargs, labels=labels)
+    model.zoo_spec = spec
+    return model, spec
+
+
+def _head_names(model: nn.Module, spec: ModelSpec) -> tuple[str, ...]:
+    if spec.classifier:
+        return spec.classifier
+    head = (getattr(model, "pretrained_cfg", None) or {}).get("classifier")  # timm models name theirs
+    if head is None:
+        return ()
+    return (head,) if isinstance(head, str) else tuple(head)
+
+
+def _convert(spec: ModelSpec, state_dict: dict, model: nn.Module) -> dict:
+    """Apply the family's converter when the keys are not already this model's."""
+    if spec.convert_state_dict is None or state_dict.keys() <= model.state_dict().keys():
+        return state_dict
+    try:
+        return dict(spec.convert_state_dict(state_dict, model))
+    except Exception as e:
+        raise WeightsError(f"{spec.name}: could not convert these weights' keys ({type(e).__name__}: {e})") from None
+
+
+def _features(model: nn.Module, out_indices) -> nn.Module:
+    """Wrap a model so its forward returns multi-scale feature maps (timm's forward_intermediates seam)."""
+    if not hasattr(model, "forward_intermediates"):
+        raise ZooError(f"{model.zoo_spec.name} does not expose feature maps (no forward_intermediates)")
+    from timm.models import FeatureGetterNet
+
+    spec = model.zoo_spec
+    n = len(getattr(model, "feature_info", [])) or 4
+    indices = tuple(out_indices) if out_indices is not None else tuple(range(n))
+    wrapped = FeatureGetterNet(model, out_indices=indices)
+    wrapped.zoo_spec = spec
+    wrapped.zoo_features_only = True
+    return wrapped
+
+
+def _spec_of(model: nn.Module) -> ModelSpec:
+    spec = getattr(model, "zoo_spec", None)
+    if not isinstance(spec, ModelSpec):
+        raise ZooError("this model has no zoo_spec: zoo.save takes models made by zoo.load")
+    return spec
+
+
+def _version() -> str:
+    from zoo import __version__
+
+    return __version__
+
+
+__all__ = ["load", "save", "CONFIG_NAME", "WEIGHTS_NAME"]

@@ -1,0 +1,160 @@
+"""The ``zoo`` command line: one entry point, one subcommand per job.
+
+Startup stays light (argparse and the registry only); each subcommand imports what it needs when it
+runs. Bad input exits with status 2 and one line on stderr naming the problem and the fix.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+EXAMPLES = {
+    "list": "examples:\n  zoo list\n  zoo list 'mobile*' --pretrained\n  zoo list --task classification",
+    "info": "examples:\n  zoo info efficientformer_l1\n  zoo info nextvit_small.bd_in1k_384 --json",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    from zoo import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="zoo",
+        description="efficient-zoo: efficient architectures by name, with weights, recipes and exports.",
+        epilog="Run `zoo COMMAND --help` for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"efficient-zoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=help, description=help, epilog=EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+
+    p = command("list", "List registered models as a table (paper-reported params, MACs and accuracy).")
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern on model names (default: all)")
+    p.add_argument("--task", help="only models for this task (classification, detection, language-modeling)")
+    p.add_argument("--pretrained", action="store_true", help="only models with weights, one row per arch.tag")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=_cmd_list)
+
+    p = command("info", "Describe a model: spec, preprocessing, weight tags and licences, paper, reported numbers.")
+    p.add_argument("name", help="a registered model, optionally arch.tag")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from zoo.errors import ZooError
+
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except ZooError as e:
+        print(f"zoo {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _fmt_reported(r) -> str:
+    return "" if r is None else f"{r.value}{r.unit}"
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from zoo.registry import get_spec, list_models
+
+    names = list_models(args.pattern, task=args.task, pretrained=args.pretrained)
+    rows = []
+    for name in names:
+        spec = get_spec(name)
+        weights = spec.weight(spec.tag) if spec.tag else (spec.weights[0] if spec.weights else None)
+        headline = spec.headline
+        rows.append(
+            {
+                "name": name,
+                "task": spec.task,
+                "params": _fmt_reported(spec.reported_value("params")),
+                "macs": _fmt_reported(spec.reported_value("macs")),
+                "input": "x".join(str(s) for s in spec.input_size[1:]),
+                "reported": f"{headline.metric} {_fmt_reported(headline)}" if headline else "",
+                "weights_license": (weights.license if weights else "no weights"),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no models match {args.pattern!r}" + (f" for task {args.task}" if args.task else ""), file=sys.stderr)
+        return 1
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"{len(rows)} model{'s' if len(rows) != 1 else ''}",
+        caption="params, MACs and accuracy are paper-reported (see `zoo info NAME` for the source)",
+    )
+    for header, key, justify in (
+        ("name", "name", "left"),
+        ("task", "task", "left"),
+        ("params", "params", "right"),
+        ("MACs", "macs", "right"),
+        ("input", "input", "right"),
+        ("reported", "reported", "left"),
+        ("weights licence", "weights_license", "left"),
+    ):
+        table.add_column(header, justify=justify, no_wrap=key == "name")
+    for row in rows:
+        table.add_row(row["name"], row["task"], row["params"], row["macs"], row["input"], row["reported"], row["weights_license"])
+    Console(width=max(120, Console().width)).print(table)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from zoo.registry import get_spec
+
+    spec = get_spec(args.name)
+    data = spec.to_dict()
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    out = console.print
+    out(f"[bold]{spec.name}[/bold]" + (f".{spec.tag}" if spec.tag else "") + f"  ({spec.family}, {spec.task})")
+    if spec.description:
+        out(spec.description)
+    pre = spec.preprocessing()
+    out(f"input       {pre['input_size']}{' (fixed)' if spec.fixed_input_size else ''}, {pre['interpolation']}, crop_pct {pre['crop_pct']}")
+    out(f"normalise   mean {pre['mean']}  std {pre['std']}")
+    out(f"classes     {spec.num_classes}")
+    out(f"code        licence {spec.license}; built by {data['builder']}")
+    if spec.weights:
+        out("weights     (tag: Hub repo, licence, dataset)")
+        for w in spec.weights:
+            mark = "*" if w.tag == (spec.tag or spec.default_tag) else " "
+            out(f"  {mark} {w.tag}: {w.hf_hub_id}, {w.license}, {w.dataset or '?'}" + (f", input {w.input_size[1]}" if w.input_size else ""))
+    else:
+        out("weights     none published")
+    if spec.paper:
+        out(f"paper       {spec.paper.title}  {spec.paper.url}")
+        if spec.paper.code_url:
+            out(f"            official code: {spec.paper.code_url}" + (f" ({spec.paper.code_license})" if spec.paper.code_license else ""))
+    if spec.reported:
+        out("reported    (paper numbers, not measured here)")
+        for r in spec.reported:
+            extra = ", ".join(x for x in (r.dataset, f"{r.resolution}px" if r.resolution else "", r.note) if x)
+            out(f"  {r.metric:<14} {_fmt_reported(r):>9}  {r.source}" + (f" ({extra})" if extra else ""))
+    if spec.paper:
+        out("citation")
+        out(spec.paper.bibtex.strip(), markup=False)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Downloads from the Hugging Face Hub, through ``huggingface_hub``.
+
+The standard cache, ``HF_HOME``/``HF_HUB_CACHE``, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE`` and revision
+pinning all behave as in every Hugging Face library, because ``hf_hub_download`` does the work. What
+this module adds: ``hf-hub:`` source parsing, one clear error per failure, and a guarantee that a
+corrupt or truncated file never stays in the cache for a later load to trust (the blob is checked
+against its SHA-256 ETag, and a file that fails to parse is evicted).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from zoo.errors import CorruptWeightsError, HubError, SourceError
+
+HF_HUB_PREFIX = "hf-hub:"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+LIBRARY_NAME = "efficient-zoo"
+
+
+def parse_hf_hub(source: str) -> tuple[str, str | None]:
+    """``"hf-hub:org/name@rev"`` -> ``("org/name", "rev")``; the revision is optional."""
+    expected = "expected hf-hub:ORG/NAME or hf-hub:ORG/NAME@REVISION (a branch, tag or commit)"
+    if not source.startswith(HF_HUB_PREFIX):
+        raise SourceError(f"{source!r} is not an hf-hub: source; {expected}")
+    body = source[len(HF_HUB_PREFIX) :]
+    repo_id, sep, revision = body.partition("@")
+    if not _REPO_ID.match(repo_id) or repo_id.endswith((".", "-")) or ".." in repo_id or (sep and not revision):
+        raise SourceError(f"malformed model source {source!r}: {expected}")
+    return repo_id, (revision or None)
+
+
+def download(repo_id: str, filename: str, revision: str | None = None) -> Path:
+    """Download (or find in the cache) one file of a Hub model repo; return its local path."""
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    from zoo import __version__
+
+    where = f"{repo_id}/{filename}" + (f"@{revision}" if revision else "")
+    try:
+        path = hf_hub_download(
+            repo_id, filename, revision=revision, library_name=LIBRARY_NAME, library_version=__version__
+        )
+    except LocalEntryNotFoundError as e:
+        if constants.HF_HUB_OFFLINE:
+            raise HubError(
+                f"{where} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and offline "
+                "mode is on (HF_HUB_OFFLINE=1). Unset HF_HUB_OFFLINE and load it once online, or copy the "
+                "cache from a machine that has it."
+            ) from None
+        raise HubError(
+            f"could not download {where} from {constants.ENDPOINT} and it is not in the local cache: "
+            f"{_reason(e)}. Check your connection or HF_ENDPOINT."
+        ) from None
+    except GatedRepoError:
+        raise HubError(f"{repo_id} is gated: accept its terms on the Hub, then log in with `hf auth login`.") from None
+    except RepositoryNotFoundError:
+        raise HubError(
+            f"Hub repo {repo_id!r} not found at {constants.ENDPOINT} (or it is private: log in with "
+            "`hf auth login`). Check the spelling of the repo id."
+        ) from None
+    except RevisionNotFoundError:
+        raise HubError(f"{repo_id} has no revision {revision!r}; use a branch, tag or commit that exists.") from None
+    except EntryNotFoundError:
+        raise HubError(f"{repo_id} has no file {filename!r}" + (f" at revision {revision!r}" if revision else "")) from None
+    except HfHubHTTPError as e:
+        raise HubError(f"download of {where} failed: {_reason(e)}") from None
+    except OSError as e:  # connection errors, incomplete transfers, disk full
+        raise HubError(f"download of {where} failed: {_reason(e)}. Nothing incomplete was kept; try again.") from None
+    path = Path(path)
+    verify_cached(path, where)
+    return path
+
+
+def verify_cached(path: Path, where: str) -> None:
+    """Check a cached Hub file against the SHA-256 its blob is named after (LFS files); evict on mismatch."""
+    blob = Path(os.path.realpath(path))
+    if not _SHA256.match(blob.name):
+        return
+    digest = hashlib.sha256()
+    with open(blob, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != blob.name:
+        evict(path)
+        raise CorruptWeightsError(
+            f"{where} is corrupt or truncated (its SHA-256 does not match the Hub's ETag); it was removed from "
+            "the cache, so the next load downloads it again."
+        )
+
+
+def evict(path: Path) -> None:
+    """Remove a cached Hub file (the snapshot link and its blob) so no later load trusts it."""
+    path = Path(path)
+    blob = Path(os.path.realpath(path))
+    for p in {path, blob}:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -1,0 +1,6 @@
+"""Built-in model families, one file each; importing this package registers them all.
+
+Imported by the registry on the first query (never by ``import zoo``), so each family file must keep
+heavy imports (timm, transformers) inside its builders.
+"""
+from zoo.models import efficientformer, fastvit, mobileone, nas_mobile, nextvit  # noqa: F401

@@ -1,0 +1,76 @@
+"""Shared pieces for the families we build from timm (written once, used by each family file).
+
+timm implements these architectures well and keeps their official weights on the Hub under
+``timm/<arch>.<tag>``; we add the zoo's registry data (paper, reported numbers, licences) and load the
+weights ourselves, so they go through the zoo's checks (safetensors, cache verification, head reset).
+timm is imported only when a model is built.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from zoo.registry import ModelSpec, Paper, Reported, WeightTag, register_spec
+
+
+@dataclass(frozen=True)
+class TimmBuilder:
+    """Builds ``timm.create_model(arch)`` without downloading anything (the zoo loads weights itself)."""
+
+    arch: str
+
+    def __call__(self, **kwargs: Any):
+        import timm
+
+        return timm.create_model(self.arch, pretrained=False, **kwargs)
+
+
+@dataclass(frozen=True)
+class TimmConverter:
+    """Converts upstream (official-repo) checkpoints with the timm module's own ``checkpoint_filter_fn``."""
+
+    module: str
+
+    def __call__(self, state_dict: dict, model: Any) -> dict:
+        return importlib.import_module(f"timm.models.{self.module}").checkpoint_filter_fn(state_dict, model)
+
+
+def timm_tag(arch: str, tag: str, *, license: str = "apache-2.0", dataset: str = "imagenet-1k", **fields: Any) -> WeightTag:
+    """Weights that timm publishes as ``timm/<arch>.<tag>`` (override ``hf_hub_id`` for other repos)."""
+    return WeightTag(tag=tag, hf_hub_id=fields.pop("hf_hub_id", f"timm/{arch}.{tag}"), license=license, dataset=dataset, **fields)
+
+
+def register_timm(
+    arch: str,
+    *,
+    family: str,
+    paper: Paper,
+    reported: tuple[Reported, ...],
+    weights: tuple[WeightTag, ...],
+    converter_module: str | None = None,
+    **fields: Any,
+) -> ModelSpec:
+    """Register a timm architecture under its timm name."""
+    return register_spec(
+        ModelSpec(
+            name=arch,
+            family=family,
+            task="classification",
+            builder=TimmBuilder(arch),
+            weights=weights,
+            paper=paper,
+            reported=reported,
+            convert_state_dict=TimmConverter(converter_module) if converter_module else None,
+            **fields,
+        )
+    )
+
+
+def imagenet(top1: float, params: float, macs: float, source: str, *, macs_unit: str = "G", resolution: int = 224, top1_metric: str = "top1", note: str = "") -> tuple[Reported, ...]:
+    """The paper's ImageNet-1k top-1 (%), params (M) and MACs, as printed, from one table."""
+    return (
+        Reported(top1_metric, top1, "%", source, "imagenet-1k", resolution, note),
+        Reported("params", params, "M", source, "", resolution),
+        Reported("macs", macs, macs_unit, source, "", resolution),
+    )

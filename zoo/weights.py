@@ -1,0 +1,146 @@
+"""Reading weight files safely, and fitting a state dict into a model all-or-nothing.
+
+Safetensors are read as they are. Pickle-based files (``.pt``, ``.pth``, ``.bin``, ``.ckpt``) can run
+code when unpickled, so they are refused unless the caller opts in with ``allow_pickle=True``, and even
+then read with ``torch.load(weights_only=True)``, which accepts only tensors and plain containers.
+
+A state dict is checked against the model before anything is copied: every key and shape must fit,
+except the classifier head when the caller asked for a different number of classes (then the head keeps
+its fresh initialisation and a warning says so). Nothing is ever half-loaded.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zoo.errors import CorruptWeightsError, UnsafeWeightsError, WeightsError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar")
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "model_ema", "state_dict_ema")
+
+
+def read_state_dict(path: str | Path, *, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """Read a weights file into a flat ``{name: tensor}`` dict on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as e:  # SafetensorError, OSError, ... all mean the same thing to the user
+            raise CorruptWeightsError(
+                f"{path} is not a readable safetensors file ({str(e).strip() or type(e).__name__}); it may be "
+                "truncated or corrupt: download or export it again."
+            ) from None
+    if not allow_pickle:
+        kind = "a pickle-based file" if path.suffix in PICKLE_SUFFIXES else f"not a .safetensors file ({path.suffix or 'no suffix'})"
+        raise UnsafeWeightsError(
+            f"{path} is {kind}; unpickling can run arbitrary code. Convert it to safetensors, or pass "
+            "allow_pickle=True to read it with torch.load(weights_only=True), which accepts only tensors."
+        )
+    import pickle
+
+    import torch
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UnsafeWeightsError(
+            f"{path} holds objects other than tensors and plain containers, which weights_only=True refuses "
+            f"({str(e).splitlines()[0]}). Re-save only its state_dict, ideally as safetensors."
+        ) from None
+    except (RuntimeError, EOFError, ValueError) as e:
+        raise CorruptWeightsError(f"{path} could not be read as a PyTorch weights file: {e}") from None
+    return _unwrap(obj, path)
+
+
+def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    """Find the state dict inside common checkpoint wrappers ({'model': ...}, {'state_dict': ...})."""
+    import torch
+
+    for _ in range(3):
+        if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return dict(obj)
+        if isinstance(obj, Mapping):
+            inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+            if inner is not None:
+                obj = inner
+                continue
+        break
+    raise WeightsError(
+        f"{path} does not contain a state dict (a mapping of names to tensors, possibly under one of "
+        f"{', '.join(_WRAPPER_KEYS)})"
+    )
+
+
+def _in_head(key: str, head: Iterable[str]) -> bool:
+    return any(key == h or key.startswith(h + ".") for h in head)
+
+
+def head_classes(state_dict: Mapping[str, torch.Tensor], head: Iterable[str]) -> int | None:
+    """The number of classes a state dict's first head produces (rows of its weight), if it has one."""
+    for h in head:
+        w = state_dict.get(f"{h}.weight")
+        if w is not None and w.ndim >= 1:
+            return int(w.shape[0])
+    return None
+
+
+def apply_state_dict(
+    model: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    head: Iterable[str] = (),
+    reset_head: bool = False,
+    source: str = "weights",
+) -> None:
+    """Load ``state_dict`` into ``model`` if every key and shape fits; otherwise raise and change nothing.
+
+    With ``reset_head=True`` a head (module names in ``head``) whose shape differs is left freshly
+    initialised, with a warning: the caller asked for a different number of classes.
+    """
+    head = tuple(head)
+    own = model.state_dict()
+    mismatched = [k for k in own.keys() & state_dict.keys() if tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    if reset_head and head and any(_in_head(k, head) for k in mismatched):
+        ours, theirs = head_classes(own, head), head_classes(state_dict, head)
+        state_dict = {k: v for k, v in state_dict.items() if not _in_head(k, head)}
+        warnings.warn(
+            f"classifier head ({', '.join(head)}) reset: the model has {ours} classes, {source} have {theirs}. "
+            "The head keeps its fresh initialisation; fine-tune before use.",
+            UserWarning,
+            stacklevel=3,
+        )
+        own = {k: v for k, v in own.items() if not _in_head(k, head)}
+        mismatched = [k for k in mismatched if not _in_head(k, head)]
+    missing = sorted(own.keys() - state_dict.keys())
+    unexpected = sorted(state_dict.keys() - own.keys())
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            shown = ", ".join(f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(mismatched)[:4])
+            parts.append(f"{len(mismatched)} with other shapes ({shown})")
+        if missing:
+            parts.append(f"{len(missing)} missing ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
+        if unexpected:
+            parts.append(
+                f"{len(unexpected)} unexpected ({', '.join(unexpected[:4])}{', ...' if len(unexpected) > 4 else ''})"
+            )
+        hint = ""
+        n = head_classes(state_dict, head)
+        if mismatched and head and all(_in_head(k, head) for k in mismatched) and n is not None:
+            hint = f" The weights have a {n}-class head: pass num_classes={n}, or pass your num_classes explicitly to reset the head."
+        raise WeightsError(
+            f"{source} do not fit the model, nothing was loaded: {'; '.join(parts)}.{hint}"
+            " Check that the weights belong to this architecture and variant."
+        )
+    result = model.load_state_dict(dict(state_dict), strict=False)
+    assert not result.unexpected_keys, result.unexpected_keys  # checked above
