@@ -261,7 +261,7 @@ def _features(model: nn.Module, out_indices) -> nn.Module:
     """Wrap a model so its forward returns multi-scale feature maps (timm's forward_intermediates seam)."""
     if not hasattr(model, "forward_intermediates"):
         raise ZooError(f"{model.zoo_spec.name} does not expose feature maps (no forward_intermediates)")
-    from timm.models import FeatureGetterNet
+    from timm.models._features import FeatureGetterNet
 
     spec = model.zoo_spec
     n = len(getattr(model, "feature_info", [])) or 4

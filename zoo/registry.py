@@ -131,6 +131,14 @@ class ModelSpec:
         if self.labels is not None:
             object.__setattr__(self, "labels", tuple(self.labels))
 
+    def __deepcopy__(self, memo: dict) -> ModelSpec:
+        return self  # immutable: copies of a model (EMA, deepcopy) share their spec
+
+    def __reduce__(self):  # picklable although default_kwargs is a read-only mapping
+        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        state["default_kwargs"] = dict(self.default_kwargs)
+        return (_spec_from_fields, (state,))
+
     # -- weights ---------------------------------------------------------------------------------
     @property
     def tags(self) -> list[str]:
@@ -220,6 +228,10 @@ class ModelSpec:
             "reported": [dataclasses.asdict(r) for r in self.reported],
             "description": self.description,
         }
+
+
+def _spec_from_fields(fields: dict[str, Any]) -> ModelSpec:
+    return ModelSpec(**fields)
 
 
 # The public name DESIGN.md uses for what `zoo.info` returns.

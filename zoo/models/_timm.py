@@ -67,10 +67,20 @@ def register_timm(
     )
 
 
-def imagenet(top1: float, params: float, macs: float, source: str, *, macs_unit: str = "G", resolution: int = 224, top1_metric: str = "top1", note: str = "") -> tuple[Reported, ...]:
+def imagenet(
+    top1: float,
+    params: float,
+    macs: float,
+    source: str,
+    *,
+    macs_unit: str = "G",
+    resolution: int = 224,
+    note: str = "",
+    params_note: str = "",
+) -> tuple[Reported, ...]:
     """The paper's ImageNet-1k top-1 (%), params (M) and MACs, as printed, from one table."""
     return (
-        Reported(top1_metric, top1, "%", source, "imagenet-1k", resolution, note),
-        Reported("params", params, "M", source, "", resolution),
+        Reported("top1", top1, "%", source, "imagenet-1k", resolution, note),
+        Reported("params", params, "M", source, "", resolution, params_note),
         Reported("macs", macs, macs_unit, source, "", resolution),
     )

@@ -34,9 +34,9 @@ _MCLIP = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), num_classes=512, licens
 
 # arch, MobileCLIP model, (zero-shot IN top-1 %, image-encoder params M), table, has MobileCLIP2 weights
 _VARIANTS = (
-    ("fastvit_mci0", "s0", (67.8, 11.4), "arXiv:2311.17049, Table 6 (MobileCLIP-S0)", True),
-    ("fastvit_mci1", "s1", (72.6, 21.5), "arXiv:2311.17049, Table 6 (MobileCLIP-S1)", False),
-    ("fastvit_mci2", "s2", (74.4, 35.7), "arXiv:2311.17049, Table 6 (MobileCLIP-S2)", True),
+    ("fastvit_mci0", "s0", (67.8, 11.4), "arXiv:2311.17049, zero-shot results (MobileCLIP-S0)", True),
+    ("fastvit_mci1", "s1", (72.6, 21.5), "arXiv:2311.17049, zero-shot results (MobileCLIP-S1)", False),
+    ("fastvit_mci2", "s2", (74.4, 35.7), "arXiv:2311.17049, zero-shot results (MobileCLIP-S2)", True),
 )
 
 for _arch, _size, (_top1, _params), _source, _v2 in _VARIANTS:

@@ -41,7 +41,7 @@ for _arch, (_top1, _params, _macs), _crop in _VARIANTS:
         _arch,
         family="mobileone",
         paper=MOBILEONE,
-        reported=imagenet(_top1, _params, _macs, f"arXiv:2206.04040, Table 8 ({_arch[-2:].upper()})"),
+        reported=imagenet(_top1, _params, _macs, f"arXiv:2206.04040, ImageNet-1K results ({_arch[-2:].upper()}, deploy form)"),
         weights=(timm_tag(_arch, "apple_in1k", license="mobileone-license", crop_pct=_crop, interpolation="bilinear"),),
         converter_module="byobnet",
         interpolation="bilinear",

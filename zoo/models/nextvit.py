@@ -27,9 +27,9 @@ NEXTVIT = Paper(
 
 # arch, (top-1 %, params M, GFLOPs as the paper prints them), table
 _VARIANTS = (
-    ("nextvit_small", (82.5, 31.7, 5.8), "arXiv:2207.05501, Table 5 (Next-ViT-S, 224)"),
-    ("nextvit_base", (83.2, 44.8, 8.3), "arXiv:2207.05501, Table 5 (Next-ViT-B, 224)"),
-    ("nextvit_large", (83.6, 57.8, 10.8), "arXiv:2207.05501, Table 5 (Next-ViT-L, 224)"),
+    ("nextvit_small", (82.5, 31.7, 5.8), "arXiv:2207.05501, ImageNet-1K results (Next-ViT-S, 224)"),
+    ("nextvit_base", (83.2, 44.8, 8.3), "arXiv:2207.05501, ImageNet-1K results (Next-ViT-B, 224)"),
+    ("nextvit_large", (83.6, 57.8, 10.8), "arXiv:2207.05501, ImageNet-1K results (Next-ViT-L, 224)"),
 )
 
 for _arch, (_top1, _params, _macs), _source in _VARIANTS:

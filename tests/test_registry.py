@@ -1,0 +1,154 @@
+"""Registry: listing, lookup errors, registration rules, third-party entry points, lightness."""
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import zoo
+from zoo.errors import NoPretrainedWeightsError, RegistryError, UnknownModelError, UnknownTagError
+from zoo.registry import ModelSpec, Reported, register_model
+
+
+def test_list_models_patterns_task_and_pretrained():
+    names = zoo.list_models()
+    assert names == sorted(names) and len(names) >= 25
+    assert zoo.list_models("mobilenetv3*") == ["mobilenetv3_large_100", "mobilenetv3_small_100"]
+    assert zoo.list_models(["mnasnet*", "semnasnet*"]) == ["mnasnet_100", "mnasnet_small", "semnasnet_100"]
+    assert set(zoo.list_models(task="classification")) == set(names)
+    assert zoo.list_models(task="detection") == [] or all(zoo.info(n).task == "detection" for n in zoo.list_models(task="detection"))
+    tagged = zoo.list_models("nextvit_small", pretrained=True)
+    assert tagged[0] == "nextvit_small.bd_in1k" and "nextvit_small.bd_in1k_384" in tagged
+    assert "mobilenetv3_large_100.miil_in21k" in zoo.list_models("*in21k", pretrained=True)
+    with pytest.raises(UnknownModelError, match="valid tasks"):
+        zoo.list_models(task="segmentation")
+
+
+def test_unknown_name_lists_closest():
+    with pytest.raises(UnknownModelError) as err:
+        zoo.info("mobilenetv3_larg")
+    assert "mobilenetv3_large_100" in str(err.value) and "zoo list" in str(err.value)
+    with pytest.raises(UnknownModelError, match="efficientformer_l1"):
+        zoo.load("efficientformer-l1")
+
+
+def test_bad_tag_lists_valid_tags():
+    with pytest.raises(UnknownTagError) as err:
+        zoo.info("nextvit_small.bd_in1k_385")
+    message = str(err.value)
+    assert "bd_in1k, bd_in1k_384, bd_ssld_6m_in1k, bd_ssld_6m_in1k_384" in message
+    assert "did you mean 'bd_in1k_384'" in message
+
+
+def test_info_describes_without_weights_or_torch():
+    script = textwrap.dedent(
+        """
+        import sys, json, zoo
+        spec = zoo.info("efficientformer_l1.snap_dist_in1k")
+        d = spec.to_dict()
+        print(json.dumps({"heavy": sorted(m for m in ("torch", "timm", "safetensors") if m in sys.modules),
+                          "tag": spec.tag, "paper": d["paper"]["arxiv"], "license": spec.weight(spec.tag).license}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result == {"heavy": [], "tag": "snap_dist_in1k", "paper": "2206.01191", "license": "apache-2.0"}
+
+
+def test_specs_are_frozen_and_carry_paper_data():
+    spec = zoo.info("mobileone_s0")
+    with pytest.raises(AttributeError):
+        spec.num_classes = 3
+    with pytest.raises(TypeError):
+        spec.default_kwargs["x"] = 1
+    assert pickle.loads(pickle.dumps(spec)).to_dict() == spec.to_dict()
+    for name in zoo.list_models():
+        s = zoo.info(name)
+        assert s.paper and s.paper.arxiv and s.paper.bibtex.lstrip().startswith("@"), name
+        assert s.headline is not None and s.headline.source.startswith(("arXiv:", "tensorflow/")), name
+        assert all(w.license for w in s.weights), name
+
+
+def test_reported_rounding_follows_printed_digits():
+    assert Reported("params", 5.4, "M").rounding == pytest.approx(0.05)
+    assert Reported("params", 12.31, "M").rounding == pytest.approx(0.005)
+    assert Reported("macs", 312, "M").rounding == pytest.approx(0.5)
+
+
+def test_no_pretrained_weights_error():
+    spec = ModelSpec(name="x", family="x", task="classification", builder=lambda **k: None)
+    with pytest.raises(NoPretrainedWeightsError, match="pretrained=False"):
+        spec.weight()
+
+
+def test_register_model_rules():
+    def builder(num_classes=2):
+        raise AssertionError("not built")
+
+    with pytest.raises(RegistryError, match="invalid model name"):
+        register_model(name="bad.name", family="t", task="classification")(builder)
+    with pytest.raises(RegistryError, match="unknown task"):
+        register_model(name="ok_name", family="t", task="painting")(builder)
+    with pytest.raises(RegistryError, match="Valid fields"):
+        register_model(name="ok_name", family="t", task="classification", colour="red")(builder)
+    with pytest.raises(RegistryError, match="already registered by zoo.models._timm"):
+        register_model(name="mobilenetv3_small_100", family="t", task="classification")(builder)
+
+
+def test_third_party_entry_point(tmp_path):
+    """A distribution that declares a `zoo.models` entry point is listed and loadable."""
+    pkg = tmp_path / "tinyzoo"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent(
+            """
+            import torch
+            import zoo
+
+            class TinyNet(torch.nn.Module):
+                def __init__(self, num_classes=10, width=8):
+                    super().__init__()
+                    self.conv = torch.nn.Conv2d(3, width, 3)
+                    self.classifier = torch.nn.Linear(width, num_classes)
+
+                def forward(self, x):
+                    return self.classifier(self.conv(x).mean((2, 3)))
+
+            @zoo.register_model(family="tiny", task="classification", num_classes=10, default_kwargs={"width": 8},
+                                input_size=(3, 32, 32), classifier=("classifier",))
+            def tiny_net(**kwargs):
+                return TinyNet(**kwargs)
+            """
+        )
+    )
+    dist = tmp_path / "tinyzoo-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyzoo\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[zoo.models]\ntiny = tinyzoo\n")
+    broken = tmp_path / "brokenzoo-0.1.dist-info"
+    broken.mkdir()
+    (broken / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenzoo\nVersion: 0.1\n")
+    (broken / "entry_points.txt").write_text("[zoo.models]\nbroken = no_such_module_here\n")
+
+    script = textwrap.dedent(
+        f"""
+        import warnings, torch, zoo
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            names = zoo.list_models("tiny*")
+        m = zoo.load("tiny_net", num_classes=3)
+        zoo.save(m, {str(tmp_path / 'saved')!r})
+        again = zoo.load({str(tmp_path / 'saved')!r})
+        print(names, tuple(m(torch.randn(1, 3, 32, 32)).shape), again.zoo_spec.default_kwargs["width"],
+              any("brokenzoo" in str(w.message) for w in caught))
+        """
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['tiny_net'] (1, 3) 8 True"
