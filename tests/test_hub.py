@@ -119,6 +119,12 @@ def test_head_mismatch_resets_with_warning(hub_env, published, served):
             assert torch.equal(own[k], v), k
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 7)
 
+    with pytest.warns(UserWarning, match="head"):
+        backbone = zoo.load(ARCH, pretrained=True, num_classes=0)  # no classifier: pooled features
+    assert backbone(torch.randn(1, 3, 64, 64)).shape == (1, 1024)
+    with pytest.raises(zoo.errors.ZooError, match="num_classes must be"):
+        zoo.load(ARCH, num_classes=-1)
+
 
 def test_local_weights_head_mismatch_without_num_classes_is_an_error(tmp_path):
     path = tmp_path / "w.safetensors"
@@ -190,6 +196,13 @@ def test_save_push_load_round_trip_and_revision_pinning(hub_env, hub, tmp_path):
     local = zoo.load(tmp_path / "saved").eval()  # and straight from the folder
     with torch.no_grad():
         torch.testing.assert_close(local(x), model(x), rtol=0, atol=0)
+    run_dir = tmp_path / "runs" / "exp"  # a run directory keeps its model in model/
+    zoo.save(model, run_dir / "model")
+    assert_same_weights(zoo.load(str(run_dir)), model.state_dict())
+    with pytest.raises(SourceError, match="not a folder written by zoo.save"):
+        zoo.load(str(tmp_path / "runs"))
+    with pytest.raises(SourceError, match="weights="):
+        zoo.load(str(folder / "model.safetensors"))
 
 
 def test_fresh_process_reads_hf_variables(hub_env, published, served, tmp_path):

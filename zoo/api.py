@@ -43,7 +43,8 @@ def load(
             which weights ``pretrained=True`` loads, ``"hf-hub:org/name[@revision]"``, or a folder written
             by :func:`save` (or a run directory holding one in ``model/``).
         pretrained: download the published weights (the default tag, or the one named) from the Hub.
-        num_classes: classifier size. With weights of another size, the head is reset (with a warning).
+        num_classes: classifier size (0: no classifier, the model returns pooled features). With
+            weights of another size, the head is reset (with a warning).
         weights: a local weights file to load instead; upstream key names are converted where the
             family has a converter. Safetensors by default; see ``allow_pickle``.
         allow_pickle: accept ``.pt``/``.pth``/``.bin``/``.ckpt`` files, read with
@@ -54,6 +55,8 @@ def load(
     The returned module carries ``model.zoo_spec``: the :class:`~zoo.registry.ModelSpec` with its tag,
     classes, labels and preprocessing set to what this model is.
     """
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0):
+        raise ZooError(f"num_classes must be a whole number >= 0 (0 removes the classifier), not {num_classes!r}")
     features_only = bool(kwargs.pop("features_only", False))
     out_indices = kwargs.pop("out_indices", None)
     source = os.fspath(name_or_path)
@@ -155,7 +158,7 @@ def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwarg
     if pretrained:
         w = spec.weight(spec.tag)
         path = hub.download(w.hf_hub_id, w.filename, w.revision)
-        state_dict = _read_hub_file(path, f"{w.hf_hub_id}/{w.filename}", allow_pickle=True)
+        state_dict = _read_hub_file(path, f"{w.hf_hub_id}/{w.filename}", allow_pickle=allow_pickle)
         state_dict = _convert(spec, state_dict, model)
         apply_state_dict(model, state_dict, head=head, reset_head=num_classes is not None, source=f"weights {name}")
     elif weights is not None:

@@ -110,7 +110,8 @@ def apply_state_dict(
     head = tuple(head)
     own = model.state_dict()
     mismatched = [k for k in own.keys() & state_dict.keys() if tuple(own[k].shape) != tuple(state_dict[k].shape)]
-    if reset_head and head and any(_in_head(k, head) for k in mismatched):
+    differing = set(mismatched) | (own.keys() ^ state_dict.keys())  # num_classes=0 removes the head's keys
+    if reset_head and head and any(_in_head(k, head) for k in differing):
         ours, theirs = head_classes(own, head), head_classes(state_dict, head)
         state_dict = {k: v for k, v in state_dict.items() if not _in_head(k, head)}
         warnings.warn(
