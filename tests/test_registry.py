@@ -24,7 +24,7 @@ def test_list_models_patterns_task_and_pretrained():
     tagged = zoo.list_models("nextvit_small", pretrained=True)
     assert tagged[0] == "nextvit_small.bd_in1k" and "nextvit_small.bd_in1k_384" in tagged
     assert "mobilenetv3_large_100.miil_in21k" in zoo.list_models("*in21k", pretrained=True)
-    with pytest.raises(UnknownModelError, match="valid tasks"):
+    with pytest.raises(zoo.errors.UnknownTaskError, match="valid tasks"):
         zoo.list_models(task="segmentation")
 
 

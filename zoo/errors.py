@@ -27,6 +27,10 @@ class UnknownTagError(ZooError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnknownTaskError(ZooError, ValueError):
+    """A task name that is not one of the registry's tasks."""
+
+
 class NoPretrainedWeightsError(ZooError):
     """``pretrained=True`` for an architecture without published weights."""
 

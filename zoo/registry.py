@@ -22,7 +22,14 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from zoo.errors import NoPretrainedWeightsError, RegistryError, UnknownModelError, UnknownTagError, closest
+from zoo.errors import (
+    NoPretrainedWeightsError,
+    RegistryError,
+    UnknownModelError,
+    UnknownTagError,
+    UnknownTaskError,
+    closest,
+)
 
 TASKS = ("classification", "detection", "language-modeling")
 ENTRY_POINT_GROUP = "zoo.models"
@@ -351,7 +358,7 @@ def list_models(
     """
     registry = _populate()
     if task is not None and task not in TASKS:
-        raise UnknownModelError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+        raise UnknownTaskError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     out: list[str] = []
     for arch in sorted(registry):
