@@ -74,11 +74,15 @@ def test_offline_without_cache_is_a_clear_error(hub_env, published):
     assert published.count("GET") == 0
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "bitflip"])
 def test_damaged_download_is_refused_and_not_cached(hub_env, published, served, damage):
     good = published.repos[REPO]["main"].files["model.safetensors"]
     if damage == "truncated":  # a cut transfer: the ETag (SHA-256) no longer matches
         published.damage[(REPO, "model.safetensors")] = good[: len(good) // 2]
+    elif damage == "bitflip":  # same size, still valid safetensors: only the checksum can tell
+        flipped = bytearray(good)
+        flipped[-7] ^= 0x10
+        published.damage[(REPO, "model.safetensors")] = bytes(flipped)
     else:  # bytes that are not safetensors at all, under a non-LFS ETag (no checksum to compare)
         published.lfs_etags = False
         published.damage[(REPO, "model.safetensors")] = b"\x00" * 64
@@ -95,7 +99,7 @@ def test_damaged_download_is_refused_and_not_cached(hub_env, published, served, 
 def test_unknown_repo_revision_and_file_errors(hub_env, published, tmp_path):
     with pytest.raises(HubError, match="not found"):
         zoo.load("hf-hub:someone/missing")
-    published.add("org/only-config", {"config.json": b'{"architecture": "mobilenetv3_small_100"}'})
+    published.add("org/only-config", {"config.json": b'{"format": "efficient-zoo", "architecture": "mobilenetv3_small_100"}'})
     with pytest.raises(HubError, match="no file 'model.safetensors'"):
         zoo.load("hf-hub:org/only-config")
     with pytest.raises(HubError, match="no revision 'v9'"):
@@ -170,6 +174,20 @@ def test_pickles_need_the_opt_in_and_load_weights_only(tmp_path):
         zoo.load(ARCH, weights=evil, allow_pickle=True)
 
 
+def test_foreign_or_damaged_config_is_refused_and_not_cached(hub_env, hub, tmp_path):
+    hub.add("timm/some-model", {"config.json": b'{"architecture": "mobilenetv3_small_100"}', "model.safetensors": b"x"})
+    with pytest.raises(SourceError, match="not written by zoo.save"):
+        zoo.load("hf-hub:timm/some-model")
+    zoo.save(zoo.load(ARCH, num_classes=2), tmp_path / "m")
+    files = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
+    hub.add("me/m", files)
+    hub.damage[("me/m", "config.json")] = b"{" + b" " * (len(files["config.json"]) - 1)  # same size, not JSON
+    with pytest.raises(CorruptWeightsError, match="removed from the cache"):
+        zoo.load("hf-hub:me/m")
+    hub.damage.clear()
+    assert zoo.load("hf-hub:me/m").zoo_spec.num_classes == 2
+
+
 def test_save_push_load_round_trip_and_revision_pinning(hub_env, hub, tmp_path):
     torch.manual_seed(5)
     model = zoo.load(ARCH, num_classes=3).eval()
@@ -192,6 +210,12 @@ def test_save_push_load_round_trip_and_revision_pinning(hub_env, hub, tmp_path):
     assert loaded.zoo_spec.num_classes == 3
     latest = zoo.load("hf-hub:me/tiny-mnv3").eval()
     assert_same_weights(latest, newer.state_dict())
+    commit = hub.repos["me/tiny-mnv3"]["v1"].commit  # a commit hash pins as well as a tag
+    assert_same_weights(zoo.load(f"hf-hub:me/tiny-mnv3@{commit}"), model.state_dict())
+
+    headless = zoo.load(ARCH, num_classes=0)  # a backbone without classifier round-trips too
+    zoo.save(headless, tmp_path / "headless")
+    assert zoo.load(tmp_path / "headless").zoo_spec.num_classes == 0
 
     local = zoo.load(tmp_path / "saved").eval()  # and straight from the folder
     with torch.no_grad():
@@ -203,6 +227,8 @@ def test_save_push_load_round_trip_and_revision_pinning(hub_env, hub, tmp_path):
         zoo.load(str(tmp_path / "runs"))
     with pytest.raises(SourceError, match="weights="):
         zoo.load(str(folder / "model.safetensors"))
+    with pytest.raises(SourceError, match="hf-hub:me/not-here"):
+        zoo.load("me/not-here")
 
 
 def test_fresh_process_reads_hf_variables(hub_env, published, served, tmp_path):

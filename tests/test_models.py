@@ -132,8 +132,15 @@ def test_registry_data_agrees_with_timm(name):
 def test_loaded_model_carries_spec_and_preprocessing():
     model = zoo.load("nextvit_small.bd_in1k_384")
     spec = model.zoo_spec
-    assert spec.tag == "bd_in1k_384"
+    assert spec.tag is None  # the tag chose preprocessing, but no weights were loaded
     assert spec.preprocessing()["input_size"] == (3, 384, 384)
     assert spec.preprocessing()["crop_pct"] == 1.0
     assert zoo.load("nextvit_small").zoo_spec.input_size == (3, 224, 224)
     assert zoo.load("fastvit_mci0").zoo_spec.num_classes == 512  # CLIP embedding by default
+
+
+def test_builder_arguments_are_checked():
+    with pytest.raises(zoo.errors.BadArgumentError, match="checkpoint_path"):
+        zoo.load("mobilenetv3_small_100", checkpoint_path="/tmp/x.pth")  # would load weights behind our back
+    with pytest.raises(TypeError):
+        zoo.load("mobilenetv3_small_100", no_such_argument=1)

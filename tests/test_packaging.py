@@ -34,10 +34,12 @@ def test_wheel_layout(wheel):
         assert expected in names
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "zoo = zoo.cli:main" in meta
-    # every YAML the repository ships in recipes/ and conf/ is in the wheel
-    for folder, package in (("recipes", "zoo/recipes"), ("conf", "zoo/conf")):
-        for path in (REPO_ROOT / folder).rglob("*.yaml"):
-            assert f"{package}/{path.relative_to(REPO_ROOT / folder).as_posix()}" in names
+    # every module and YAML the repository has under zoo/, plugins/, recipes/ and conf/ is in the wheel
+    for folder, package in (("zoo", "zoo"), ("plugins", "zoo/plugins"), ("recipes", "zoo/recipes"), ("conf", "zoo/conf")):
+        for suffix in ("*.py", "*.yaml"):
+            for path in (REPO_ROOT / folder).rglob(suffix):
+                if "__pycache__" not in path.parts:
+                    assert f"{package}/{path.relative_to(REPO_ROOT / folder).as_posix()}" in names
 
 
 def test_installed_wheel_works_from_another_directory(wheel, tmp_path):

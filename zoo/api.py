@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo import hub
 from zoo._io import atomic_write, atomic_write_text
-from zoo.errors import SourceError, WeightsError, ZooError
+from zoo.errors import BadArgumentError, CorruptWeightsError, SourceError, WeightsError, ZooError
 from zoo.registry import ModelSpec, get_spec, split_name
 from zoo.weights import apply_state_dict, read_state_dict
 
@@ -56,19 +56,22 @@ def load(
     classes, labels and preprocessing set to what this model is.
     """
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0):
-        raise ZooError(f"num_classes must be a whole number >= 0 (0 removes the classifier), not {num_classes!r}")
+        raise BadArgumentError(f"num_classes must be a whole number >= 0 (0 removes the classifier), not {num_classes!r}")
     features_only = bool(kwargs.pop("features_only", False))
     out_indices = kwargs.pop("out_indices", None)
     source = os.fspath(name_or_path)
     if source.startswith(hub.HF_HUB_PREFIX):
         repo_id, revision = hub.parse_hf_hub(source)
         config_path = hub.download(repo_id, CONFIG_NAME, revision)
-        weights_path = None if weights else hub.download(repo_id, WEIGHTS_NAME, revision)
-        model = _load_saved(config_path, weights_path, source, num_classes, weights, allow_pickle, kwargs)
+        config = _read_config(config_path, source, evict_on_error=True)
+        commit = config_path.parent.name  # snapshots/<commit>/config.json: take the weights from the same commit
+        weights_path = None if weights else hub.download(repo_id, WEIGHTS_NAME, commit if len(commit) == 40 else revision)
+        model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs)
     elif _is_path(source):
         folder = _saved_folder(Path(source).expanduser())
         weights_path = None if weights else folder / WEIGHTS_NAME
-        model = _load_saved(folder / CONFIG_NAME, weights_path, source, num_classes, weights, allow_pickle, kwargs)
+        config = _read_config(folder / CONFIG_NAME, source)
+        model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs)
     else:
         model = _load_registered(source, pretrained, num_classes, weights, allow_pickle, kwargs)
     if features_only:
@@ -133,7 +136,10 @@ def _is_path(source: str) -> bool:
 
 def _saved_folder(path: Path) -> Path:
     if not path.exists():
-        raise SourceError(f"no such file or folder: {path}")
+        hint = ""
+        if len(path.parts) == 2 and not str(path).startswith((".", "/", "~")):
+            hint = f"; for a Hugging Face Hub repo write 'hf-hub:{path.as_posix()}'"
+        raise SourceError(f"no such file or folder: {path}{hint}")
     if path.is_file():
         raise SourceError(
             f"{path} is a file. To load weights into an architecture use zoo.load(NAME, weights={str(path)!r}); "
@@ -153,6 +159,8 @@ def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwarg
     if pretrained and tag is None:
         spec = spec.for_weights(spec.weight().tag)
     model_classes = num_classes if num_classes is not None else spec.num_classes
+    if not pretrained:  # the tag chose config and preprocessing, but these are not its weights
+        spec = dataclasses.replace(spec, tag=None)
     model, spec = _build(spec, model_classes, kwargs)
     head = _head_names(model, spec)
     if pretrained:
@@ -167,10 +175,10 @@ def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwarg
     return model
 
 
-def _load_saved(config_path, weights_path, source, num_classes, weights, allow_pickle, kwargs) -> nn.Module:
-    config = _read_config(Path(config_path), source)
+def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs) -> nn.Module:
     spec = get_spec(config["architecture"])
-    saved_classes = int(config.get("num_classes") or spec.num_classes)
+    saved = config.get("num_classes")
+    saved_classes = spec.num_classes if saved is None else int(saved)
     pre = config.get("preprocessing") or {}
     spec = dataclasses.replace(
         spec,
@@ -198,15 +206,17 @@ def _load_saved(config_path, weights_path, source, num_classes, weights, allow_p
     return model
 
 
-def _read_config(path: Path, source: str) -> dict:
+def _read_config(path: Path, source: str, evict_on_error: bool = False) -> dict:
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        if evict_on_error:  # a damaged download must not stay in the cache
+            hub.evict(path)
         raise SourceError(f"{source}: cannot read {CONFIG_NAME} ({e})") from None
-    if not isinstance(config, dict) or "architecture" not in config:
+    if not isinstance(config, dict) or config.get("format") != FORMAT or "architecture" not in config:
         raise SourceError(
-            f"{source}: {CONFIG_NAME} has no 'architecture'; it was not written by zoo.save "
-            "(for timm or transformers repos, use those libraries or zoo.load(NAME, weights=PATH))"
+            f"{source}: {CONFIG_NAME} was not written by zoo.save (no \"format\": \"{FORMAT}\" and architecture). "
+            "For timm or transformers repos, load the weights into a registered architecture: zoo.load(NAME, weights=PATH)"
         )
     if int(config.get("format_version", 1)) > FORMAT_VERSION:
         raise SourceError(
@@ -217,8 +227,6 @@ def _read_config(path: Path, source: str) -> dict:
 
 def _read_hub_file(path: Path, where: str, allow_pickle: bool = False) -> dict:
     """Read a downloaded weights file; a file that does not parse is evicted from the cache."""
-    from zoo.errors import CorruptWeightsError
-
     try:
         return read_state_dict(path, allow_pickle=allow_pickle)
     except CorruptWeightsError as e:
@@ -231,10 +239,13 @@ def _read_hub_file(path: Path, where: str, allow_pickle: bool = False) -> dict:
 
 def _build(spec: ModelSpec, num_classes: int, kwargs: dict, replace_kwargs: bool = False) -> tuple[nn.Module, ModelSpec]:
     model_kwargs = dict(kwargs) if replace_kwargs else {**spec.default_kwargs, **kwargs}
+    import inspect
+
     try:
-        model = spec.builder(num_classes=num_classes, **model_kwargs)
+        inspect.signature(spec.builder).bind(num_classes=num_classes, **model_kwargs)
     except TypeError as e:
-        raise ZooError(f"{spec.name}: cannot build with arguments {model_kwargs}: {e}") from None
+        raise BadArgumentError(f"{spec.name}: cannot build with arguments {model_kwargs}: {e}") from None
+    model = spec.builder(num_classes=num_classes, **model_kwargs)
     labels = spec.labels if spec.labels is not None and len(spec.labels) == num_classes else None
     spec = dataclasses.replace(spec, num_classes=num_classes, default_kwargs=model_kwargs, labels=labels)
     model.zoo_spec = spec

@@ -39,6 +39,10 @@ class RegistryError(ZooError):
     """A malformed or conflicting registration."""
 
 
+class BadArgumentError(ZooError, ValueError):
+    """An argument with a value the function cannot use."""
+
+
 class SourceError(ZooError, ValueError):
     """A model source string or path that cannot be understood (e.g. a malformed ``hf-hub:`` id)."""
 
@@ -53,6 +57,14 @@ class CorruptWeightsError(WeightsError):
 
 class UnsafeWeightsError(WeightsError):
     """A pickle-based weights file given without the opt-in."""
+
+
+class DataError(ZooError):
+    """A dataset that is missing, empty, unreadable or does not fit the model."""
+
+
+class ConfigError(ZooError):
+    """A recipe or override that does not exist or does not fit the config."""
 
 
 class HubError(ZooError):

@@ -18,6 +18,7 @@ from zoo.errors import CorruptWeightsError, HubError, SourceError
 HF_HUB_PREFIX = "hf-hub:"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_GIT_SHA1 = re.compile(r"^[0-9a-f]{40}$")
 LIBRARY_NAME = "efficient-zoo"
 
 
@@ -77,25 +78,33 @@ def download(repo_id: str, filename: str, revision: str | None = None) -> Path:
     except HfHubHTTPError as e:
         raise HubError(f"download of {where} failed: {_reason(e)}") from None
     except OSError as e:  # connection errors, incomplete transfers, disk full
-        raise HubError(f"download of {where} failed: {_reason(e)}. Nothing incomplete was kept; try again.") from None
+        raise HubError(f"download of {where} failed: {_reason(e)}. Try again: a partial download is resumed, never used.") from None
     path = Path(path)
     verify_cached(path, where)
     return path
 
 
 def verify_cached(path: Path, where: str) -> None:
-    """Check a cached Hub file against the SHA-256 its blob is named after (LFS files); evict on mismatch."""
+    """Check a cached Hub file against the hash its blob is named after; evict it on mismatch.
+
+    The Hub's ETag, which names the blob, is the SHA-256 of LFS files (weights) and the git blob SHA-1
+    of small files. Caches without symlinks (some Windows setups) keep no blob name to check against;
+    there a damaged file is still caught when it fails to parse.
+    """
     blob = Path(os.path.realpath(path))
-    if not _SHA256.match(blob.name):
+    if _SHA256.match(blob.name):
+        digest = hashlib.sha256()
+    elif _GIT_SHA1.match(blob.name):
+        digest = hashlib.sha1(b"blob %d\0" % blob.stat().st_size)
+    else:
         return
-    digest = hashlib.sha256()
     with open(blob, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     if digest.hexdigest() != blob.name:
         evict(path)
         raise CorruptWeightsError(
-            f"{where} is corrupt or truncated (its SHA-256 does not match the Hub's ETag); it was removed from "
+            f"{where} is corrupt or truncated (its hash does not match the Hub's ETag); it was removed from "
             "the cache, so the next load downloads it again."
         )
 

@@ -245,7 +245,8 @@ def _spec_from_fields(fields: dict[str, Any]) -> ModelSpec:
 ModelInfo = ModelSpec
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_populated = False
+_populated = False  # True once built-ins and entry points have all been imported
+_populating = False  # True while this thread imports them (a family may query the registry meanwhile)
 _lock = threading.RLock()
 
 
@@ -301,7 +302,7 @@ def _load_entry_points() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             obj = ep.load()
-            if callable(obj) and not isinstance(obj, type(importlib)):
+            if callable(obj):  # a registration function; a module registered itself on import
                 obj()
         except Exception as e:  # a broken third-party package must not break the zoo
             warnings.warn(
@@ -313,13 +314,19 @@ def _load_entry_points() -> None:
 
 
 def _populate() -> dict[str, ModelSpec]:
-    global _populated
-    if not _populated:
-        with _lock:
-            if not _populated:
-                _populated = True  # set first: a family may query the registry while importing
-                importlib.import_module("zoo.models")
-                _load_entry_points()
+    global _populated, _populating
+    if _populated:
+        return _REGISTRY
+    with _lock:  # other threads wait here until the registry is complete
+        if _populated or _populating:
+            return _REGISTRY
+        _populating = True
+        try:
+            importlib.import_module("zoo.models")
+            _load_entry_points()
+            _populated = True
+        finally:
+            _populating = False
     return _REGISTRY
 
 

@@ -114,9 +114,15 @@ def apply_state_dict(
     if reset_head and head and any(_in_head(k, head) for k in differing):
         ours, theirs = head_classes(own, head), head_classes(state_dict, head)
         state_dict = {k: v for k, v in state_dict.items() if not _in_head(k, head)}
+        if ours is None:
+            message = f"classifier head ({', '.join(head)}) removed: the model returns pooled features; {source} had {theirs} classes."
+        else:
+            message = (
+                f"classifier head ({', '.join(head)}) reset: the model has {ours} classes, {source} have {theirs}. "
+                "The head keeps its fresh initialisation; fine-tune before use."
+            )
         warnings.warn(
-            f"classifier head ({', '.join(head)}) reset: the model has {ours} classes, {source} have {theirs}. "
-            "The head keeps its fresh initialisation; fine-tune before use.",
+            message,
             UserWarning,
             stacklevel=3,
         )

@@ -20,9 +20,20 @@ class TimmBuilder:
 
     arch: str
 
+    # timm arguments that would load weights or fetch configs behind the zoo's back (e.g. from a config.json)
+    REFUSED = ("pretrained", "checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
+
     def __call__(self, **kwargs: Any):
         import timm
 
+        from zoo.errors import BadArgumentError
+
+        refused = sorted(set(kwargs) & set(self.REFUSED))
+        if refused:
+            raise BadArgumentError(
+                f"{self.arch}: argument(s) {', '.join(refused)} are not accepted; the zoo loads weights itself "
+                "(use pretrained=True or weights=PATH with zoo.load)"
+            )
         return timm.create_model(self.arch, pretrained=False, **kwargs)
 
 

@@ -1,0 +1,1 @@
+"""Datasets and LightningDataModules (imported on demand; ``import zoo`` does not load them)."""

@@ -1,0 +1,95 @@
+"""Classifier evaluation: top-1/top-5, loss, per-class accuracy, confusion matrix (JSON and PNG)."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from zoo._io import atomic_write, atomic_write_text
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    class_names: Sequence[str],
+    out_dir: str | Path | None = None,
+    *,
+    title: str = "",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run ``model`` over ``loader``; optionally write ``metrics.json`` and ``confusion_matrix.png``."""
+    model.eval()
+    device = next(model.parameters()).device
+    n = len(class_names)
+    confusion = torch.zeros(n, n, dtype=torch.long)
+    loss_sum, top5_hits, count = 0.0, 0, 0
+    k = min(5, n)
+    batches = loader
+    if progress:
+        from rich.progress import track
+
+        batches = track(loader, description="evaluating", transient=True)
+    for x, y in batches:
+        x, y = x.to(device), y.to(device)
+        logits = model(x).float()
+        if logits.shape[-1] != n:
+            from zoo.errors import DataError
+
+            raise DataError(f"the model predicts {logits.shape[-1]} classes but the data has {n} ({', '.join(class_names[:5])}, ...)")
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+        top5_hits += (logits.topk(k, dim=-1).indices == y[:, None]).any(-1).sum().item()
+        confusion += torch.bincount(y.cpu() * n + logits.argmax(-1).cpu(), minlength=n * n).reshape(n, n)
+        count += y.numel()
+    per_class_total = confusion.sum(1)
+    per_class = (confusion.diag() / per_class_total.clamp(min=1)).tolist()
+    metrics = {
+        "samples": count,
+        "top1": confusion.diag().sum().item() / max(count, 1),
+        f"top{k}": top5_hits / max(count, 1),
+        "loss": loss_sum / max(count, 1),
+        "per_class_accuracy": {name: acc for name, acc, total in zip(class_names, per_class, per_class_total.tolist()) if total},
+        "classes": list(class_names),
+        "confusion_matrix": confusion.tolist(),
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        plot_confusion(confusion, class_names, out / "confusion_matrix.png", title=title or f"top-1 {metrics['top1']:.2%} on {count} images")
+        metrics["files"] = {"metrics": str(out / "metrics.json"), "confusion_matrix": str(out / "confusion_matrix.png")}
+    return metrics
+
+
+def plot_confusion(confusion: torch.Tensor, class_names: Sequence[str], path: Path, title: str = "") -> Path:
+    """A row-normalised confusion matrix with counts, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(class_names)
+    rates = confusion.float() / confusion.sum(1, keepdim=True).clamp(min=1)
+    size = min(max(4.0, 0.45 * n + 2), 20)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    image = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), labels=list(class_names), rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center")
+    ax.set_yticks(range(n), labels=list(class_names))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if confusion[i, j]:
+                    ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=8,
+                            color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path

@@ -1,0 +1,1 @@
+"""LightningModules that own the loss, metrics, optimizer/scheduler and EMA for a kind of model."""

@@ -1,0 +1,114 @@
+"""``ClassificationTask``: image classification as a LightningModule.
+
+It owns what is not the model: the loss (label smoothing, or soft targets under timm's mixup/cutmix),
+top-1/top-5 metrics, the optimizer (timm's ``create_optimizer_v2``: AdamW, SGD, ... with no weight
+decay on norms and biases), the warmup + cosine schedule (timm's ``CosineLRScheduler``, stepped per
+update) and an EMA of the weights (timm's ``ModelEmaV3``), which validation and the saved model use.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+
+class ClassificationTask(L.LightningModule):
+    def __init__(
+        self,
+        model: nn.Module,
+        num_classes: int,
+        optim: dict[str, Any],
+        label_smoothing: float = 0.1,
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
+        ema_decay: float | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        self.optim = dict(optim)
+        self.channels_last = channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.mixup = None
+        if mixup > 0 or cutmix > 0:
+            from timm.data import Mixup
+            from timm.loss import SoftTargetCrossEntropy
+
+            self.mixup = Mixup(mixup_alpha=mixup, cutmix_alpha=cutmix, label_smoothing=label_smoothing, num_classes=num_classes)
+            self.train_loss = SoftTargetCrossEntropy()
+        else:
+            self.train_loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.val_loss = nn.CrossEntropyLoss()
+        self.ema = None
+        if ema_decay:
+            from timm.utils import ModelEmaV3
+
+            self.ema = ModelEmaV3(self.model, decay=ema_decay)
+            self.ema.requires_grad_(False)
+        self.top1 = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro")
+        self.top5 = MulticlassAccuracy(num_classes=num_classes, top_k=min(5, num_classes), average="micro")
+        # Compiled forward kept outside the module tree, so checkpoints keep the model's own key names.
+        self.__dict__["_train_forward"] = torch.compile(self.model) if compile else self.model
+
+    def eval_model(self) -> nn.Module:
+        """The weights to validate and to ship: the EMA when enabled."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.eval_model()(self._prepare(x))
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        if self.mixup is not None:
+            x, y = self.mixup(x, y)
+        loss = self.train_loss(self._train_forward(self._prepare(x)), y)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.global_step)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.top1(logits, y)
+        self.top5(logits, y)
+        n = x.shape[0]
+        self.log("val/loss", self.val_loss(logits, y), prog_bar=False, on_epoch=True, sync_dist=True, batch_size=n)
+        self.log("val/top1", self.top1, prog_bar=True, on_epoch=True, batch_size=n)
+        self.log("val/top5", self.top5, on_epoch=True, batch_size=n)
+
+    def configure_optimizers(self):
+        from timm.optim import create_optimizer_v2
+        from timm.scheduler import CosineLRScheduler
+
+        o = self.optim
+        optimizer = create_optimizer_v2(
+            self.model, opt=o["name"], lr=o["lr"], weight_decay=o.get("weight_decay", 0.0), momentum=o.get("momentum", 0.9)
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        epochs = max(int(self.trainer.max_epochs or 1), 1)
+        warmup = min(int(round(o.get("warmup_epochs", 0) * total / epochs)), total - 1)
+        scheduler = CosineLRScheduler(
+            optimizer,
+            t_initial=total - warmup,
+            lr_min=o.get("min_lr", 0.0),
+            warmup_t=warmup,
+            warmup_lr_init=o["lr"] * o.get("warmup_start_factor", 0.01),
+            warmup_prefix=True,
+            t_in_epochs=False,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:  # timm schedulers count updates themselves
+        scheduler.step_update(num_updates=self.global_step)
