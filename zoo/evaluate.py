@@ -93,3 +93,55 @@ def plot_confusion(confusion: torch.Tensor, class_names: Sequence[str], path: Pa
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return path
+
+
+# -- `zoo eval` -------------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    """``zoo eval MODEL_OR_RUN [data=NAME] [data.KEY=VALUE ...] [--out DIR]``."""
+    import argparse
+    from datetime import datetime
+
+    from hydra import compose, initialize_config_dir
+
+    import zoo
+    from zoo.data.classification import ClassificationDataModule
+    from zoo.errors import DataError
+    from zoo.train import conf_dir, group_options
+
+    parser = argparse.ArgumentParser(prog="zoo eval", add_help=False)
+    parser.add_argument("source")
+    parser.add_argument("--out")
+    args, overrides = parser.parse_known_args(argv)
+    for o in overrides:
+        if o.startswith("data=") and o.split("=", 1)[1] not in group_options("data"):
+            from zoo.errors import ConfigError
+
+            raise ConfigError(f"unknown data config {o.split('=', 1)[1]!r}; choices: {', '.join(group_options('data'))}")
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose("eval", overrides=overrides)
+    given = {o.split("=", 1)[0].lstrip("+") for o in overrides}
+    for key in ("img_size", "crop_pct"):  # the model's own preprocessing unless asked otherwise
+        if f"data.{key}" not in given:
+            cfg.data[key] = None
+    model = zoo.load(args.source).eval()
+    spec = model.zoo_spec
+    data = ClassificationDataModule(cfg.data, spec, seed=cfg.seed)
+    if spec.num_classes != data.num_classes:
+        raise DataError(f"{args.source} predicts {spec.num_classes} classes but the data has {data.num_classes}; evaluate on matching data")
+    if spec.labels is not None and list(spec.labels) != list(data.classes):
+        raise DataError(f"the model's labels ({', '.join(spec.labels[:5])}, ...) differ from the data's ({', '.join(data.classes[:5])}, ...)")
+    source = Path(args.source)
+    if args.out:
+        out = Path(args.out)
+    elif source.is_dir():
+        out = source / f"eval-{cfg.data.source}"
+    else:
+        out = Path("runs") / "eval" / spec.name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    metrics = evaluate(model, data.val_dataloader(), data.classes, out, title=f"{spec.name} on {cfg.data.source} (val)")
+    k = next(key for key in metrics if key.startswith("top") and key != "top1")
+    print(f"{spec.name} on {data.describe()}")
+    print(f"top-1 {metrics['top1']:.2%}   {k} {metrics[k]:.2%}   loss {metrics['loss']:.4f}   ({metrics['samples']} images)")
+    print(f"wrote {metrics['files']['metrics']} and {metrics['files']['confusion_matrix']}")
+    return 0

@@ -1,0 +1,393 @@
+"""``zoo train``: a recipe (Hydra config) -> Lightning Trainer run -> run directory.
+
+A recipe in ``recipes/`` is a complete Hydra primary config that composes the groups in ``conf/``
+(model, data, task, optim, trainer). ``zoo train recipe=NAME [overrides]`` runs it through Hydra's own
+entry point, so every Hydra feature works (``--cfg job``, ``-m`` sweeps, ``+key=value``), and Lightning's
+DDP launcher can re-run this module for each rank (``python -m zoo.train ...``).
+
+A run writes ``runs/<recipe>/<time>/``: ``config.yaml`` (resolved), ``checkpoints/{best,last}.ckpt``
+(written atomically), ``logs/metrics.csv``, ``tensorboard/``, ``model/`` (``zoo.save``: loads back with
+``zoo.load(run_dir)``), ``eval/`` (metrics JSON and confusion matrix PNG) and ``summary.json``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import re
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from zoo._io import atomic_write, atomic_write_text
+from zoo.errors import ConfigError, DataError, closest
+
+GROUPS = ("model", "data", "task", "optim", "trainer")
+SEARCHPATH = "hydra.searchpath=[pkg://zoo.conf]"
+MEASURED_START = "# >>> measured"
+MEASURED_END = "# <<< measured"
+
+
+def recipes_dir() -> Path:
+    import zoo.recipes
+
+    return Path(zoo.recipes.__file__).parent
+
+
+def conf_dir() -> Path:
+    import zoo.conf
+
+    return Path(zoo.conf.__file__).parent
+
+
+def list_recipes() -> list[str]:
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+
+
+def recipe_path(recipe: str) -> Path:
+    path = recipes_dir() / f"{recipe}.yaml"
+    if not path.is_file():
+        hints = closest(recipe, list_recipes(), n=3)
+        raise ConfigError(
+            f"unknown recipe {recipe!r}. Recipes: {', '.join(list_recipes())}"
+            + (f" (did you mean {hints[0]!r}?)" if hints else "")
+        )
+    return path
+
+
+# -- composing and checking configs ----------------------------------------------------------------
+
+
+def compose(recipe: str, overrides: Sequence[str] = ()):
+    """The recipe's config with ``overrides`` applied (no run directory, no logging setup)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    recipe_path(recipe)
+    check_overrides(recipe, overrides)
+    with initialize_config_dir(config_dir=str(recipes_dir()), version_base="1.3"):
+        return hydra_compose(recipe, overrides=[*overrides, SEARCHPATH])
+
+
+def check_overrides(recipe: str, overrides: Sequence[str]) -> None:
+    """Reject unknown keys and group options with the valid choices, before Hydra's longer messages."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import DictConfig
+
+    parser = OverridesParser.create()
+    try:
+        parsed = parser.parse_overrides([o for o in overrides if not o.startswith("hydra.")])
+    except Exception as e:
+        raise ConfigError(f"cannot parse override: {e}") from None
+    with initialize_config_dir(config_dir=str(recipes_dir()), version_base="1.3"):
+        base = hydra_compose(recipe, overrides=[SEARCHPATH])
+    for override in parsed:
+        key = override.key_or_group
+        if override.is_add() or override.is_delete() or key.startswith("hydra") or key == "recipe":
+            continue
+        if key in GROUPS:  # choosing a config file of a group: model=..., data=...
+            values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
+            for value in values:
+                if value not in group_options(key):
+                    raise ConfigError(
+                        f"unknown {key} config {value!r}; choices: {', '.join(group_options(key))} "
+                        f"(or set single keys, e.g. {key}.{next(iter(base[key]), 'name')}=...)"
+                    )
+            continue
+        node, parts = base, key.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, DictConfig) or part not in node:
+                where = ".".join(parts[:i]) or "the top level"
+                valid = sorted(node.keys()) if isinstance(node, DictConfig) else []
+                hint = closest(part, valid, n=3)
+                raise ConfigError(
+                    f"unknown config key {key!r}: {where} has no {part!r}"
+                    + (f" (did you mean {'.'.join(parts[:i] + [hint[0]])!r}?)" if hint else "")
+                    + (f". Valid keys there: {', '.join(valid)}" if valid else "")
+                    + f". To add a new key use +{key}=..."
+                )
+            node = node[part]
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+def _precision(value: Any) -> Any:
+    if value != "auto":
+        return value
+    import torch
+
+    if torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def _resume_path(cfg) -> str | None:
+    resume = cfg.get("resume")
+    if not resume:
+        return None
+    if resume == "last":
+        runs = sorted(Path(cfg.out_dir, cfg.recipe).glob("*/checkpoints/last.ckpt"))
+        if not runs:
+            raise ConfigError(f"resume=last: no earlier run of {cfg.recipe!r} under {Path(cfg.out_dir, cfg.recipe)}")
+        return str(runs[-1])
+    path = Path(resume).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise ConfigError(f"resume={resume}: no checkpoint at {path} (give a .ckpt file, a run directory, or 'last')")
+    return str(path)
+
+
+def _atomic_checkpoint_io():
+    import torch
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Checkpoints go to a temporary file first, then replace the old one in a single rename."""
+
+        def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+            atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+    return AtomicCheckpointIO()
+
+
+def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir``; on rank 0 save, evaluate and return the summary."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from omegaconf import OmegaConf
+
+    import zoo
+    from zoo.data.classification import ClassificationDataModule
+    from zoo.evaluate import evaluate
+    from zoo.registry import get_spec
+    from zoo.tasks.classification import ClassificationTask
+
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    if cfg.get("plugins"):
+        raise ConfigError("plugins are not available yet (they arrive with the compression-plugins issue); use plugins=[]")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    spec = get_spec(cfg.model.name)
+    if spec.task != "classification":
+        raise ConfigError(f"{cfg.model.name} is a {spec.task} model; this recipe trains classifiers")
+    data = ClassificationDataModule(cfg.data, spec, seed=cfg.seed)
+    num_classes = cfg.model.num_classes or data.num_classes
+    if num_classes != data.num_classes:
+        raise DataError(
+            f"model.num_classes={cfg.model.num_classes} but the data has {data.num_classes} classes "
+            f"({', '.join(data.classes[:5])}{', ...' if data.num_classes > 5 else ''}); remove the override"
+        )
+    model = zoo.load(
+        cfg.model.name,
+        pretrained=cfg.model.pretrained,
+        num_classes=num_classes,
+        weights=cfg.model.get("weights"),
+        **OmegaConf.to_container(cfg.model.kwargs, resolve=True),
+    )
+    model.zoo_spec = dataclasses.replace(model.zoo_spec, labels=tuple(data.classes), **_spec_preprocessing(data))
+    task = ClassificationTask(model, num_classes, optim=OmegaConf.to_container(cfg.optim, resolve=True), **cfg.task)
+
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_kwargs["precision"] = _precision(trainer_kwargs.get("precision", "auto"))
+    best = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor="val/top1",
+        mode="max",
+        save_last=True,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    all_callbacks = [best, LearningRateMonitor(logging_interval="step"), *callbacks]
+    if trainer_kwargs.get("enable_progress_bar", True):
+        all_callbacks.append(RichProgressBar(leave=True))
+    stop = cfg.early_stopping
+    if stop.get("patience"):
+        all_callbacks.append(EarlyStopping(monitor=stop.monitor, mode=stop.mode, patience=stop.patience))
+    loggers = [
+        CSVLogger(save_dir=str(run_dir), name="logs", version=""),
+        TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False),
+    ]
+    trainer = L.Trainer(
+        **trainer_kwargs,
+        default_root_dir=str(run_dir),
+        callbacks=all_callbacks,
+        logger=loggers,
+        plugins=[_atomic_checkpoint_io()],
+    )
+    if trainer.is_global_zero:
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        print(f"data: {data.describe()}; model: {cfg.model.name} ({sum(p.numel() for p in model.parameters()):,} params)")
+    trainer.fit(task, datamodule=data, ckpt_path=_resume_path(cfg))
+    if not trainer.is_global_zero:
+        return {}
+
+    checkpoint = best.best_model_path or best.last_model_path
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    task.load_state_dict(state)
+    final = task.eval_model().cpu().eval()
+    final.zoo_spec = model.zoo_spec
+    zoo.save(final, run_dir / "model")
+    metrics = evaluate(final, data.val_dataloader(), data.classes, run_dir / "eval", title=f"{cfg.recipe}: {cfg.model.name} on {cfg.data.source} (val)")
+    summary = {
+        "recipe": cfg.recipe,
+        "model": cfg.model.name,
+        "data": data.describe(),
+        "epochs": trainer.current_epoch,
+        "val_top1": metrics["top1"],
+        "val_loss": metrics["loss"],
+        "best_checkpoint": checkpoint,
+        "run_dir": str(run_dir),
+        "model_dir": str(run_dir / "model"),
+        "eval_dir": str(run_dir / "eval"),
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        "machine": machine(),
+    }
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _spec_preprocessing(data) -> dict[str, Any]:
+    pre = data.preprocessing()
+    return {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in pre.items()}
+
+
+def machine() -> dict[str, Any]:
+    """Where a number was measured: CPU, threads, library versions."""
+    import lightning
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "date": date.today().isoformat(),
+    }
+
+
+def record_result(recipe: str, summary: dict[str, Any], command: str) -> Path:
+    """Write a run's measured result into the recipe's header block (between the measured markers)."""
+    path = recipe_path(recipe)
+    text = path.read_text(encoding="utf-8")
+    m = summary["machine"]
+    where = f"{m['gpu']}" if m.get("gpu") else f"{m['cpu']}, {m['threads']} CPU threads"
+    block = "\n".join(
+        [
+            f"{MEASURED_START} (written by `zoo train recipe={recipe} record_result=true`; do not edit by hand)",
+            f"# val/top1: {summary['val_top1']:.4f}  val/loss: {summary['val_loss']:.4f}  after {summary['epochs']} epochs",
+            f"# wall time: {summary['wall_time_s']:.0f} s on {where}; torch {m['torch']}, lightning {m['lightning']}, {m['date']}",
+            f"# command: {command}",
+            MEASURED_END,
+        ]
+    )
+    pattern = re.compile(re.escape(MEASURED_START) + r".*?" + re.escape(MEASURED_END), re.S)
+    if not pattern.search(text):
+        raise ConfigError(f"{path} has no '{MEASURED_START} ... {MEASURED_END}' block in its header")
+    atomic_write_text(path, pattern.sub(lambda _: block, text, count=1))
+    return path
+
+
+# -- the entry point -------------------------------------------------------------------------------
+
+
+def _hydra_task(cfg) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    summary = run(cfg, run_dir)
+    if summary:
+        _print_summary(summary)
+        if cfg.get("record_result"):
+            overrides = " ".join(HydraConfig.get().overrides.task)
+            path = record_result(cfg.recipe, summary, f"zoo train {overrides}".strip())
+            print(f"recorded the result in {path}")
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    print(
+        f"\nval top-1 {summary['val_top1']:.2%} after {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, "
+        f"{summary['wall_time_s']:.0f} s\n"
+        f"run directory : {summary['run_dir']}\n"
+        f"model         : {summary['model_dir']}  (zoo.load({summary['run_dir']!r}))\n"
+        f"evaluation    : {summary['eval_dir']}/metrics.json, confusion_matrix.png"
+    )
+
+
+_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
+                "--config-dir", "-cd", "--experimental-rerun"}
+
+
+def _split_hydra_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Hydra flags (with their values) apart from overrides, so they may come in any order."""
+    flags, overrides, it = [], [], iter(args)
+    for arg in it:
+        if arg.startswith("-"):
+            flags.append(arg)
+            if arg in _VALUE_FLAGS:
+                value = next(it, None)
+                if value is not None:
+                    flags.append(value)
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``zoo train recipe=NAME [hydra overrides] [--cfg job] [-m]``."""
+    import importlib.util
+
+    import hydra
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    recipes = [a for a in args if a.startswith("recipe=")]
+    if not recipes:
+        raise ConfigError(f"say which recipe to train: zoo train recipe=NAME. Recipes: {', '.join(list_recipes())}")
+    recipe = recipes[-1].split("=", 1)[1]
+    recipe_path(recipe)
+    flags, overrides = _split_hydra_args(args)
+    check_overrides(recipe, overrides)
+    if SEARCHPATH not in overrides:
+        overrides.insert(0, SEARCHPATH)
+    # Hydra reads sys.argv (flags first: its parser takes the overrides as one positional list);
+    # Lightning's DDP launcher re-runs `python -m zoo.train <the same arguments>`.
+    sys.argv = [__file__, *flags, *overrides]
+    sys.modules["__main__"].__spec__ = importlib.util.find_spec("zoo.train")
+    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    hydra.main(version_base="1.3", config_path=str(recipes_dir()), config_name=recipe)(_hydra_task)()
+    return 0
+
+
+if __name__ == "__main__":
+    from zoo.errors import ZooError
+
+    try:
+        sys.exit(main())
+    except ZooError as e:
+        print(f"zoo train: error: {e}", file=sys.stderr)
+        sys.exit(2)
