@@ -40,8 +40,8 @@ def load(
 
     Args:
         name_or_path: a registered architecture (``"mobilenetv3_large_100"``), ``"arch.tag"`` to choose
-            which weights ``pretrained=True`` loads, ``"hf-hub:org/name[@revision]"``, or a folder written
-            by :func:`save` (or a run directory holding one in ``model/``).
+            which weights ``pretrained=True`` loads, ``"hf-hub:org/name[@revision]"``, a folder written
+            by :func:`save`, a run directory (its ``model/``), or a run's ``checkpoints/*.ckpt``.
         pretrained: download the published weights (the default tag, or the one named) from the Hub.
         num_classes: classifier size (0: no classifier, the model returns pooled features). With
             weights of another size, the head is reset (with a warning).
@@ -67,6 +67,8 @@ def load(
         commit = config_path.parent.name  # snapshots/<commit>/config.json: take the weights from the same commit
         weights_path = None if weights else hub.download(repo_id, WEIGHTS_NAME, commit if len(commit) == 40 else revision)
         model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs)
+    elif source.endswith(".ckpt") and Path(source).expanduser().is_file():
+        model = _load_run_checkpoint(Path(source).expanduser(), num_classes, kwargs)
     elif _is_path(source):
         folder = _saved_folder(Path(source).expanduser())
         weights_path = None if weights else folder / WEIGHTS_NAME
@@ -175,7 +177,7 @@ def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwarg
     return model
 
 
-def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs) -> nn.Module:
+def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs, state_dict=None) -> nn.Module:
     spec = get_spec(config["architecture"])
     saved = config.get("num_classes")
     saved_classes = spec.num_classes if saved is None else int(saved)
@@ -195,7 +197,9 @@ def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle
     if model_classes != saved_classes:
         spec = dataclasses.replace(spec, labels=None)  # the saved labels describe the old head
     model, spec = _build(spec, model_classes, model_kwargs, replace_kwargs=True)
-    if weights is not None:
+    if state_dict is not None:
+        what = f"weights in {source}"
+    elif weights is not None:
         state_dict = _convert(spec, read_state_dict(weights, allow_pickle=allow_pickle), model)
         what = f"weights {os.fspath(weights)}"
     elif source.startswith(hub.HF_HUB_PREFIX):
@@ -203,6 +207,31 @@ def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle
     else:
         state_dict, what = read_state_dict(weights_path), f"weights in {Path(weights_path).parent}"
     apply_state_dict(model, state_dict, head=_head_names(model, spec), reset_head=num_classes is not None, source=what)
+    return model
+
+
+def _load_run_checkpoint(path: Path, num_classes, kwargs) -> nn.Module:
+    """A Lightning checkpoint of a zoo run (``RUN/checkpoints/*.ckpt``), next to the run's ``model/``.
+
+    The run wrote it, so it is read with ``torch.load(weights_only=True)`` without the pickle opt-in;
+    the EMA weights are taken when the run kept an EMA, as the run's saved model does.
+    """
+    import torch
+
+    model_dir = path.parent.parent / "model"
+    if not (model_dir / CONFIG_NAME).is_file():
+        raise SourceError(
+            f"{path} is not inside a zoo run directory (no {model_dir / CONFIG_NAME}); for other checkpoints use "
+            "zoo.load(NAME, weights=PATH, allow_pickle=True)"
+        )
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as e:
+        raise CorruptWeightsError(f"{path} could not be read as a Lightning checkpoint: {e}") from None
+    prefix = "ema.module." if any(k.startswith("ema.module.") for k in state) else "model."
+    weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    config = _read_config(model_dir / CONFIG_NAME, str(path))
+    model = _load_saved(config, None, str(path), num_classes, None, False, kwargs, state_dict=weights)
     return model
 
 

@@ -89,20 +89,25 @@ def check_overrides(recipe: str, overrides: Sequence[str]) -> None:
         parsed = parser.parse_overrides([o for o in overrides if not o.startswith("hydra.")])
     except Exception as e:
         raise ConfigError(f"cannot parse override: {e}") from None
-    with initialize_config_dir(config_dir=str(recipes_dir()), version_base="1.3"):
-        base = hydra_compose(recipe, overrides=[SEARCHPATH])
-    for override in parsed:
+    checked = [o for o in parsed if not (o.is_add() or o.is_delete() or o.key_or_group.startswith("hydra") or o.key_or_group == "recipe")]
+    chosen = []  # group choices (data=shapes) change which keys exist, so apply them before checking keys
+    for override in checked:
         key = override.key_or_group
-        if override.is_add() or override.is_delete() or key.startswith("hydra") or key == "recipe":
+        if key not in GROUPS:
             continue
-        if key in GROUPS:  # choosing a config file of a group: model=..., data=...
-            values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
-            for value in values:
-                if value not in group_options(key):
-                    raise ConfigError(
-                        f"unknown {key} config {value!r}; choices: {', '.join(group_options(key))} "
-                        f"(or set single keys, e.g. {key}.{next(iter(base[key]), 'name')}=...)"
-                    )
+        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
+        for value in values:
+            if value not in group_options(key):
+                raise ConfigError(
+                    f"unknown {key} config {value!r}; choices: {', '.join(group_options(key))} "
+                    f"(or set single keys, e.g. {key}.KEY=VALUE)"
+                )
+        chosen.append(f"{key}={values[0]}")
+    with initialize_config_dir(config_dir=str(recipes_dir()), version_base="1.3"):
+        base = hydra_compose(recipe, overrides=[SEARCHPATH, *chosen])
+    for override in checked:
+        key = override.key_or_group
+        if key in GROUPS:
             continue
         node, parts = base, key.split(".")
         for i, part in enumerate(parts):
@@ -316,11 +321,20 @@ def record_result(recipe: str, summary: dict[str, Any], command: str) -> Path:
 # -- the entry point -------------------------------------------------------------------------------
 
 
+_FAILURES: list[BaseException] = []  # a ZooError raised inside Hydra's job, re-raised by main() as one line
+
+
 def _hydra_task(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from zoo.errors import ZooError
+
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    summary = run(cfg, run_dir)
+    try:
+        summary = run(cfg, run_dir)
+    except ZooError as e:  # Hydra would print a traceback for an Exception; SystemExit passes through it
+        _FAILURES.append(e)
+        raise SystemExit(2) from None
     if summary:
         _print_summary(summary)
         if cfg.get("record_result"):
@@ -379,7 +393,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.argv = [__file__, *flags, *overrides]
     sys.modules["__main__"].__spec__ = importlib.util.find_spec("zoo.train")
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
-    hydra.main(version_base="1.3", config_path=str(recipes_dir()), config_name=recipe)(_hydra_task)()
+    _FAILURES.clear()
+    try:
+        hydra.main(version_base="1.3", config_path=str(recipes_dir()), config_name=recipe)(_hydra_task)()
+    except SystemExit:
+        if _FAILURES:
+            raise _FAILURES.pop() from None
+        raise
     return 0
 
 

@@ -197,11 +197,15 @@ class ClassificationDataModule(L.LightningDataModule):
         self.cfg, self.spec, self.seed = cfg, spec, seed
         self.train_split: Split | None = None
         self.val_split: Split | None = None
-        self.classes: list[str] = []
+        self._classes: list[str] = []
+
+    @property
+    def classes(self) -> list[str]:
+        self._load()
+        return self._classes
 
     @property
     def num_classes(self) -> int:
-        self._load()
         return len(self.classes)
 
     @property
@@ -235,7 +239,7 @@ class ClassificationDataModule(L.LightningDataModule):
             splits = load_hf_splits(c.path, c.image_column, c.label_column, c.train_split, c.val_split, c.val_fraction, self.seed)
         else:
             raise DataError(f"unknown data source {source!r}; valid: {', '.join(SOURCES)}")
-        self.train_split, self.val_split, self.classes = splits
+        self.train_split, self.val_split, self._classes = splits
 
     def setup(self, stage: str | None = None) -> None:
         self._load()

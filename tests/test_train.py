@@ -1,0 +1,172 @@
+"""Training: recipes through Hydra, the run directory, reload, resume, options, errors, eval."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import zoo
+from zoo.cli import main as cli
+from zoo.train import compose, list_recipes, record_result, run
+
+ZOO = str(Path(sys.executable).with_name("zoo"))
+FAST = ["trainer.enable_progress_bar=false", "trainer.limit_train_batches=3", "trainer.max_epochs=1", "trainer.log_every_n_steps=1"]
+
+
+def fast_cfg(tmp_path: Path, *extra: str):
+    return compose("quickstart", [f"out_dir={tmp_path}", *FAST, *extra])
+
+
+def test_run_writes_a_complete_run_dir_that_loads_back(tmp_path):
+    cfg = fast_cfg(tmp_path, "trainer.max_epochs=2")
+    run_dir = tmp_path / "run"
+    summary = run(cfg, run_dir)
+
+    assert summary["epochs"] == 2 and 0.0 <= summary["val_top1"] <= 1.0
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["trainer"]["max_epochs"] == 2 and saved["model"]["name"] == "mobilenetv3_small_100"
+    assert "${" not in (run_dir / "config.yaml").read_text()  # resolved
+    assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    rows = list(csv.DictReader(open(run_dir / "logs" / "metrics.csv")))
+    assert any(v for r in rows for k, v in r.items() if k.startswith("lr-AdamW")) and any(r.get("val/top1") for r in rows)
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["top1"] == summary["val_top1"] and len(metrics["confusion_matrix"]) == 10
+    assert (run_dir / "eval" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+    model = zoo.load(str(run_dir)).eval()
+    assert model.zoo_spec.labels == tuple(str(i) for i in range(10))
+    assert model.zoo_spec.input_size == (3, 64, 64) and model.zoo_spec.crop_pct == 1.0
+    from zoo.data.classification import ClassificationDataModule
+    from zoo.evaluate import evaluate
+
+    data = ClassificationDataModule(cfg.data, model.zoo_spec, seed=cfg.seed)
+    again = evaluate(model, data.val_dataloader(), data.classes, progress=False)
+    assert again["top1"] == summary["val_top1"]  # same predictions after the round trip
+    assert again["loss"] == pytest.approx(summary["val_loss"], abs=1e-6)
+
+    from_ckpt = zoo.load(str(run_dir / "checkpoints" / "best.ckpt")).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(from_ckpt(x), model(x))
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path):
+    first = run(fast_cfg(tmp_path), tmp_path / "first")
+    assert first["epochs"] == 1
+    second = run(fast_cfg(tmp_path, "trainer.max_epochs=2", f"resume={tmp_path / 'first'}"), tmp_path / "second")
+    assert second["epochs"] == 2
+    epochs = {r["epoch"] for r in csv.DictReader(open(tmp_path / "second" / "logs" / "metrics.csv")) if r.get("val/top1")}
+    assert epochs == {"1"}  # only the second epoch ran in the resumed run
+
+
+def test_task_options_ema_mixup_sgd_channels_last_clipping(tmp_path):
+    overrides = ["task.ema_decay=0.9", "task.mixup=0.2", "task.cutmix=0.5", "task.channels_last=true", "optim=sgd",
+                 "optim.lr=0.05", "trainer.gradient_clip_val=1.0", "early_stopping.patience=1", "data=shapes",
+                 "data.train_per_class=8", "data.val_per_class=4", "data.batch_size=8"]
+    run_dir = tmp_path / "opts"
+    summary = run(fast_cfg(tmp_path, *overrides), run_dir)
+    assert summary["model"] == "mobilenetv3_small_100"
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    raw = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    ema = {k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")}
+    assert raw.keys() == ema.keys() and any(not torch.equal(raw[k], ema[k]) for k in raw)
+    assert zoo.load(str(run_dir)).zoo_spec.labels == ("circle", "square", "triangle", "cross")
+
+
+def test_atomic_checkpoints_never_leave_half_files(tmp_path):
+    from zoo.train import _atomic_checkpoint_io
+
+    io = _atomic_checkpoint_io()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(2)}}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(2)}, "x": Unpicklable()}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["train", "recipe=quickstrat"], "unknown recipe 'quickstrat'. Recipes: "),
+        (["train", "trainer.max_epochs=1"], "zoo train recipe=NAME"),
+        (["train", "recipe=quickstart", "trainer.max_epoch=1"], "did you mean 'trainer.max_epochs'?"),
+        (["train", "recipe=quickstart", "optim=adam"], "unknown optim config 'adam'; choices: adamw, sgd"),
+        (["train", "recipe=quickstart", "model.name=mobilenet_v9"], "unknown model 'mobilenet_v9'"),
+        (["train", "recipe=quickstart", "model.num_classes=3", *FAST], "model.num_classes=3 but the data has 10 classes"),
+        (["train", "recipe=quickstart", "data=folder"], "data.root is not set"),
+        (["eval", "no/such/run", "data=digits"], "no such file or folder"),
+    ],
+)
+def test_bad_input_gets_one_clear_line(capsys, argv, needle):
+    assert cli(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert needle in err[-1] and err[-1].startswith(f"zoo {argv[0]}: error:")
+
+
+def test_cli_train_print_config_and_multirun(tmp_path):
+    shown = subprocess.run([ZOO, "train", "recipe=quickstart", "--cfg", "job", "optim.lr=0.123"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert yaml.safe_load(shown.stdout)["optim"]["lr"] == 0.123
+    sweep = subprocess.run(
+        [ZOO, "train", "-m", "recipe=quickstart", f"out_dir={tmp_path}", "optim.lr=0.001,0.01", *FAST,
+         "trainer.limit_train_batches=1", "trainer.limit_val_batches=1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    (multirun,) = (tmp_path / "quickstart").glob("multirun_*")
+    lrs = sorted(yaml.safe_load((multirun / str(i) / "config.yaml").read_text())["optim"]["lr"] for i in (0, 1))
+    assert lrs == [0.001, 0.01]
+    assert (multirun / "0" / "model" / "model.safetensors").is_file()
+
+
+def test_zoo_eval_writes_report(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run(fast_cfg(tmp_path), run_dir)
+    assert cli(["eval", str(run_dir), "data=digits", "--out", str(tmp_path / "ev")]) == 0
+    out = capsys.readouterr().out
+    assert "top-1" in out and "top5" in out and str(tmp_path / "ev") in out
+    report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert {"top1", "top5", "loss", "per_class_accuracy", "confusion_matrix", "samples"} <= set(report)
+    assert report["samples"] == 360 and set(report["per_class_accuracy"]) == {str(i) for i in range(10)}
+    assert sum(map(sum, report["confusion_matrix"])) == 360
+    assert cli(["eval", str(run_dir), "data=shapes"]) == 2
+    assert "predicts 10 classes but the data has 4" in capsys.readouterr().err
+
+
+def test_record_result_rewrites_only_the_measured_block(tmp_path, monkeypatch):
+    import zoo.train
+
+    original = (zoo.train.recipes_dir() / "quickstart.yaml").read_text()
+    (tmp_path / "quickstart.yaml").write_text(original)
+    monkeypatch.setattr(zoo.train, "recipes_dir", lambda: tmp_path)
+    summary = {"val_top1": 0.987654, "val_loss": 0.2, "epochs": 12, "wall_time_s": 51.0,
+               "machine": {"cpu": "Test CPU", "threads": 2, "gpu": None, "torch": "x", "lightning": "y", "date": "2026-01-01"}}
+    record_result("quickstart", summary, "zoo train recipe=quickstart record_result=true")
+    text = (tmp_path / "quickstart.yaml").read_text()
+    assert "# val/top1: 0.9877" in text and "Test CPU, 2 CPU threads" in text
+    strip = lambda t: [line for line in t.splitlines() if not line.startswith("#")]  # noqa: E731
+    assert strip(text) == strip(original)  # the config itself is untouched
+
+
+@pytest.mark.parametrize("recipe", list_recipes())
+def test_every_recipe_states_its_measured_result(recipe):
+    from zoo.train import recipe_path
+
+    header = recipe_path(recipe).read_text().split("# <<< measured")[0]
+    assert "# val/top1: " in header, f"{recipe}: run `zoo train recipe={recipe} record_result=true` and commit the header"
+    assert f"# command: zoo train recipe={recipe}" in header and "wall time:" in header
+    cfg = compose(recipe, [])
+    assert cfg.recipe == recipe
