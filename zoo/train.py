@@ -167,21 +167,29 @@ def _atomic_checkpoint_io():
     return AtomicCheckpointIO()
 
 
-def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir``; on rank 0 save, evaluate and return the summary."""
+@dataclasses.dataclass
+class Prepared:
+    """Everything a run is made of, before ``trainer.fit`` (also what the overhead benchmark times)."""
+
+    trainer: Any
+    task: Any
+    data: Any
+    model: Any
+    best: Any  # the ModelCheckpoint callback
+
+
+def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared:
+    """Build the data, model, task and Trainer of a recipe, without training."""
     import lightning as L
-    import torch
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
     from omegaconf import OmegaConf
 
     import zoo
     from zoo.data.classification import ClassificationDataModule
-    from zoo.evaluate import evaluate
     from zoo.registry import get_spec
     from zoo.tasks.classification import ClassificationTask
 
-    started = time.perf_counter()
     run_dir = Path(run_dir)
     if cfg.get("plugins"):
         raise ConfigError("plugins are not available yet (they arrive with the compression-plugins issue); use plugins=[]")
@@ -234,6 +242,21 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
         logger=loggers,
         plugins=[_atomic_checkpoint_io()],
     )
+    return Prepared(trainer, task, data, model, best)
+
+
+def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir``; on rank 0 save, evaluate and return the summary."""
+    import torch
+    from omegaconf import OmegaConf
+
+    import zoo
+    from zoo.evaluate import evaluate
+
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    p = prepare(cfg, run_dir, callbacks)
+    trainer, task, data, model, best = p.trainer, p.task, p.data, p.model, p.best
     if trainer.is_global_zero:
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         print(f"data: {data.describe()}; model: {cfg.model.name} ({sum(p.numel() for p in model.parameters()):,} params)")

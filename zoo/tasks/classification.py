@@ -49,7 +49,7 @@ class ClassificationTask(L.LightningModule):
         if ema_decay:
             from timm.utils import ModelEmaV3
 
-            self.ema = ModelEmaV3(self.model, decay=ema_decay)
+            self.ema = ModelEmaV3(self.model, decay=ema_decay, use_warmup=True)  # decay ramps up early on
             self.ema.requires_grad_(False)
         self.top1 = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro")
         self.top5 = MulticlassAccuracy(num_classes=num_classes, top_k=min(5, num_classes), average="micro")
