@@ -170,3 +170,13 @@ def test_every_recipe_states_its_measured_result(recipe):
     assert f"# command: zoo train recipe={recipe}" in header and "wall time:" in header
     cfg = compose(recipe, [])
     assert cfg.recipe == recipe
+
+
+@pytest.mark.slow
+def test_torch_compile_option(tmp_path):
+    """task.compile=true compiles the training forward; checkpoints keep the model's own key names."""
+    run_dir = tmp_path / "compiled"
+    run(fast_cfg(tmp_path, "task.compile=true", "trainer.limit_train_batches=2"), run_dir)
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert not any("_orig_mod" in k for k in state)
+    assert zoo.load(str(run_dir)).zoo_spec.num_classes == 10

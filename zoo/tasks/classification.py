@@ -71,7 +71,7 @@ class ClassificationTask(L.LightningModule):
         if self.mixup is not None:
             x, y = self.mixup(x, y)
         loss = self.train_loss(self._train_forward(self._prepare(x)), y)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
