@@ -1,0 +1,163 @@
+"""``zoo.export``: a model (or its name, folder or run) -> a verified ONNX, CoreML or TensorRT file.
+
+Every export starts from the deploy form (``timm.utils.model.reparameterize_model`` folds MobileOne /
+FastViT / RepVGG branches and BatchNorm where a family supports it), writes its file atomically, and
+is verified against PyTorch before it is moved into place: an export that is off by more than its
+tolerance raises and leaves nothing behind that a later run could trust.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import BadArgumentError
+
+FORMATS = {"onnx": ".onnx", "coreml": ".mlpackage", "tensorrt": ".engine"}
+ALIASES = {"trt": "tensorrt", "engine": "tensorrt", "mlpackage": "coreml", "mlmodel": "coreml"}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote and how well it matches PyTorch."""
+
+    path: Path
+    format: str
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    verification: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"{self.format}: {self.path}"]
+        for name, v in self.verification.items():
+            if isinstance(v, dict) and "max_abs_diff" in v:
+                lines.append(
+                    f"  verified on {name} input: max |diff| {v['max_abs_diff']:.3g} (tolerance {v['tolerance']:.3g}), "
+                    f"cosine {v['cosine']:.6f}"
+                )
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def export(
+    model_or_source: Any,
+    format: str = "onnx",
+    *,
+    imgsz: int | None = None,
+    batch: int = 1,
+    dynamic: bool = False,
+    half: bool = False,
+    opset: int = 18,
+    simplify: bool = True,
+    out: str | os.PathLike | None = None,
+    image_input: bool = False,
+) -> ExportResult:
+    """Export and verify. ``model_or_source`` is a module from :func:`zoo.load` or anything it accepts."""
+    import zoo
+
+    fmt = ALIASES.get(str(format).lower(), str(format).lower())
+    if fmt not in FORMATS:
+        raise BadArgumentError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    if batch < 1:
+        raise BadArgumentError(f"batch must be >= 1, not {batch}")
+    source = model_or_source if isinstance(model_or_source, (str, os.PathLike)) else None
+    model = zoo.load(model_or_source) if source is not None else model_or_source
+    spec = getattr(model, "zoo_spec", None)
+    if spec is None:
+        raise BadArgumentError("zoo.export takes a model made by zoo.load (it carries model.zoo_spec) or a model source")
+    size = _input_size(spec, imgsz)
+    path = Path(out) if out else default_path(spec.name, fmt, source)
+    deploy = deploy_form(model)
+    if fmt == "onnx":
+        from zoo.export.onnx import export_onnx
+
+        return export_onnx(deploy, spec, path, size, batch=batch, dynamic=dynamic, half=half, opset=opset, simplify=simplify)
+    if fmt == "coreml":
+        from zoo.export.coreml import export_coreml
+
+        return export_coreml(deploy, spec, path, size, batch=batch, half=half, image_input=image_input)
+    from zoo.export.tensorrt import export_tensorrt
+
+    return export_tensorrt(deploy, spec, path, size, batch=batch, dynamic=dynamic, half=half, opset=opset)
+
+
+def deploy_form(model):
+    """A copy in eval mode with re-parameterisable branches folded (the original is untouched)."""
+    from timm.utils.model import reparameterize_model
+
+    spec = getattr(model, "zoo_spec", None)
+    deploy = reparameterize_model(copy.deepcopy(model).eval())
+    deploy.zoo_spec = spec
+    return deploy
+
+
+def _input_size(spec, imgsz: int | None) -> tuple[int, int, int]:
+    c, h, w = spec.input_size
+    if imgsz is None:
+        return (c, h, w)
+    if spec.fixed_input_size and (imgsz, imgsz) != (h, w):
+        raise BadArgumentError(f"{spec.name} has a fixed input size of {h}x{w}; drop --imgsz or use {h}")
+    return (c, int(imgsz), int(imgsz))
+
+
+def default_path(name: str, fmt: str, source: str | os.PathLike | None) -> Path:
+    folder = Path(source) if source is not None and Path(source).is_dir() else None
+    if folder is not None:
+        return folder / "export" / f"model{FORMATS[fmt]}"
+    return Path("exports") / f"{name}{FORMATS[fmt]}"
+
+
+def sample_inputs(spec, size: tuple[int, int, int], batch: int) -> dict[str, Any]:
+    """A seeded random batch and a real photo (scikit-learn's bundled sample) preprocessed for the model."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+    from timm.data import create_transform
+
+    generator = torch.Generator().manual_seed(0)
+    random = torch.randn(batch, *size, generator=generator)
+    transform = create_transform(input_size=size, interpolation=spec.interpolation, mean=spec.mean, std=spec.std,
+                                 crop_pct=spec.crop_pct)
+    photo = transform(Image.fromarray(np.asarray(load_sample_image("flower.jpg"))))
+    return {"random": random, "real": photo.unsqueeze(0).expand(batch, -1, -1, -1).contiguous()}
+
+
+def compare(reference, candidate, half: bool = False) -> dict[str, float]:
+    """max |diff| and cosine similarity; tolerance = atol + rtol * max|reference|."""
+    import numpy as np
+
+    ref = np.asarray(reference, dtype=np.float64).ravel()
+    got = np.asarray(candidate, dtype=np.float64).ravel()
+    atol, rtol = (1e-2, 1e-3) if half else (1e-4, 1e-5)
+    diff = float(np.abs(ref - got).max()) if ref.size else 0.0
+    denom = float(np.linalg.norm(ref) * np.linalg.norm(got))
+    cosine = float(ref @ got / denom) if denom else 1.0
+    tolerance = atol + rtol * float(np.abs(ref).max() if ref.size else 0.0)
+    return {"max_abs_diff": diff, "cosine": cosine, "tolerance": tolerance, "ok": diff <= tolerance}
+
+
+def metadata(spec, extra: dict[str, str] | None = None) -> dict[str, str]:
+    import json
+
+    from zoo import __version__
+
+    return {
+        "zoo_name": spec.name,
+        "zoo_tag": spec.tag or "",
+        "zoo_version": __version__,
+        "task": spec.task,
+        "labels": json.dumps(list(spec.labels) if spec.labels else []),
+        "num_classes": str(spec.num_classes),
+        "mean": json.dumps(list(spec.mean)),
+        "std": json.dumps(list(spec.std)),
+        "input_size": json.dumps(list(spec.input_size)),
+        **(extra or {}),
+    }
+
+
+__all__ = ["export", "ExportResult", "FORMATS"]

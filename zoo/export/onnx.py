@@ -1,0 +1,107 @@
+"""ONNX export: ``torch.onnx.export`` (dynamo exporter; TorchScript exporter as a logged fallback),
+simplified with onnxslim, zoo metadata in ``metadata_props``, verified in onnxruntime."""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+from zoo._io import atomic_write
+from zoo.errors import BadArgumentError, ZooError
+from zoo.export import ExportResult, compare, metadata, sample_inputs
+
+log = logging.getLogger(__name__)
+INPUT, OUTPUT = "images", "output"
+MAX_BYTES = 2**31 - 1  # protobuf's limit for one self-contained file
+
+
+class ExportError(ZooError):
+    """An export that failed, or whose result does not match PyTorch."""
+
+
+def export_onnx(model, spec, path: Path, size, *, batch=1, dynamic=False, half=False, opset=18, simplify=True) -> ExportResult:
+    import onnx
+    import torch
+
+    if half:
+        raise BadArgumentError(
+            "--half is for --format tensorrt and coreml (they build fp16 from the fp32 graph); ONNX stays fp32 "
+            "so onnxruntime on CPUs can verify and run it"
+        )
+    inputs = sample_inputs(spec, size, batch)
+    notes: list[str] = []
+    with torch.no_grad():
+        reference = {name: model(x).numpy() for name, x in inputs.items()}
+    proto, exporter = _torch_export(model, inputs["random"], dynamic, opset, notes)
+    if simplify:
+        import onnxslim
+
+        proto = onnxslim.slim(proto)
+    props = metadata(spec, {"input_size": json.dumps(list(size)), "exporter": exporter, "opset": str(opset)})
+    onnx.helper.set_model_props(proto, props)
+    if proto.ByteSize() > MAX_BYTES:
+        raise ExportError(f"{spec.name}: the ONNX graph is {proto.ByteSize() / 2**30:.1f} GB, over the 2 GB single-file limit")
+
+    verification = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp) / "model.onnx"
+        onnx.save(proto, str(candidate))
+        session = _session(candidate)
+        for name, x in inputs.items():
+            got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+            verification[name] = compare(reference[name], got)
+        if dynamic and batch == 1:  # a second batch size proves the batch axis really is dynamic
+            x2 = inputs["random"].repeat(2, 1, 1, 1)
+            with torch.no_grad():
+                verification["random_batch2"] = compare(model(x2).numpy(), session.run(None, {session.get_inputs()[0].name: x2.numpy()})[0])
+        failed = {k: v for k, v in verification.items() if not v["ok"]}
+        if failed:
+            worst = ", ".join(f"{k}: max |diff| {v['max_abs_diff']:.3g} > {v['tolerance']:.3g}" for k, v in failed.items())
+            raise ExportError(f"{spec.name}: ONNX output differs from PyTorch beyond tolerance ({worst}); nothing was written")
+        atomic_write(path, lambda dst: Path(dst).write_bytes(candidate.read_bytes()))
+    batch_dim = "batch" if dynamic else batch
+    return ExportResult(
+        path=path,
+        format="onnx",
+        inputs=[{"name": session.get_inputs()[0].name, "shape": [batch_dim, *size], "dtype": "float32"}],
+        outputs=[{"name": o.name, "shape": o.shape, "dtype": "float32"} for o in session.get_outputs()],
+        verification=verification,
+        metadata=props,
+        notes=notes,
+    )
+
+
+def _torch_export(model, x, dynamic: bool, opset: int, notes: list[str]):
+    """The dynamo exporter first; the TorchScript exporter when it fails, with the reason logged."""
+    import onnx
+    import torch
+
+    try:
+        kwargs = {}
+        if dynamic:
+            kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=1024)},)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset, input_names=[INPUT],
+                                        output_names=[OUTPUT], external_data=False, verbose=False, **kwargs)
+        return program.model_proto, "torch.onnx dynamo"
+    except Exception as e:  # noqa: BLE001 - any exporter failure falls back, with its reason
+        reason = f"dynamo exporter failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); used the TorchScript exporter"
+        log.warning(reason)
+        notes.append(reason)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        target = Path(tmp) / "ts.onnx"
+        torch.onnx.export(model, (x,), str(target), dynamo=False, opset_version=min(opset, 20), input_names=[INPUT],
+                          output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}} if dynamic else None)
+        return onnx.load(str(target)), "torch.onnx torchscript"
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
