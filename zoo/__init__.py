@@ -28,13 +28,17 @@ _LAZY = {
     "Paper": "zoo.registry",
     "Reported": "zoo.registry",
     "errors": "zoo.errors",
+    "export": "zoo.export",  # the package is callable: zoo.export(model, "onnx", ...)
+    "ExportResult": "zoo.export",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from zoo import errors
+    from zoo import export
     from zoo.api import load, save
+    from zoo.export import ExportResult
     from zoo.registry import ModelInfo, ModelSpec, Paper, Reported, WeightTag, info, list_models, register_model
 
 
@@ -43,7 +47,7 @@ def __getattr__(name: str):
     if module is None:
         raise AttributeError(f"module 'zoo' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if name == "errors" else getattr(mod, name)
+    value = mod if name in ("errors", "export") else getattr(mod, name)
     globals()[name] = value
     return value
 

@@ -36,6 +36,23 @@ EXAMPLES = {
         "Writes metrics.json (top-1, top-5, loss, per-class accuracy, confusion matrix) and confusion_matrix.png\n"
         "to --out (default: RUN/eval-<data> for a run directory, else runs/eval/<model>/<time>)."
     ),
+    "export": (
+        "Exports the deploy form (re-parameterisable branches folded) and verifies it against PyTorch on a random\n"
+        "and a real photo; fails, writing nothing, beyond tolerance (fp32: 1e-4 + 1e-5 x max|output|).\n\n"
+        "examples:\n"
+        "  zoo export mobilenetv3_small_100 --format onnx\n"
+        "  zoo export runs/quickstart/2026-01-01_12-00-00 --format onnx --dynamic\n"
+        "  zoo export efficientformer_l1 --format coreml --half --image-input\n"
+        "  zoo export nextvit_small --format tensorrt --half   # needs a CUDA GPU and tensorrt"
+    ),
+    "bench": (
+        "Measures params, MACs (torch.utils.flop_counter), latency p50/p90 over --runs after --warmup, throughput,\n"
+        "memory, and the fraction of this machine's matmul peak; writes JSON (keyed by machine) and a Pareto PNG.\n\n"
+        "examples:\n"
+        "  zoo bench mobilenetv3_small_100 mobileone_s0\n"
+        "  zoo bench --all --backends torch,compile,onnxruntime\n"
+        "  zoo bench efficientformer_l1 --batch 1 8 --threads 1 --imgsz 224"
+    ),
     "quickstart": (
         "Trains the `quickstart` recipe (MobileNetV3-Small on the embedded digits data), evaluates it, saves it\n"
         "and checks that it loads back. Needs no download; a few minutes on 2 CPU cores.\n\n"
@@ -83,6 +100,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="a run directory, a zoo.save folder, hf-hub:org/name, or a registered name")
     p.add_argument("overrides", nargs="*", metavar="data=NAME [data.KEY=VALUE ...]", help="the data config and overrides")
     p.add_argument("--out", help="where to write metrics.json and confusion_matrix.png")
+
+    p = command("export", "Export a model or run to ONNX, CoreML or TensorRT, verified against PyTorch.")
+    p.add_argument("source", help="a registered name, a run directory, a zoo.save folder or hf-hub:org/name")
+    p.add_argument("--format", default="onnx", help="onnx (default), coreml or tensorrt")
+    p.add_argument("--imgsz", type=int, help="square input size (default: the model's)")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the input (default 1)")
+    p.add_argument("--dynamic", action="store_true", help="dynamic batch axis")
+    p.add_argument("--half", action="store_true", help="fp16 (coreml, tensorrt)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--no-simplify", dest="simplify", action="store_false", help="skip onnxslim")
+    p.add_argument("--image-input", action="store_true", help="coreml: take RGB images and normalise inside the model")
+    p.add_argument("--out", help="output path (default: RUN/export/model.EXT or exports/NAME.EXT)")
+    p.set_defaults(run=_cmd_export)
+
+    p = command("bench", "Benchmark models: params, MACs, latency, throughput, memory, share of peak.")
+    p.add_argument("models", nargs="*", help="registered names (or --all)")
+    p.add_argument("--all", action="store_true", help="every registered classification model")
+    p.add_argument("--backends", default="torch,onnxruntime", help="comma list of torch, compile, onnxruntime")
+    p.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes (default 1)")
+    p.add_argument("--imgsz", type=int, help="square input size (default: each model's)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    p.add_argument("--runs", type=int, default=50, help="timed runs (>= 50)")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--out", default="runs/bench", help="folder for <machine>.json and .png")
+    p.set_defaults(run=_cmd_bench)
 
     p = command("quickstart", "The main job in minutes: train, evaluate, save and reload a model on embedded data.")
     p.add_argument("--out-dir", default="runs", help="where runs go (default: runs)")
@@ -206,6 +249,38 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if spec.paper:
         out("citation")
         out(spec.paper.bibtex.strip(), markup=False)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from zoo.export import export
+
+    result = export(args.source, args.format, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic, half=args.half,
+                    opset=args.opset, simplify=args.simplify, out=args.out, image_input=args.image_input)
+    print(result.summary())
+    print(f"wrote {result.path}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from zoo.bench import bench, format_table
+    from zoo.errors import BadArgumentError
+    from zoo.registry import list_models
+
+    names = list_models(task="classification") if args.all else args.models
+    if not names:
+        raise BadArgumentError("name the models to benchmark, or pass --all")
+    for name in names:
+        from zoo.registry import get_spec
+
+        get_spec(name)  # unknown names fail before any work
+    document = bench(names, backends=[b.strip() for b in args.backends.split(",") if b.strip()], batch_sizes=args.batch,
+                     imgsz=args.imgsz, threads=args.threads, runs=args.runs, warmup=args.warmup, device=args.device,
+                     out_dir=args.out)
+    Console(width=max(140, Console().width)).print(format_table(document, names))
+    print(f"wrote {document['path']} and {document['plot']}")
     return 0
 
 

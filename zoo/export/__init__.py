@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +84,7 @@ def export(
         return export_coreml(deploy, spec, path, size, batch=batch, half=half, image_input=image_input)
     from zoo.export.tensorrt import export_tensorrt
 
-    return export_tensorrt(deploy, spec, path, size, batch=batch, dynamic=dynamic, half=half, opset=opset)
+    return export_tensorrt(deploy, spec, path, size, batch=batch, dynamic=dynamic, half=half, opset=opset, simplify=simplify)
 
 
 def deploy_form(model):
@@ -159,5 +161,15 @@ def metadata(spec, extra: dict[str, str] | None = None) -> dict[str, str]:
         **(extra or {}),
     }
 
+
+class _CallableModule(types.ModuleType):
+    """DESIGN's public call is ``zoo.export(model, format, ...)``, and ``zoo.export`` is also this package
+    (its submodules bind it as an attribute of ``zoo``), so the package itself forwards calls to :func:`export`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ExportResult:
+        return export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["export", "ExportResult", "FORMATS"]

@@ -13,14 +13,14 @@ from zoo.errors import ZooError
 from zoo.export import ExportResult, compare
 
 
-def export_tensorrt(model, spec, path: Path, size, *, batch=1, dynamic=False, half=False, opset=18) -> ExportResult:
+def export_tensorrt(model, spec, path: Path, size, *, batch=1, dynamic=False, half=False, opset=18, simplify=True) -> ExportResult:
     import numpy as np
     import torch
 
     from zoo.export.onnx import _session, export_onnx
 
     onnx_path = path.with_suffix(".onnx")
-    onnx_result = export_onnx(model, spec, onnx_path, size, batch=batch, dynamic=dynamic, opset=opset)
+    onnx_result = export_onnx(model, spec, onnx_path, size, batch=batch, dynamic=dynamic, opset=opset, simplify=simplify)
     missing = []
     try:
         import tensorrt as trt

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# GPU checks for a machine with an NVIDIA GPU (run from the repository root, e.g. on the lent accelerator):
+# a CUDA latency table from `zoo bench --device cuda`, and the TensorRT export path (which builds, runs and
+# compares an engine where the tensorrt package is installed, and otherwise must stop with its clear message).
+# Uses the machine's own torch/timm: the repository is put on PYTHONPATH, nothing is installed.
+# Results go to $OUT (default: gpu_check_out/).
+set -uo pipefail
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+OUT="${OUT:-gpu_check_out}"
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+python3 -c "import torch, timm, onnx, onnxruntime; print('torch', torch.__version__, 'timm', timm.__version__, 'onnx', onnx.__version__, 'ort', onnxruntime.__version__, torch.cuda.get_device_name(0))" | tee -a "$OUT/gpu.txt"
+python3 -c "import tensorrt; print('tensorrt', tensorrt.__version__)" 2>&1 | tee -a "$OUT/gpu.txt"
+
+echo "== CUDA latency: eager, batch 1 and 32 =="
+timeout 150 python3 -m zoo.cli bench mobilenetv3_small_100 mobileone_s0 efficientformer_l1 nextvit_small fastvit_mci0 \
+  --device cuda --backends torch --batch 1 32 --runs 100 --warmup 20 --out "$OUT" 2>&1 | grep -v "Warning\|warn(" | tee "$OUT/bench_eager.log"
+echo "== CUDA latency: torch.compile, batch 32 =="
+timeout 180 python3 -m zoo.cli bench mobilenetv3_small_100 efficientformer_l1 \
+  --device cuda --backends compile --batch 32 --runs 100 --warmup 20 --out "$OUT" 2>&1 | grep -v "Warning\|warn(" | tee "$OUT/bench_compile.log"
+echo "== TensorRT export (fp16) =="
+timeout 150 python3 -m zoo.cli export mobilenetv3_small_100 --format tensorrt --half --no-simplify --out "$OUT/mnv3.engine" 2>&1 | tail -5 | tee "$OUT/tensorrt.log"
+echo "exit code of the TensorRT export: ${PIPESTATUS[0]}"

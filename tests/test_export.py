@@ -1,0 +1,129 @@
+"""Export: every registered model to verified ONNX; CoreML conversion; TensorRT's clear error; the CLI."""
+from __future__ import annotations
+
+import json
+import platform
+
+import pytest
+import torch
+
+import zoo
+from zoo.cli import main as cli
+from zoo.errors import ZooError
+from zoo.export import export
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+
+def small(name: str) -> int | None:
+    spec = zoo.info(name)
+    return None if spec.fixed_input_size else 64
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_model_exports_to_verified_onnx(name, tmp_path):
+    """A model that cannot export is a failure here, never a skip; new families join automatically."""
+    result = export(name, "onnx", imgsz=small(name), out=tmp_path / f"{name}.onnx")
+    assert result.path.is_file() and result.path.stat().st_size < 2**31
+    for kind in ("random", "real"):
+        check = result.verification[kind]
+        assert check["ok"] and check["max_abs_diff"] <= check["tolerance"] and check["cosine"] > 0.9999, (kind, check)
+    proto = onnx.load(str(result.path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert props["zoo_name"] == name and props["task"] == zoo.info(name).task
+    assert json.loads(props["input_size"]) == list(result.inputs[0]["shape"][1:])
+    assert not any(init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer)  # self-contained
+
+
+def test_dynamic_batch_labels_and_metadata(tmp_path):
+    model = zoo.load("mobilenetv3_small_100", num_classes=3)
+    model.zoo_spec = __import__("dataclasses").replace(model.zoo_spec, labels=("cat", "dog", "eel"))
+    result = export(model, "onnx", imgsz=64, dynamic=True, out=tmp_path / "m.onnx")
+    assert result.inputs[0]["shape"][0] == "batch"
+    assert result.verification["random_batch2"]["ok"]  # really runs at another batch size
+    assert json.loads(result.metadata["labels"]) == ["cat", "dog", "eel"]
+    assert json.loads(result.metadata["mean"]) == pytest.approx(list(model.zoo_spec.mean))
+
+
+def test_torchscript_fallback_is_logged(tmp_path, monkeypatch, caplog):
+    real_export = torch.onnx.export
+
+    def no_dynamo(*args, dynamo=True, **kwargs):
+        if dynamo:
+            raise RuntimeError("pretend the dynamo exporter cannot handle this model")
+        return real_export(*args, dynamo=False, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", no_dynamo)
+    result = export("mobilenetv3_small_100", "onnx", imgsz=64, out=tmp_path / "m.onnx")
+    assert result.metadata["exporter"] == "torch.onnx torchscript"
+    assert any("dynamo exporter failed (RuntimeError: pretend" in n for n in result.notes)
+    assert "dynamo exporter failed" in caplog.text
+    assert result.verification["real"]["ok"]
+
+
+def test_mismatch_fails_loudly_and_writes_nothing(tmp_path, monkeypatch):
+    import zoo.export.onnx as onnx_export
+
+    monkeypatch.setattr(onnx_export, "compare", lambda ref, got, half=False: {"max_abs_diff": 1.0, "cosine": 0.5, "tolerance": 1e-4, "ok": False})
+    with pytest.raises(onnx_export.ExportError, match="differs from PyTorch beyond tolerance.*nothing was written"):
+        export("mobilenetv3_small_100", "onnx", imgsz=64, out=tmp_path / "m.onnx")
+    assert not list(tmp_path.iterdir())
+
+
+def test_deploy_form_is_exported_and_the_original_untouched(tmp_path):
+    model = zoo.load("mobileone_s0")
+    before = sum(p.numel() for p in model.parameters())
+    export(model, "onnx", imgsz=64, out=tmp_path / "m.onnx")
+    assert sum(p.numel() for p in model.parameters()) == before
+    proto = onnx.load(str(tmp_path / "m.onnx"))
+    exported = sum(int(__import__("numpy").prod(i.dims)) for i in proto.graph.initializer)
+    assert exported < before / 2  # MobileOne-S0's branches folded: about 2.1M of 5.3M
+
+
+def test_coreml_conversion_and_spec(tmp_path):
+    pytest.importorskip("coremltools")
+    model = zoo.load("mobilenetv3_small_100", num_classes=3)
+    model.zoo_spec = __import__("dataclasses").replace(model.zoo_spec, labels=("cat", "dog", "eel"))
+    result = export(model, "coreml", imgsz=64, out=tmp_path / "m.mlpackage")
+    spec = result.verification["spec"]
+    assert result.path.is_dir() and (result.path / "Manifest.json").is_file()
+    assert spec["inputs"] == [{"name": "images", "type": "multiArrayType", "shape": [1, 3, 64, 64]}]
+    assert {o["name"] for o in spec["outputs"]} >= {"classLabel"} and spec["op_count"] > 50
+    assert result.metadata["zoo_name"] == "mobilenetv3_small_100"
+    half = export(model, "coreml", imgsz=64, half=True, image_input=True, out=tmp_path / "h.mlpackage")
+    assert half.verification["spec"]["inputs"][0]["type"] == "imageType" and half.metadata["precision"] == "fp16"
+    if platform.system() != "Darwin":
+        assert any("only on macOS" in n for n in result.notes)
+
+
+@pytest.mark.skipif(platform.system() != "Darwin", reason="CoreML prediction needs macOS; conversion is tested above")
+def test_coreml_prediction_parity_on_macos(tmp_path):
+    result = export("mobilenetv3_small_100", "coreml", imgsz=64, out=tmp_path / "m.mlpackage")
+    assert result.verification["real"]["ok"]
+
+
+def test_tensorrt_without_gpu_names_what_is_missing_and_the_onnx(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: scripts/gpu_check.sh runs the TensorRT path")
+    with pytest.raises(ZooError) as err:
+        export("mobilenetv3_small_100", "tensorrt", imgsz=64, out=tmp_path / "m.engine")
+    message = str(err.value)
+    assert "CUDA GPU" in message and f"ready at {tmp_path / 'm.onnx'}" in message and "trtexec --onnx=" in message
+    assert (tmp_path / "m.onnx").is_file() and not (tmp_path / "m.engine").exists()
+
+
+def test_public_call_zoo_export(tmp_path):
+    result = zoo.export("mnasnet_small", "onnx", imgsz=64, out=tmp_path / "m.onnx")
+    assert isinstance(result, zoo.ExportResult) and result.format == "onnx" and result.path.is_file()
+
+
+def test_cli_export(tmp_path, capsys):
+    out = tmp_path / "cli.onnx"
+    assert cli(["export", "mnasnet_small", "--imgsz", "64", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "verified on real input" in printed and f"wrote {out}" in printed and out.is_file()
+    assert cli(["export", "mnasnet_small", "--format", "tflite"]) == 2
+    assert "unknown export format 'tflite'; choose one of onnx, coreml, tensorrt" in capsys.readouterr().err
+    assert cli(["export", "efficientformer_l1", "--imgsz", "96"]) == 2
+    assert "fixed input size of 224x224" in capsys.readouterr().err

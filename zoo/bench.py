@@ -1,0 +1,281 @@
+"""``zoo bench``: parameters, MACs, latency, throughput and memory of models on this machine.
+
+Backends: ``torch`` (eager, inference mode), ``compile`` (``torch.compile``) and ``onnxruntime`` (the
+verified ONNX export). MACs come from ``torch.utils.flop_counter`` (FLOPs / 2) on the deploy form. A
+matmul probe measures the machine's own peak GFLOP/s so each result also says what fraction of it the
+model reaches. Results are keyed by a machine description (CPU or GPU, threads, torch version) and
+merged into one JSON file per machine, which model cards cite; a PNG plots latency against each
+paper's reported accuracy (the Pareto view).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from zoo._io import atomic_write, atomic_write_text
+from zoo.errors import BadArgumentError
+
+BACKENDS = ("torch", "compile", "onnxruntime")
+
+
+def count_macs(model, x) -> int:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops() // 2
+
+
+def matmul_peak_gflops(threads: int, size: int = 1024, seconds: float = 1.0) -> float:
+    """The machine's fp32 matmul rate with ``threads`` threads: the ceiling models are compared to."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    with _threads(threads):
+        for _ in range(3):
+            a @ b
+        runs, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            a @ b
+            runs += 1
+        elapsed = time.perf_counter() - start
+    return 2 * size**3 * runs / elapsed / 1e9
+
+
+class _threads:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __enter__(self):
+        import torch
+
+        self.old = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.set_num_threads(self.old)
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], None] = lambda: None) -> dict[str, float]:
+    base, peak, times = _rss_bytes(), 0, []  # memory growth counts from before the first call
+    for _ in range(warmup):
+        fn()
+        peak = max(peak, _rss_bytes())
+    sync()
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+        peak = max(peak, _rss_bytes())
+    times.sort()
+    return {
+        "p50_ms": 1e3 * statistics.median(times),
+        "p90_ms": 1e3 * times[min(len(times) - 1, int(0.9 * len(times)))],
+        "mean_ms": 1e3 * statistics.fmean(times),
+        "peak_rss_growth_mb": max(0, peak - base) / 2**20,
+    }
+
+
+def bench_model(
+    name: str, *, backends: Sequence[str], batch: int, imgsz: int | None, threads: int, runs: int, warmup: int, device: str
+) -> list[dict[str, Any]]:
+    import torch
+
+    import zoo
+    from zoo.export import _input_size, deploy_form
+
+    model = deploy_form(zoo.load(name))
+    spec = model.zoo_spec
+    size = _input_size(spec, imgsz)
+    x = torch.randn(batch, *size)
+    params = sum(p.numel() for p in model.parameters())
+    macs = count_macs(model, x[:1])
+    rows = []
+    for backend in backends:
+        row = {"model": name, "backend": backend, "batch": batch, "input_size": list(size), "threads": threads,
+               "device": device, "params": params, "macs": macs}
+        try:
+            row.update(_time_backend(model, spec, x, backend, threads, runs, warmup, device))
+        except Exception as e:  # one backend failing must not lose the others' numbers
+            row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        if "mean_ms" in row:
+            row["throughput_per_s"] = batch / (row["mean_ms"] / 1e3)
+            row["gflops_per_s"] = 2 * macs * batch / (row["p50_ms"] / 1e3) / 1e9
+        rows.append(row)
+    return rows
+
+
+def _time_backend(model, spec, x, backend: str, threads: int, runs: int, warmup: int, device: str) -> dict[str, float]:
+    import torch
+
+    if backend == "onnxruntime":
+        import onnxruntime as ort
+
+        from zoo.export.onnx import export_onnx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.onnx"
+            export_onnx(model, spec, path, tuple(x.shape[1:]), batch=x.shape[0])
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+            session = ort.InferenceSession(str(path), options, providers=providers)
+        feed = {session.get_inputs()[0].name: x.numpy()}
+        return time_calls(lambda: session.run(None, feed), runs, warmup)
+    if backend not in ("torch", "compile"):
+        raise BadArgumentError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    model = model.to(device)
+    x = x.to(device)
+    fn = torch.compile(model) if backend == "compile" else model
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    with torch.inference_mode(), _threads(threads):
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        result = time_calls(lambda: fn(x), runs, warmup, sync)
+        if device == "cuda":
+            result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def machine_key(info: dict[str, Any]) -> str:
+    where = info.get("gpu") or info["cpu"]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{where}-{info['threads']}t-torch{info['torch']}").strip("_")
+
+
+def bench(
+    names: Sequence[str],
+    *,
+    backends: Sequence[str] = ("torch", "onnxruntime"),
+    batch_sizes: Sequence[int] = (1,),
+    imgsz: int | None = None,
+    threads: int | None = None,
+    runs: int = 50,
+    warmup: int = 10,
+    device: str = "cpu",
+    out_dir: str | os.PathLike = "runs/bench",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Benchmark ``names``; merge the results into ``out_dir/<machine>.json`` and return that document."""
+    import torch
+
+    from zoo.train import machine
+
+    bad = [b for b in backends if b not in BACKENDS]
+    if bad:
+        raise BadArgumentError(f"unknown backend(s) {', '.join(bad)}; choose from {', '.join(BACKENDS)}")
+    if runs < 50:
+        raise BadArgumentError(f"runs must be at least 50 for stable percentiles, not {runs}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadArgumentError("--device cuda: no CUDA GPU is visible here")
+    threads = threads or torch.get_num_threads()
+    info = machine()
+    info["threads"] = threads
+    info["peak_matmul_gflops"] = matmul_peak_gflops(threads) if device == "cpu" else None
+    key = machine_key(info)
+    path = Path(out_dir) / f"{key}.json"
+    document = json.loads(path.read_text()) if path.is_file() else {"machine": info, "results": []}
+    document["machine"] = info
+    jobs = [(n, b) for n in names for b in batch_sizes]
+    iterator = jobs
+    if progress:
+        from rich.progress import track
+
+        iterator = track(jobs, description="benchmarking")
+    for name, batch in iterator:
+        rows = bench_model(name, backends=backends, batch=batch, imgsz=imgsz, threads=threads, runs=runs, warmup=warmup, device=device)
+        for row in rows:
+            if info["peak_matmul_gflops"] and "gflops_per_s" in row:
+                row["fraction_of_peak"] = row["gflops_per_s"] / info["peak_matmul_gflops"]
+            row["measured"] = info["date"]
+        same = lambda r, new: all(r.get(k) == new.get(k) for k in ("model", "backend", "batch", "input_size", "threads", "device"))  # noqa: E731
+        document["results"] = [r for r in document["results"] if not any(same(r, new) for new in rows)] + rows
+    atomic_write_text(path, json.dumps(document, indent=2) + "\n")
+    document["path"] = str(path)
+    document["plot"] = str(plot_pareto(document, path.with_suffix(".png")))
+    return document
+
+
+def plot_pareto(document: dict[str, Any], path: Path, backend: str = "torch") -> Path:
+    """Latency (batch 1) against the paper's reported accuracy, with the Pareto front drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import zoo
+
+    points = []
+    for row in document["results"]:
+        if row["backend"] != backend or row["batch"] != 1 or "p50_ms" not in row:
+            continue
+        headline = zoo.info(row["model"]).headline
+        if headline is not None and headline.unit == "%":
+            points.append((row["p50_ms"], headline.value, row["model"], headline.metric))
+    fig, ax = plt.subplots(figsize=(9, 6))
+    if points:
+        points.sort()
+        ax.scatter([p[0] for p in points], [p[1] for p in points], c=["tab:orange" if p[3] != "top1" else "tab:blue" for p in points])
+        for lat, acc, name, _ in points:
+            ax.annotate(name, (lat, acc), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        front, best = [], -1.0
+        for lat, acc, _, metric in points:
+            if metric == "top1" and acc > best:
+                front.append((lat, acc))
+                best = acc
+        if front:
+            ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="gray", label="Pareto front (top-1)")
+            ax.legend(loc="lower right")
+        ax.set_xscale("log")
+    m = document["machine"]
+    ax.set_xlabel(f"latency, batch 1, {backend} (ms, log scale) on {m.get('gpu') or m['cpu']}, {m['threads']} threads")
+    ax.set_ylabel("ImageNet top-1 reported by the paper (%) — orange: zero-shot")
+    ax.set_title("Measured latency vs reported accuracy")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
+
+
+def format_table(document: dict[str, Any], names: Sequence[str] | None = None) -> Any:
+    from rich.table import Table
+
+    m = document["machine"]
+    peak = m.get("peak_matmul_gflops")
+    table = Table(title=f"{m.get('gpu') or m['cpu']}, {m['threads']} threads, torch {m['torch']}"
+                  + (f"; matmul peak {peak:.0f} GFLOP/s" if peak else ""))
+    for col in ("model", "backend", "batch", "input", "params", "GMACs", "p50 ms", "p90 ms", "img/s", "% of peak", "mem MB"):
+        table.add_column(col, justify="left" if col in ("model", "backend") else "right")
+    for r in document["results"]:
+        if names is not None and r["model"] not in names:
+            continue
+        if "error" in r:
+            table.add_row(r["model"], r["backend"], str(r["batch"]), "x".join(map(str, r["input_size"][1:])), "", "", r["error"][:40], "", "", "", "")
+            continue
+        table.add_row(
+            r["model"], r["backend"], str(r["batch"]), "x".join(map(str, r["input_size"][1:])), f"{r['params'] / 1e6:.2f}M",
+            f"{r['macs'] / 1e9:.3f}", f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['throughput_per_s']:.1f}",
+            f"{100 * r['fraction_of_peak']:.1f}" if "fraction_of_peak" in r else "", f"{r.get('peak_cuda_mb', r['peak_rss_growth_mb']):.0f}",
+        )
+    return table
