@@ -11,8 +11,6 @@ markers.
 from __future__ import annotations
 
 import argparse
-import re
-import sys
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -54,11 +52,10 @@ def main() -> None:
     print(f"\nonnxruntime slower than eager (or failed) for: {', '.join(slower) or 'none'}")
     print(f"wrote {doc['path']} and {doc['plot']}")
     if args.update_readme:
-        text = README.read_text(encoding="utf-8")
-        if START not in text or END not in text:
-            sys.exit(f"README.md has no {START} ... {END} block")
-        README.write_text(re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: f"{START}\n{table}\n{END}", text, flags=re.S), encoding="utf-8")
-        print(f"updated {README}")
+        from zoo._io import replace_marked_block
+
+        block = "\n".join([START, table, END])
+        print(f"updated {replace_marked_block(README, START, END, block)}")
 
 
 if __name__ == "__main__":

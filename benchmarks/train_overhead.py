@@ -12,9 +12,7 @@ README.md between the train-overhead markers.
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -121,12 +119,10 @@ def main() -> None:
     ratio = statistics.median(rates["recipe loop (Lightning)"]) / baseline
     print(f"\nrecipe/plain ratio {ratio:.2f} (target >= 0.90): {'ok' if ratio >= 0.9 else 'BELOW TARGET'}")
     if args.update_readme:
-        text = README.read_text(encoding="utf-8")
-        if START not in text or END not in text:
-            sys.exit(f"README.md has no {START} ... {END} block")
-        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: f"{START}\n{table}\n{END}", text, flags=re.S)
-        README.write_text(text, encoding="utf-8")
-        print(f"updated {README}")
+        from zoo._io import replace_marked_block
+
+        block = "\n".join([START, table, END])
+        print(f"updated {replace_marked_block(README, START, END, block)}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,21 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     return path
 
 
+def replace_marked_block(path: str | Path, start: str, end: str, block: str) -> Path:
+    """Replace the text from the line holding ``start`` to the one holding ``end`` (markers included) by
+    ``block``, atomically. This is how generated numbers get into READMEs and recipe headers."""
+    import re
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        from zoo.errors import ZooError
+
+        raise ZooError(f"{path} has no '{start} ... {end}' block to fill in")
+    return atomic_write_text(path, pattern.sub(lambda _: block, text, count=1))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

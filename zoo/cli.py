@@ -267,14 +267,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from zoo.bench import bench, format_table
     from zoo.errors import BadArgumentError
-    from zoo.registry import list_models
+    from zoo.registry import get_spec, list_models
 
     names = list_models(task="classification") if args.all else args.models
     if not names:
         raise BadArgumentError("name the models to benchmark, or pass --all")
     for name in names:
-        from zoo.registry import get_spec
-
         get_spec(name)  # unknown names fail before any work
     document = bench(names, backends=[b.strip() for b in args.backends.split(",") if b.strip()], batch_sizes=args.batch,
                      imgsz=args.imgsz, threads=args.threads, runs=args.runs, warmup=args.warmup, device=args.device,

@@ -15,7 +15,6 @@ import dataclasses
 import json
 import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from zoo._io import atomic_write, atomic_write_text
+from zoo._io import atomic_write, atomic_write_text, replace_marked_block
 from zoo.errors import ConfigError, DataError, closest
 
 GROUPS = ("model", "data", "task", "optim", "trainer")
@@ -322,7 +321,6 @@ def machine() -> dict[str, Any]:
 def record_result(recipe: str, summary: dict[str, Any], command: str) -> Path:
     """Write a run's measured result into the recipe's header block (between the measured markers)."""
     path = recipe_path(recipe)
-    text = path.read_text(encoding="utf-8")
     m = summary["machine"]
     where = f"{m['gpu']}" if m.get("gpu") else f"{m['cpu']}, {m['threads']} CPU threads"
     block = "\n".join(
@@ -334,11 +332,7 @@ def record_result(recipe: str, summary: dict[str, Any], command: str) -> Path:
             MEASURED_END,
         ]
     )
-    pattern = re.compile(re.escape(MEASURED_START) + r".*?" + re.escape(MEASURED_END), re.S)
-    if not pattern.search(text):
-        raise ConfigError(f"{path} has no '{MEASURED_START} ... {MEASURED_END}' block in its header")
-    atomic_write_text(path, pattern.sub(lambda _: block, text, count=1))
-    return path
+    return replace_marked_block(path, MEASURED_START, MEASURED_END, block)
 
 
 # -- the entry point -------------------------------------------------------------------------------
