@@ -108,17 +108,15 @@ def main(argv: list[str]) -> int:
     import zoo
     from zoo.data.classification import ClassificationDataModule
     from zoo.errors import DataError
-    from zoo.train import conf_dir, group_options
+    from zoo.train import check_group_choice, conf_dir
 
     parser = argparse.ArgumentParser(prog="zoo eval", add_help=False)
     parser.add_argument("source")
     parser.add_argument("--out")
     args, overrides = parser.parse_known_args(argv)
     for o in overrides:
-        if o.startswith("data=") and o.split("=", 1)[1] not in group_options("data"):
-            from zoo.errors import ConfigError
-
-            raise ConfigError(f"unknown data config {o.split('=', 1)[1]!r}; choices: {', '.join(group_options('data'))}")
+        if o.startswith("data="):
+            check_group_choice("data", o.split("=", 1)[1])
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("eval", overrides=overrides)
     given = {o.split("=", 1)[0].lstrip("+") for o in overrides}

@@ -76,6 +76,15 @@ def compose(recipe: str, overrides: Sequence[str] = ()):
         return hydra_compose(recipe, overrides=[*overrides, SEARCHPATH])
 
 
+def check_group_choice(group: str, value: str) -> None:
+    """``group=value`` must name a config file of that group in ``conf/``."""
+    if value not in group_options(group):
+        raise ConfigError(
+            f"unknown {group} config {value!r}; choices: {', '.join(group_options(group))} "
+            f"(or set single keys, e.g. {group}.KEY=VALUE)"
+        )
+
+
 def check_overrides(recipe: str, overrides: Sequence[str]) -> None:
     """Reject unknown keys and group options with the valid choices, before Hydra's longer messages."""
     from hydra import compose as hydra_compose
@@ -96,11 +105,7 @@ def check_overrides(recipe: str, overrides: Sequence[str]) -> None:
             continue
         values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
         for value in values:
-            if value not in group_options(key):
-                raise ConfigError(
-                    f"unknown {key} config {value!r}; choices: {', '.join(group_options(key))} "
-                    f"(or set single keys, e.g. {key}.KEY=VALUE)"
-                )
+            check_group_choice(key, value)
         chosen.append(f"{key}={values[0]}")
     with initialize_config_dir(config_dir=str(recipes_dir()), version_base="1.3"):
         base = hydra_compose(recipe, overrides=[SEARCHPATH, *chosen])
