@@ -53,6 +53,15 @@ EXAMPLES = {
         "  zoo bench --all --backends torch,compile,onnxruntime\n"
         "  zoo bench efficientformer_l1 --batch 1 8 --threads 1 --imgsz 224"
     ),
+    "predict": (
+        "Letterboxes each image to the model's input size (or --imgsz), keeps detections with score >= --conf, maps\n"
+        "them back to the original pixels and writes OUT/<stem>.png (boxes drawn) and OUT/predictions.json.\n"
+        "A registered name with a weights tag (yolov10n.coco) downloads its weights; a bare name is untrained.\n\n"
+        "examples:\n"
+        "  zoo predict yolov10n.coco bus.jpg --out preds/\n"
+        "  zoo predict runs/yolov10n_shapes/2026-01-01_12-00-00 photos/*.jpg --out preds/ --conf 0.4\n"
+        "  zoo predict hf-hub:org/name street.png --out preds/ --imgsz 320"
+    ),
     "quickstart": (
         "Trains the `quickstart` recipe (MobileNetV3-Small on the embedded digits data), evaluates it, saves it\n"
         "and checks that it loads back. Needs no download; a few minutes on 2 CPU cores.\n\n"
@@ -126,6 +135,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--out", default="runs/bench", help="folder for <machine>.json and .png")
     p.set_defaults(run=_cmd_bench)
+
+    p = command("predict", "Detect objects in images: annotated PNGs and predictions.json in original pixels.")
+    p.add_argument("source", metavar="MODEL", help="a registered name (arch.tag for weights), a run directory, a zoo.save folder or hf-hub:org/name")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, GIF, WebP)")
+    p.add_argument("--out", required=True, help="folder for <stem>.png and predictions.json")
+    p.add_argument("--conf", type=float, default=0.25, help="keep detections with score >= CONF (default 0.25)")
+    p.add_argument("--imgsz", type=int, help="square input size (default: the model's)")
+    p.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    p.set_defaults(run=_cmd_predict)
 
     p = command("quickstart", "The main job in minutes: train, evaluate, save and reload a model on embedded data.")
     p.add_argument("--out-dir", default="runs", help="where runs go (default: runs)")
@@ -279,6 +298,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                      out_dir=args.out)
     Console(width=max(140, Console().width)).print(format_table(document, names))
     print(f"wrote {document['path']} and {document['plot']}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from zoo.predict import PREDICTIONS_NAME, predict
+    from zoo.registry import list_models
+
+    results = predict(args.source, args.images, args.out, conf=args.conf, imgsz=args.imgsz, batch_size=args.batch,
+                      device=args.device)
+    if args.source in list_models() and not Path(args.source).exists():
+        print(f"note: {args.source} names no weights tag, so its weights are untrained; see `zoo info {args.source}` for tags",
+              file=sys.stderr)
+    for r in results:
+        n = len(r["detections"])
+        counts: dict[str, int] = {}
+        for d in r["detections"]:
+            counts[d["label"]] = counts.get(d["label"], 0) + 1
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        print(f"{r['file']} ({r['width']}x{r['height']}): {n} detection{'s' if n != 1 else ''}" + (f" ({detail})" if detail else ""))
+    print(f"wrote {len(results)} image{'s' if len(results) != 1 else ''} and {PREDICTIONS_NAME} to {Path(args.out)}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Classifier evaluation: top-1/top-5, loss, per-class accuracy, confusion matrix (JSON and PNG)."""
+"""Evaluation: classifiers (top-1/top-5, loss, per-class accuracy, confusion matrix) and detectors (COCO
+mAP@[.5:.95], mAP@.5, per-class AP, a sheet of predictions), as JSON and PNGs; and ``zoo eval``."""
 from __future__ import annotations
 
 import json
@@ -95,6 +96,101 @@ def plot_confusion(confusion: torch.Tensor, class_names: Sequence[str], path: Pa
     return path
 
 
+@torch.no_grad()
+def evaluate_detection(
+    model: nn.Module,
+    loader: DataLoader,
+    class_names: Sequence[str],
+    out_dir: str | Path | None = None,
+    *,
+    title: str = "",
+    progress: bool = True,
+    conf: float = 0.25,
+) -> dict[str, Any]:
+    """COCO metrics of a detector over ``loader``; optionally ``metrics.json``, ``per_class_ap.png`` and
+    ``predictions.png`` (the first images with their detections above ``conf``, ground truth in white)."""
+    from zoo.errors import DataError
+    from zoo.metrics import DetectionMetric
+
+    model.eval()
+    device = next(model.parameters()).device
+    metric = DetectionMetric(len(class_names), class_names)
+    shown: list[tuple[torch.Tensor, torch.Tensor, dict]] = []
+    batches = loader
+    if progress:
+        from rich.progress import track
+
+        batches = track(loader, description="evaluating", transient=True)
+    for images, targets in batches:
+        detections = model(images.to(device)).float().cpu()
+        if detections.ndim != 3 or detections.shape[-1] != 6:
+            raise DataError(f"{getattr(model, 'zoo_spec', None) and model.zoo_spec.name} is not a detector (output {tuple(detections.shape)})")
+        metric.update(detections, targets)
+        for image, det, target in zip(images, detections, targets):
+            if len(shown) < 8:
+                shown.append((image, det[det[:, 4] >= conf], target))
+    metrics = metric.compute()
+    metrics["classes"] = list(class_names)
+    if out_dir is not None:
+        out = Path(out_dir)
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        heading = title or f"mAP@.5 {metrics['map50']:.3f}, mAP@[.5:.95] {metrics['map']:.3f}"
+        plot_per_class_ap(metrics, out / "per_class_ap.png", title=heading)
+        plot_predictions(shown, class_names, out / "predictions.png", title=heading)
+        metrics["files"] = {name: str(out / f"{name}.{ext}") for name, ext in
+                            (("metrics", "json"), ("per_class_ap", "png"), ("predictions", "png"))}
+    return metrics
+
+
+def plot_per_class_ap(metrics: dict[str, Any], path: Path, title: str = "") -> Path:
+    """AP@[.5:.95] per class as horizontal bars, worst at the top: where to look first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = sorted(metrics["per_class"].items(), key=lambda kv: kv[1])
+    fig, ax = plt.subplots(figsize=(7, min(max(2.5, 0.3 * len(items) + 1.5), 24)))
+    ax.barh([k for k, _ in items], [v for _, v in items], color="#3b7dd8")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("AP@[.5:.95]")
+    ax.axvline(metrics["map"], color="black", linestyle="--", linewidth=1, label=f"mean {metrics['map']:.3f}")
+    ax.legend(loc="lower right")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
+
+
+def plot_predictions(samples, class_names: Sequence[str], path: Path, title: str = "") -> Path:
+    """A sheet of images with their detections (coloured, with scores) and ground truth (white)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torchvision.utils import draw_bounding_boxes
+
+    from zoo.predict import draw_detections
+
+    cols = min(4, max(len(samples), 1))
+    rows = max(1, -(-len(samples) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (image, det, target) in zip(axes.flat, samples):
+        pixels = (image.clamp(0, 1) * 255).to(torch.uint8)
+        if len(target["boxes"]):
+            pixels = draw_bounding_boxes(pixels, target["boxes"].float(), colors="white", width=1)
+        pixels = draw_detections(pixels, det[:, :4], det[:, 4], det[:, 5].long(), list(class_names))
+        ax.imshow(pixels.permute(1, 2, 0).numpy())
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
+
+
 # -- `zoo eval` -------------------------------------------------------------------------------------
 
 
@@ -121,11 +217,20 @@ def main(argv: list[str]) -> int:
         cfg = compose("eval", overrides=overrides)
     given = {o.split("=", 1)[0].lstrip("+") for o in overrides}
     for key in ("img_size", "crop_pct"):  # the model's own preprocessing unless asked otherwise
-        if f"data.{key}" not in given:
+        if f"data.{key}" not in given and key in cfg.data:
             cfg.data[key] = None
     model = zoo.load(args.source).eval()
     spec = model.zoo_spec
-    data = ClassificationDataModule(cfg.data, spec, seed=cfg.seed)
+    detection = spec.task == "detection"
+    if detection:
+        from zoo.data.detection import SOURCES, DetectionDataModule
+
+        if cfg.data.source not in SOURCES:
+            raise DataError(f"{spec.name} is a detector; evaluate it on detection data (data=shapes_det, data=coco, data=yolo), "
+                            f"not data={cfg.data.source}")
+        data = DetectionDataModule(cfg.data, spec, seed=cfg.seed)
+    else:
+        data = ClassificationDataModule(cfg.data, spec, seed=cfg.seed)
     if spec.num_classes != data.num_classes:
         raise DataError(f"{args.source} predicts {spec.num_classes} classes but the data has {data.num_classes}; evaluate on matching data")
     if spec.labels is not None and list(spec.labels) != list(data.classes):
@@ -137,9 +242,15 @@ def main(argv: list[str]) -> int:
         out = source / f"eval-{cfg.data.source}"
     else:
         out = Path("runs") / "eval" / spec.name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    metrics = evaluate(model, data.val_dataloader(), data.classes, out, title=f"{spec.name} on {cfg.data.source} (val)")
-    k = next(key for key in metrics if key.startswith("top") and key != "top1")
+    title = f"{spec.name} on {cfg.data.source} (val)"
     print(f"{spec.name} on {data.describe()}")
-    print(f"top-1 {metrics['top1']:.2%}   {k} {metrics[k]:.2%}   loss {metrics['loss']:.4f}   ({metrics['samples']} images)")
-    print(f"wrote {metrics['files']['metrics']} and {metrics['files']['confusion_matrix']}")
+    if detection:
+        metrics = evaluate_detection(model, data.val_dataloader(), data.classes, out, title=title)
+        print(f"mAP@[.5:.95] {metrics['map']:.4f}   mAP@.5 {metrics['map50']:.4f}   mAP@.75 {metrics['map75']:.4f}   "
+              f"({metrics['images']} images, {metrics['objects']} objects)")
+    else:
+        metrics = evaluate(model, data.val_dataloader(), data.classes, out, title=title)
+        k = next(key for key in metrics if key.startswith("top") and key != "top1")
+        print(f"top-1 {metrics['top1']:.2%}   {k} {metrics[k]:.2%}   loss {metrics['loss']:.4f}   ({metrics['samples']} images)")
+    print("wrote " + ", ".join(metrics["files"].values()))
     return 0

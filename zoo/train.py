@@ -171,6 +171,23 @@ def _atomic_checkpoint_io():
     return AtomicCheckpointIO()
 
 
+MONITOR = {"classification": "val/top1", "detection": "val/map"}  # what picks the best checkpoint
+
+
+def _task_kind(cfg, spec) -> str:
+    """The model's task, checked against the recipe's task settings (a detector in a classifier recipe...)."""
+    recipe_kind = "detection" if "label_smoothing" not in cfg.task else "classification"
+    if spec.task not in MONITOR:
+        raise ConfigError(f"{spec.name} is a {spec.task} model; zoo train handles {' and '.join(MONITOR)} models")
+    if spec.task != recipe_kind:
+        raise ConfigError(
+            f"{spec.name} is a {spec.task} model but recipe {cfg.recipe!r} trains {recipe_kind} models; "
+            f"use a {spec.task} recipe (e.g. {'yolov10n_shapes' if spec.task == 'detection' else 'quickstart'}) "
+            f"or a {recipe_kind} model"
+        )
+    return spec.task
+
+
 @dataclasses.dataclass
 class Prepared:
     """Everything a run is made of, before ``trainer.fit`` (also what the overhead benchmark times)."""
@@ -190,18 +207,24 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
     from omegaconf import OmegaConf
 
     import zoo
-    from zoo.data.classification import ClassificationDataModule
     from zoo.registry import get_spec
-    from zoo.tasks.classification import ClassificationTask
 
     run_dir = Path(run_dir)
     if cfg.get("plugins"):
         raise ConfigError("plugins are not available yet (they arrive with the compression-plugins issue); use plugins=[]")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     spec = get_spec(cfg.model.name)
-    if spec.task != "classification":
-        raise ConfigError(f"{cfg.model.name} is a {spec.task} model; this recipe trains classifiers")
-    data = ClassificationDataModule(cfg.data, spec, seed=cfg.seed)
+    kind = _task_kind(cfg, spec)
+    if kind == "detection":
+        from zoo.data.detection import DetectionDataModule
+        from zoo.tasks.detection import DetectionTask as Task
+
+        data = DetectionDataModule(cfg.data, spec, seed=cfg.seed)
+    else:
+        from zoo.data.classification import ClassificationDataModule
+        from zoo.tasks.classification import ClassificationTask as Task
+
+        data = ClassificationDataModule(cfg.data, spec, seed=cfg.seed)
     num_classes = cfg.model.num_classes or data.num_classes
     if num_classes != data.num_classes:
         raise DataError(
@@ -216,14 +239,18 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         **OmegaConf.to_container(cfg.model.kwargs, resolve=True),
     )
     model.zoo_spec = dataclasses.replace(model.zoo_spec, labels=tuple(data.classes), **_spec_preprocessing(data))
-    task = ClassificationTask(model, num_classes, optim=OmegaConf.to_container(cfg.optim, resolve=True), **cfg.task)
+    optim = OmegaConf.to_container(cfg.optim, resolve=True)
+    if kind == "detection":
+        task = Task(model, num_classes, optim=optim, class_names=data.classes, **cfg.task)
+    else:
+        task = Task(model, num_classes, optim=optim, **cfg.task)
 
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_kwargs["precision"] = _precision(trainer_kwargs.get("precision", "auto"))
     best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
-        monitor="val/top1",
+        monitor=MONITOR[kind],
         mode="max",
         save_last=True,
         auto_insert_metric_name=False,
@@ -274,21 +301,25 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
     final = task.eval_model().cpu().eval()
     final.zoo_spec = model.zoo_spec
     zoo.save(final, run_dir / "model")
-    metrics = evaluate(final, data.val_dataloader(), data.classes, run_dir / "eval", title=f"{cfg.recipe}: {cfg.model.name} on {cfg.data.source} (val)")
-    summary = {
-        "recipe": cfg.recipe,
-        "model": cfg.model.name,
-        "data": data.describe(),
-        "epochs": trainer.current_epoch,
-        "val_top1": metrics["top1"],
-        "val_loss": metrics["loss"],
+    title = f"{cfg.recipe}: {cfg.model.name} on {cfg.data.source} (val)"
+    summary = {"recipe": cfg.recipe, "model": cfg.model.name, "task": model.zoo_spec.task, "data": data.describe(),
+               "epochs": trainer.current_epoch}
+    if model.zoo_spec.task == "detection":
+        from zoo.evaluate import evaluate_detection
+
+        metrics = evaluate_detection(final, data.val_dataloader(), data.classes, run_dir / "eval", title=title)
+        summary.update(val_map=metrics["map"], val_map50=metrics["map50"])
+    else:
+        metrics = evaluate(final, data.val_dataloader(), data.classes, run_dir / "eval", title=title)
+        summary.update(val_top1=metrics["top1"], val_loss=metrics["loss"])
+    summary.update({
         "best_checkpoint": checkpoint,
         "run_dir": str(run_dir),
         "model_dir": str(run_dir / "model"),
         "eval_dir": str(run_dir / "eval"),
         "wall_time_s": round(time.perf_counter() - started, 1),
         "machine": machine(),
-    }
+    })
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -331,7 +362,7 @@ def record_result(recipe: str, summary: dict[str, Any], command: str) -> Path:
     block = "\n".join(
         [
             f"{MEASURED_START} (written by `zoo train recipe={recipe} record_result=true`; do not edit by hand)",
-            f"# val/top1: {summary['val_top1']:.4f}  val/loss: {summary['val_loss']:.4f}  after {summary['epochs']} epochs",
+            f"# {_headline(summary)}  after {summary['epochs']} epochs",
             f"# wall time: {summary['wall_time_s']:.0f} s on {where}; torch {m['torch']}, lightning {m['lightning']}, {m['date']}",
             f"# command: {command}",
             MEASURED_END,
@@ -365,13 +396,23 @@ def _hydra_task(cfg) -> None:
             print(f"recorded the result in {path}")
 
 
+def _headline(summary: dict[str, Any]) -> str:
+    if "val_map" in summary:
+        return f"val/map50: {summary['val_map50']:.4f}  val/map: {summary['val_map']:.4f}"
+    return f"val/top1: {summary['val_top1']:.4f}  val/loss: {summary['val_loss']:.4f}"
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
+    detection = "val_map" in summary
+    result = (f"val mAP@.5 {summary['val_map50']:.3f}, mAP@[.5:.95] {summary['val_map']:.3f}" if detection
+              else f"val top-1 {summary['val_top1']:.2%}")
+    files = "per_class_ap.png, predictions.png" if detection else "confusion_matrix.png"
     print(
-        f"\nval top-1 {summary['val_top1']:.2%} after {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, "
+        f"\n{result} after {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, "
         f"{summary['wall_time_s']:.0f} s\n"
         f"run directory : {summary['run_dir']}\n"
         f"model         : {summary['model_dir']}  (zoo.load({summary['run_dir']!r}))\n"
-        f"evaluation    : {summary['eval_dir']}/metrics.json, confusion_matrix.png"
+        f"evaluation    : {summary['eval_dir']}/metrics.json, {files}"
     )
 
 

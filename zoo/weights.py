@@ -89,6 +89,8 @@ def head_classes(state_dict: Mapping[str, torch.Tensor], head: Iterable[str]) ->
     """The number of classes a state dict's first head produces (rows of its weight), if it has one."""
     for h in head:
         w = state_dict.get(f"{h}.weight")
+        if w is None:  # a head made of several layers (e.g. a detector's class branch): its last weight
+            w = next((v for k, v in reversed(state_dict.items()) if k.startswith(f"{h}.") and k.endswith(".weight")), None)
         if w is not None and w.ndim >= 1:
             return int(w.shape[0])
     return None

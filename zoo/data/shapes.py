@@ -1,9 +1,11 @@
 """``shapes``: a synthetic image dataset generated deterministically from a seed (no download).
 
-Each image shows coloured geometric shapes on a noisy background. Classification uses one shape per
-image (the class is its kind); detection (later) reuses the same renderer with several shapes and their
-boxes. Sample ``i`` of split ``s`` depends only on ``(seed, s, i)``, so every process and every run sees
-the same data, whatever the order of access (DDP ranks, workers).
+Each image shows coloured geometric shapes. Classification uses one shape per image on a noisy
+background (the class is its kind); detection (:func:`detection_sample`) reuses the same renderer with
+one to six shapes on textured backgrounds (noise, gradients, stripes, so a detector cannot find objects
+by "anything that is not flat"), with boxes measured from the drawn pixels. Sample ``i`` of split ``s``
+depends only on ``(seed, s, i)``, so every process and every run sees the same data, whatever the order
+of access (DDP ranks, workers).
 """
 from __future__ import annotations
 
@@ -58,3 +60,88 @@ def classification_sample(seed: int, split: str, index: int, size: int = 64) -> 
     y0 = rng.uniform(0, size - side)
     draw_shape(ImageDraw.Draw(image), CLASSES[label], (x0, y0, x0 + side, y0 + side), _colour(rng, background), rng.uniform(0, 2 * math.pi))
     return image, label
+
+
+# -- detection -------------------------------------------------------------------------------------
+
+MAX_IOU = 0.3  # a new shape may overlap an earlier one's box this much at most...
+MAX_HIDDEN = 0.15  # ...and hide at most this fraction of its pixels, so every object stays visible
+
+
+def _textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Noise plus two linear gradients and a stripe pattern in random directions, as float ``[H, W, 3]``."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / size
+    pixels = rng.uniform(40, 215, 3)[None, None, :] + rng.normal(0, 10, (size, size, 3))
+    for _ in range(2):
+        theta = rng.uniform(0, 2 * math.pi)
+        ramp = (xx * math.cos(theta) + yy * math.sin(theta)) - 0.5
+        pixels += ramp[..., None] * rng.uniform(-90, 90, 3)[None, None, :]
+    theta, period = rng.uniform(0, math.pi), rng.uniform(0.08, 0.3)
+    stripes = np.sin(2 * math.pi * (xx * math.cos(theta) + yy * math.sin(theta)) / period + rng.uniform(0, 2 * math.pi))
+    pixels += stripes[..., None] * rng.uniform(-30, 30, 3)[None, None, :]
+    return np.clip(pixels, 0, 255)
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
+
+
+def _detection_scene(
+    seed: int, split: str, index: int, size: int = 128
+) -> tuple[Image.Image, np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
+    """:func:`detection_sample` plus each object's colour (tests check the boxes against the pixels)."""
+    rng = _rng(seed, f"detection/{split}", index)  # not the classification images' stream
+    background = _textured_background(rng, size)
+    pixels = background.copy()
+    wanted = int(rng.integers(1, 7))
+    boxes: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    labels: list[int] = []
+    colours: list[tuple[int, int, int]] = []
+    for _ in range(wanted * 20):  # placement tries; a crowded image keeps the objects that fit
+        if len(boxes) == wanted:
+            break
+        label = int(rng.integers(0, len(CLASSES)))
+        side = rng.uniform(0.10, 0.45) * size
+        x0, y0 = rng.uniform(0, size - side), rng.uniform(0, size - side)
+        angle = rng.uniform(0, 2 * math.pi)
+        canvas = Image.new("L", (size, size), 0)  # draw alone first: the box is measured from real pixels
+        draw_shape(ImageDraw.Draw(canvas), CLASSES[label], (x0, y0, x0 + side, y0 + side), 255, angle)
+        mask = np.asarray(canvas) > 0
+        ys, xs = np.nonzero(mask)
+        if len(xs) < 9:
+            continue
+        box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
+        if any(_box_iou(box, other) > MAX_IOU for other in boxes):
+            continue
+        if any((m & mask).sum() > MAX_HIDDEN * m.sum() for m in masks):  # drawn on top: it would hide them
+            continue
+        colour = _colour(rng, background[mask].mean(axis=0))
+        pixels[mask] = colour
+        boxes.append(box)
+        masks.append(mask)
+        labels.append(label)
+        colours.append(colour)
+    image = Image.fromarray(pixels.astype(np.uint8), "RGB")
+    return (
+        image,
+        np.stack(boxes).astype(np.float32) if boxes else np.zeros((0, 4), np.float32),
+        np.asarray(labels, dtype=np.int64),
+        colours,
+    )
+
+
+def detection_sample(seed: int, split: str, index: int, size: int = 128) -> tuple[Image.Image, np.ndarray, np.ndarray]:
+    """Image ``index`` of ``split`` with 1-6 shapes: ``(image, boxes [n, 4] xyxy pixels float32, labels [n] int64)``.
+
+    Boxes are the tight bounds of each shape's drawn pixels (for a triangle, its polygon as rasterised),
+    so a perfect detector can reach IoU 1. Shapes are 10-45% of the side; a placement that overlaps an
+    earlier box by IoU > 0.3 or hides more than 15% of an earlier shape is redrawn elsewhere.
+    """
+    image, boxes, labels, _ = _detection_scene(seed, split, index, size)
+    return image, boxes, labels

@@ -1,9 +1,11 @@
 """``zoo.export``: a model (or its name, folder or run) -> a verified ONNX, CoreML or TensorRT file.
 
-Every export starts from the deploy form (``timm.utils.model.reparameterize_model`` folds MobileOne /
-FastViT / RepVGG branches and BatchNorm where a family supports it), writes its file atomically, and
-is verified against PyTorch before it is moved into place: an export that is off by more than its
-tolerance raises and leaves nothing behind that a later run could trust.
+Every export starts from the deploy form (a family's own ``model.deploy()`` where it has one, e.g.
+YOLOv10 drops its training-only head and folds BatchNorm; otherwise ``timm.utils.model.reparameterize_model``
+folds MobileOne / FastViT / RepVGG branches and BatchNorm), writes its file atomically, and is verified
+against PyTorch before it is moved into place: an export that is off by more than its tolerance raises
+and leaves nothing behind that a later run could trust. Detectors are compared detection by detection
+(:func:`compare_detections`), since near-equal scores may swap places in a top-k.
 """
 from __future__ import annotations
 
@@ -89,10 +91,14 @@ def export(
 
 def deploy_form(model):
     """A copy in eval mode with re-parameterisable branches folded (the original is untouched)."""
-    from timm.utils.model import reparameterize_model
-
     spec = getattr(model, "zoo_spec", None)
-    deploy = reparameterize_model(copy.deepcopy(model).eval())
+    deploy = copy.deepcopy(model).eval()
+    if callable(getattr(deploy, "deploy", None)):  # families that know their own inference form
+        deploy = deploy.deploy()
+    else:
+        from timm.utils.model import reparameterize_model
+
+        deploy = reparameterize_model(deploy)
     deploy.zoo_spec = spec
     return deploy
 
@@ -123,9 +129,16 @@ def sample_inputs(spec, size: tuple[int, int, int], batch: int) -> dict[str, Any
 
     generator = torch.Generator().manual_seed(0)
     random = torch.randn(batch, *size, generator=generator)
+    image = np.asarray(load_sample_image("flower.jpg"))
+    if spec.task == "detection":  # detectors take letterboxed RGB in 0..1; random input in that range too
+        from zoo.data.detection import letterbox
+
+        photo, _ = letterbox(torch.from_numpy(image.copy()).permute(2, 0, 1).contiguous(), size[-1])
+        random = torch.rand(batch, *size, generator=generator)
+        return {"random": random, "real": photo.unsqueeze(0).expand(batch, -1, -1, -1).contiguous()}
     transform = create_transform(input_size=size, interpolation=spec.interpolation, mean=spec.mean, std=spec.std,
                                  crop_pct=spec.crop_pct)
-    photo = transform(Image.fromarray(np.asarray(load_sample_image("flower.jpg"))))
+    photo = transform(Image.fromarray(image))
     return {"random": random, "real": photo.unsqueeze(0).expand(batch, -1, -1, -1).contiguous()}
 
 
@@ -141,6 +154,54 @@ def compare(reference, candidate, half: bool = False) -> dict[str, float]:
     cosine = float(ref @ got / denom) if denom else 1.0
     tolerance = atol + rtol * float(np.abs(ref).max() if ref.size else 0.0)
     return {"max_abs_diff": diff, "cosine": cosine, "tolerance": tolerance, "ok": diff <= tolerance}
+
+
+def compare_outputs(spec, reference, candidate, half: bool = False) -> dict[str, float]:
+    """:func:`compare` for classifiers; :func:`compare_detections` for detectors."""
+    if spec is not None and spec.task == "detection":
+        return compare_detections(reference, candidate, half=half)
+    return compare(reference, candidate, half=half)
+
+
+def compare_detections(reference, candidate, half: bool = False) -> dict[str, float]:
+    """Detections ``[B, K, 6]`` matched row by row: each confident reference detection must appear in the
+    candidate with the same class and a box and score within tolerance.
+
+    Only rows whose score clears the last kept score by more than the tolerance are required, since a
+    candidate may legitimately keep a different one of two near-equal detections at the top-k boundary.
+    """
+    import numpy as np
+
+    ref = np.asarray(reference, dtype=np.float64)
+    got = np.asarray(candidate, dtype=np.float64)
+    if ref.shape != got.shape or ref.ndim != 3 or ref.shape[-1] != 6:
+        return {"max_abs_diff": float("inf"), "cosine": 0.0, "tolerance": 0.0, "ok": False, "matched": 0, "required": -1}
+    atol, rtol = (1e-2, 1e-3) if half else (1e-4, 1e-5)
+    tolerance = atol + rtol * float(np.abs(ref[..., :4]).max(initial=0.0))
+    score_tol = 1e-7 + (2e-2 if half else 1e-3) * float(ref[..., 4].max(initial=0.0))  # relative: untrained scores are tiny
+    worst, matched, required, dots, norms = 0.0, 0, 0, 0.0, [0.0, 0.0]
+    for r, g in zip(ref, got):
+        kept = r[:, 4][r[:, 4] > 0]  # score-0 rows are padding, not the boundary of the top-k
+        for row in r[r[:, 4] > (kept.min() if len(kept) else 0.0) + score_tol]:
+            required += 1
+            same = g[g[:, 5] == row[5]]
+            if not len(same):
+                worst = float("inf")
+                continue
+            best = same[np.abs(same[:, :5] - row[:5]).max(axis=1).argmin()]
+            box_diff, score_diff = float(np.abs(best[:4] - row[:4]).max()), float(abs(best[4] - row[4]))
+            worst = max(worst, box_diff, score_diff)
+            matched += box_diff <= tolerance and score_diff <= score_tol
+            dots += float(best[:5] @ row[:5])
+            norms[0] += float(row[:5] @ row[:5])
+            norms[1] += float(best[:5] @ best[:5])
+    cosine = dots / float(np.sqrt(norms[0] * norms[1])) if norms[0] and norms[1] else 1.0
+    # the score profile must agree even where ties leave no row clear of the boundary (untrained models)
+    score_diff = float(np.abs(np.sort(ref[..., 4], -1) - np.sort(got[..., 4], -1)).max(initial=0.0))
+    scores_ok = score_diff <= score_tol
+    worst = max(worst, score_diff)
+    return {"max_abs_diff": worst, "cosine": cosine, "tolerance": tolerance, "ok": matched == required and scores_ok,
+            "matched": matched, "required": required}
 
 
 def metadata(spec, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from zoo.errors import ZooError
-from zoo.export import ExportResult, compare, metadata, sample_inputs
+from zoo.export import ExportResult, compare_outputs, metadata, sample_inputs
 
 
 def export_coreml(model, spec, path: Path, size, *, batch=1, half=False, image_input=False) -> ExportResult:
@@ -57,7 +57,7 @@ def export_coreml(model, spec, path: Path, size, *, batch=1, half=False, image_i
         if feed is not None:
             out = mlmodel.predict(feed)
             key = next(k for k in out if not isinstance(out[k], (str, dict)))
-            verification["real"] = compare(reference, out[key], half=half)
+            verification["real"] = compare_outputs(spec, reference, out[key], half=half)
     else:
         notes.append(f"prediction parity not checked: CoreML runs only on macOS (this is {platform.system()})")
     with tempfile.TemporaryDirectory(dir=path.parent if path.parent.exists() else None) as tmp:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from zoo._io import atomic_write
 from zoo.errors import ZooError
-from zoo.export import ExportResult, compare
+from zoo.export import ExportResult, compare_outputs
 
 
 def export_tensorrt(model, spec, path: Path, size, *, batch=1, dynamic=False, half=False, opset=18, simplify=True) -> ExportResult:
@@ -71,7 +71,7 @@ def export_tensorrt(model, spec, path: Path, size, *, batch=1, dynamic=False, ha
     stream.synchronize()
     session = _session(onnx_path)
     reference = session.run(None, {session.get_inputs()[0].name: x})[0]
-    check = compare(reference, y_gpu.cpu().numpy(), half=half)
+    check = compare_outputs(spec, reference, y_gpu.cpu().numpy(), half=half)
     if not check["ok"]:
         raise ZooError(f"TensorRT engine differs from onnxruntime: max |diff| {check['max_abs_diff']:.3g} > {check['tolerance']:.3g}")
     atomic_write(path, lambda dst: Path(dst).write_bytes(bytes(engine_bytes)))

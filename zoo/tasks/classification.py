@@ -89,26 +89,9 @@ class ClassificationTask(L.LightningModule):
         self.log("val/top5", self.top5, on_epoch=True, batch_size=n)
 
     def configure_optimizers(self):
-        from timm.optim import create_optimizer_v2
-        from timm.scheduler import CosineLRScheduler
+        from zoo.tasks._optim import configure_optimizers
 
-        o = self.optim
-        optimizer = create_optimizer_v2(
-            self.model, opt=o["name"], lr=o["lr"], weight_decay=o.get("weight_decay", 0.0), momentum=o.get("momentum", 0.9)
-        )
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        epochs = max(int(self.trainer.max_epochs or 1), 1)
-        warmup = min(int(round(o.get("warmup_epochs", 0) * total / epochs)), total - 1)
-        scheduler = CosineLRScheduler(
-            optimizer,
-            t_initial=total - warmup,
-            lr_min=o.get("min_lr", 0.0),
-            warmup_t=warmup,
-            warmup_lr_init=o["lr"] * o.get("warmup_start_factor", 0.01),
-            warmup_prefix=True,
-            t_in_epochs=False,
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_optimizers(self.model, self.trainer, self.optim)
 
     def lr_scheduler_step(self, scheduler, metric) -> None:  # timm schedulers count updates themselves
         scheduler.step_update(num_updates=self.global_step)

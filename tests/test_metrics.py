@@ -1,0 +1,108 @@
+"""COCO detection metrics: known answers on hand-made boxes, edge cases, and the batch accumulator."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from zoo.errors import BadArgumentError
+from zoo.metrics import DetectionMetric, coco_detection_metrics
+
+BOXES = torch.tensor([[10.0, 10.0, 50.0, 50.0], [60.0, 20.0, 140.0, 120.0]])  # 40x40 (small-ish), 80x100
+
+
+def target(boxes=BOXES, labels=(0, 1), image_id=0):
+    return {"boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.tensor(labels, dtype=torch.long), "image_id": image_id}
+
+
+def rows(boxes, scores, classes, pad=0):
+    """Detector-style rows (x1, y1, x2, y2, score, class), with ``pad`` zero rows after them."""
+    det = torch.cat([torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                     torch.tensor(scores, dtype=torch.float32)[:, None], torch.tensor(classes, dtype=torch.float32)[:, None]], 1)
+    return torch.cat([det, torch.zeros(pad, 6)])
+
+
+def test_perfect_predictions():
+    m = coco_detection_metrics([rows(BOXES, [0.9, 0.8], [0, 1], pad=5)], [target()], 2, ["cat", "dog"])
+    assert m["map"] == pytest.approx(1.0) and m["map50"] == pytest.approx(1.0) and m["map75"] == pytest.approx(1.0)
+    assert m["mar100"] == pytest.approx(1.0)
+    assert m["per_class"] == pytest.approx({"cat": 1.0, "dog": 1.0})
+    assert m["images"] == 1 and m["objects"] == 2
+    assert m["map_medium"] == pytest.approx(1.0) and m["map_small"] == 0.0 and m["map_large"] == 0.0  # undefined -> 0
+    assert set(m) >= {"map", "map50", "map75", "map_small", "map_medium", "map_large", "mar100", "per_class", "images", "objects"}
+
+
+def test_boxes_shifted_by_half_a_width_miss():
+    shifted = BOXES.clone()
+    half = (shifted[:, 2] - shifted[:, 0]) / 2
+    shifted[:, 0] += half
+    shifted[:, 2] += half  # IoU 1/3 < 0.5
+    m = coco_detection_metrics([rows(shifted, [0.9, 0.8], [0, 1])], [target()], 2)
+    assert m["map50"] == 0.0 and m["map"] == 0.0
+
+
+def test_one_of_two_objects_missed():
+    m = coco_detection_metrics([rows(BOXES[:1], [0.9], [0])], [target(labels=(0, 0))], 1)
+    assert 0.4 < m["map50"] < 0.6 and m["mar100"] == pytest.approx(0.5)
+
+
+def test_wrong_class_scores_zero():
+    m = coco_detection_metrics([rows(BOXES, [0.9, 0.8], [1, 0])], [target()], 2)
+    assert m["map"] == 0.0 and m["map50"] == 0.0 and m["per_class"] == {"0": 0.0, "1": 0.0}
+
+
+def test_empty_predictions_and_empty_data():
+    for empty in (torch.zeros(0, 6), torch.zeros(300, 6)):  # nothing, or padding only
+        m = coco_detection_metrics([empty], [target()], 2)
+        assert m["map"] == 0.0 and m["mar100"] == 0.0 and m["objects"] == 2
+    m = coco_detection_metrics([], [], 3)
+    assert m["map"] == 0.0 and m["images"] == 0 and m["per_class"] == {"0": 0.0, "1": 0.0, "2": 0.0}
+
+
+def test_images_without_ground_truth():
+    no_gt = target(boxes=torch.zeros(0, 4), labels=())
+    m = coco_detection_metrics([rows(BOXES, [0.9, 0.8], [0, 1])], [no_gt], 2)
+    assert m["map"] == 0.0 and m["objects"] == 0  # undefined, reported as 0
+    # A false positive on an image without objects, ranked above a true positive, lowers AP.
+    clean = coco_detection_metrics([rows(BOXES[:1], [0.8], [0]), torch.zeros(0, 6)], [target(labels=(0, 0)), no_gt], 1)
+    noisy = coco_detection_metrics([rows(BOXES[:1], [0.8], [0]), rows(BOXES[:1], [0.9], [0])], [target(labels=(0, 0)), no_gt], 1)
+    assert noisy["map50"] < clean["map50"] and clean["images"] == 2
+
+
+def test_at_most_max_dets_per_image_by_score():
+    # 150 low-scoring misses plus the true boxes scored lowest: the top-100 cut removes the hits.
+    misses = rows(torch.tensor([[200.0, 200.0, 210.0, 210.0]]).repeat(150, 1), [0.9] * 150, [0] * 150)
+    det = torch.cat([misses, rows(BOXES, [0.1, 0.1], [0, 1])])
+    assert coco_detection_metrics([det], [target()], 2)["mar100"] == 0.0
+    assert coco_detection_metrics([det], [target()], 2, max_dets=200)["mar200"] == pytest.approx(1.0)
+
+
+def test_detection_metric_accumulates_like_one_shot():
+    torch.manual_seed(0)
+    dets, targets = [], []
+    for i in range(4):
+        gt = torch.rand(3, 2) * 200
+        boxes = torch.cat([gt, gt + 20 + torch.rand(3, 2) * 60], 1)
+        noisy = boxes + torch.randn(3, 4) * 6
+        dets.append(torch.cat([rows(noisy, torch.rand(3).tolist(), [i % 2, 1, 0]), torch.zeros(2, 6)]))
+        targets.append(target(boxes, labels=(i % 2, 1, 0), image_id=i % 2))  # ids repeat per batch: harmless
+    one_shot = coco_detection_metrics(dets, targets, 2)
+    metric = DetectionMetric(2)
+    metric.update(torch.stack(dets[:2]), targets[:2])  # [B, K, 6], as a detector returns
+    metric.update(torch.stack(dets[2:]), targets[2:])
+    assert len(metric) == 4
+    accumulated = metric.compute()
+    assert accumulated.pop("per_class") == pytest.approx(one_shot.pop("per_class"))
+    assert accumulated == pytest.approx(one_shot)
+    assert 0 < one_shot["map"] < 1
+    metric.reset()
+    assert len(metric) == 0 and metric.compute()["images"] == 0
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(BadArgumentError, match="predictions for 1 images but targets for 2"):
+        coco_detection_metrics([torch.zeros(0, 6)], [target(), target()], 2)
+    with pytest.raises(BadArgumentError, match="label 5 outside 0..1"):
+        coco_detection_metrics([torch.zeros(0, 6)], [target(labels=(0, 5))], 2)
+    with pytest.raises(BadArgumentError, match="3 class_names for 2 classes"):
+        coco_detection_metrics([torch.zeros(0, 6)], [target()], 2, ["a", "b", "c"])

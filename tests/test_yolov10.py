@@ -1,0 +1,224 @@
+"""YOLOv10: exact parameter counts, official key layouts, heads, fusion, detections."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save as safetensors_bytes
+from safetensors.torch import save_file
+
+import zoo
+from zoo.errors import WeightsError
+from zoo.models.yolov10 import HEAD_BRANCHES, LAYERS, YOLOv10
+
+# Parameter counts of the reference implementation (80 classes, BatchNorm included, unfused).
+TRAINING = {"n": 2_775_520, "s": 8_128_272, "m": 16_576_768, "b": 20_574_384, "l": 25_888_688, "x": 31_808_960}
+INFERENCE = {"n": 2_310_624, "s": 7_277_920, "m": 15_389_968, "b": 19_101_696, "l": 24_416_000, "x": 29_539_408}
+# Fused, one-to-one head only: the form the paper's "Params" column counts (2.3M, 7.2M, ...).
+PUBLISHED_FORM = {"n": 2_299_264, "s": 7_248_960, "m": 15_359_488, "b": 19_065_792, "l": 24_371_008, "x": 29_473_568}
+# Per-layer counts of yolov10n, official layer indices 0..22 (research/detection.md, from a training log).
+N_LAYERS = [464, 4672, 7360, 18560, 49664, 9856, 197632, 36096, 460288, 164608, 249728,
+            0, 0, 148224, 0, 0, 37248, 36992, 0, 123648, 18048, 0, 282624]
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("scale", list(TRAINING))
+def test_parameter_counts_in_all_three_forms(scale):
+    model = zoo.load(f"yolov10{scale}")
+    assert count(model) == TRAINING[scale]
+    model.head.drop_one2many()
+    assert count(model) == INFERENCE[scale]
+    model.fuse()
+    assert count(model) == PUBLISHED_FORM[scale]
+
+
+def test_per_layer_counts_of_yolov10n():
+    model = YOLOv10("n")
+    got = [count(getattr(model, name)) if name else 0 for name in LAYERS[:-1]]
+    assert got == N_LAYERS
+    assert count(model.head) == 929_808
+
+
+def test_batchnorm_constants_follow_the_reference():
+    bns = [m for m in YOLOv10("n").modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(bn.eps == 1e-3 and bn.momentum == 0.03 for bn in bns)
+
+
+def randomised(scale: str = "n", seed: int = 0, num_classes: int = 80) -> YOLOv10:
+    """A model whose BatchNorm statistics and biases are not the identity, so fusion is really tested."""
+    torch.manual_seed(seed)
+    model = YOLOv10(scale, num_classes=num_classes)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+        for branch in (model.head.cls_o2m, model.head.cls_o2o):
+            for seq in branch:
+                seq[-1].weight.normal_(0.0, 1.0)  # spread scores so the top-k has a clear order
+                seq[-1].bias.normal_(-2.0, 1.0)
+    return model.eval()
+
+
+def test_eval_returns_topk_detections_and_train_returns_both_heads():
+    model = randomised()
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        det = model(x)
+    assert det.shape == (2, 300, 6)
+    valid = det[..., 4] > 0
+    assert valid.sum(1).tolist() == [12 * 12 + 6 * 6 + 3 * 3] * 2  # fewer anchors than max_det: score-0 padding
+    scores = det[0, valid[0], 4]
+    assert torch.all(scores[:-1] >= scores[1:])  # sorted by score
+    assert det[..., 5].min() >= 0 and det[..., 5].max() < 80
+    assert torch.all(det[valid][:, 2] >= det[valid][:, 0]) and torch.all(det[valid][:, 3] >= det[valid][:, 1])
+
+    model.train()
+    out = model(x)
+    assert set(out) == {"one2many", "one2one"}
+    assert [o.shape for o in out["one2one"]] == [(2, 144, 12, 12), (2, 144, 6, 6), (2, 144, 3, 3)]
+
+
+def test_one_to_one_head_trains_on_detached_features():
+    model = YOLOv10("n", num_classes=3).train()
+    out = model(torch.rand(1, 3, 64, 64))
+    sum(o.sum() for o in out["one2one"]).backward()
+    assert model.stem.conv.weight.grad is None  # the backbone gets no gradient from the one-to-one branch
+    assert model.head.cls_o2o[0][-1].weight.grad is not None
+    assert model.head.box_o2m[0][-1].weight.grad is None
+
+
+def test_fuse_and_deploy_keep_outputs():
+    model = randomised()
+    x = torch.rand(1, 3, 160, 160)
+    with torch.no_grad():
+        reference = model(x)
+        deployed = zoo.export.deploy_form(model)
+        fused = deployed(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in deployed.modules())
+    assert deployed.pan_p5.m[0].cv1[2].conv1 is None  # RepVGGDW merged into its 7x7 conv
+    assert deployed.head.box_o2m is None and count(deployed) == PUBLISHED_FORM["n"]
+    assert count(model) == TRAINING["n"]  # the original is untouched
+    check = zoo.export.compare_detections(reference.numpy(), fused.numpy())
+    assert check["ok"] and check["required"] > 100, check
+    deployed.train()
+    with pytest.raises(RuntimeError, match="deploy form"):
+        deployed(x)
+
+
+def test_input_size_must_be_a_multiple_of_32():
+    with pytest.raises(ValueError, match="multiples of 32"):
+        YOLOv10("n").eval()(torch.rand(1, 3, 100, 100))
+
+
+def official_state_dict(model: YOLOv10, layout: str) -> dict[str, torch.Tensor]:
+    """Our weights under the official key names: 'model.model.<i>.…' (Hub) or 'model.<i>.…' (release)."""
+    index = {name: i for i, name in enumerate(LAYERS) if name}
+    branches = {ours: theirs for theirs, ours in HEAD_BRANCHES.items()}
+    prefix = {"hub": "model.model", "release": "model"}[layout]
+    out = {}
+    for key, value in model.state_dict().items():
+        first, rest = key.split(".", 1)
+        if first == "head":
+            branch, tail = rest.split(".", 1)
+            rest = f"{branches.get(branch, branch)}.{tail}"
+        out[f"{prefix}.{index[first]}.{rest}"] = value.clone()
+    return out
+
+
+@pytest.mark.parametrize("layout", ["hub", "release"])
+def test_official_key_layouts_load_through_weights_path(layout, tmp_path):
+    source = randomised(seed=3)
+    state = official_state_dict(source, layout)
+    assert ("model.model.23.one2one_cv3.2.2.bias" in state) == (layout == "hub")
+    assert ("model.23.cv2.0.2.weight" in state) == (layout == "release")
+    path = tmp_path / "official.safetensors"
+    save_file(state, str(path))
+    model = zoo.load("yolov10n", weights=path).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), source(x))
+
+
+def test_foreign_or_incomplete_weights_fail_with_the_keys_named(tmp_path):
+    state = official_state_dict(YOLOv10("n"), "hub")
+    bad = dict(state, **{"backbone.layer1.weight": torch.zeros(1)})
+    save_file(bad, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(WeightsError, match=r"backbone\.layer1\.weight"):
+        zoo.load("yolov10n", weights=tmp_path / "bad.safetensors")
+    partial = {k: v for k, v in state.items() if not k.startswith("model.model.23.one2one_cv2")}
+    save_file(partial, str(tmp_path / "partial.safetensors"))
+    with pytest.raises(WeightsError, match=r"missing \(head\.box_o2o"):
+        zoo.load("yolov10n", weights=tmp_path / "partial.safetensors")
+    no_counters = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    save_file(no_counters, str(tmp_path / "nocount.safetensors"))
+    zoo.load("yolov10n", weights=tmp_path / "nocount.safetensors")
+
+
+def test_pretrained_downloads_official_hub_file(hub_env, hub):
+    source = randomised(seed=5)
+    config = {"model": "yolov10n.yaml", "task": "detect"}
+    hub.add("jameslahm/yolov10n", {
+        "model.safetensors": safetensors_bytes(official_state_dict(source, "hub")),
+        "config.json": json.dumps(config).encode(),
+    })
+    model = zoo.load("yolov10n", pretrained=True).eval()
+    assert model.zoo_spec.tag == "coco" and model.zoo_spec.labels[0] == "person"
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), source(x))
+    with pytest.warns(UserWarning, match="reset"):
+        fine_tune = zoo.load("yolov10n", pretrained=True, num_classes=4)
+    assert fine_tune.head.cls_o2o[0][-1].out_channels == 4
+    torch.testing.assert_close(fine_tune.stem.conv.weight, source.stem.conv.weight)
+
+
+def test_weights_licence_is_shown(capsys):
+    from zoo.cli import main as cli
+
+    spec = zoo.info("yolov10n")
+    assert spec.weight().license == "agpl-3.0" and spec.license == "apache-2.0"
+    assert cli(["info", "yolov10n"]) == 0
+    assert "agpl-3.0" in capsys.readouterr().out
+    assert cli(["list", "yolov10*", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(r["name"] for r in rows) == sorted(f"yolov10{s}" for s in "nsmblx")
+    assert all(r["weights_license"] == "agpl-3.0" and r["task"] == "detection" for r in rows)
+
+
+def test_onnx_export_matches_pytorch_detection_by_detection(tmp_path):
+    import onnxruntime as ort
+
+    model = randomised(seed=7)
+    model.zoo_spec = zoo.info("yolov10n")
+    result = zoo.export(model, "onnx", imgsz=128, dynamic=True, out=tmp_path / "y.onnx")
+    for kind in ("random", "real", "random_batch2"):
+        check = result.verification[kind]
+        assert check["ok"] and check["required"] > 100 and check["matched"] == check["required"], (kind, check)
+    assert result.outputs[0]["shape"][1:] == [300, 6]
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    x = torch.rand(3, 3, 128, 128)
+    with torch.no_grad():
+        reference = zoo.export.deploy_form(model)(x).numpy()
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert got.shape == (3, 300, 6)
+    assert zoo.export.compare_detections(reference, got)["ok"]
+
+
+def test_detection_comparison_catches_a_moved_box():
+    model = randomised(seed=8)
+    with torch.no_grad():
+        det = model(torch.rand(1, 3, 96, 96)).numpy()
+    moved = det.copy()
+    moved[0, 3, :4] += 2.0  # one confident detection off by 2 px
+    assert zoo.export.compare_detections(det, det)["ok"]
+    assert not zoo.export.compare_detections(det, moved)["ok"]
+    relabelled = det.copy()
+    relabelled[0, 0, 5] = (relabelled[0, 0, 5] + 1) % 80
+    assert not zoo.export.compare_detections(det, relabelled)["ok"]

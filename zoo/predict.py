@@ -1,0 +1,340 @@
+"""Run a detector on image files: annotated PNGs plus ``predictions.json``, in the original image's pixels.
+
+Every zoo detector takes the same letterboxed square input and returns ``[B, max_det, 6]`` rows
+``(x1, y1, x2, y2, score, class)`` in that square's pixels, so one function serves them all: letterbox,
+run, keep ``score >= conf``, map the boxes back with :meth:`Letterbox.to_original`, draw, write.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo._io import atomic_write, atomic_write_text
+from zoo.errors import BadArgumentError, DataError
+
+# Distinct, saturated colours (the usual detection palette); class k gets PALETTE[k % len].
+PALETTE = (
+    (255, 56, 56), (255, 157, 151), (255, 112, 31), (255, 178, 29), (207, 210, 49), (72, 249, 10),
+    (146, 204, 23), (61, 219, 134), (26, 147, 52), (0, 212, 187), (44, 153, 168), (0, 194, 255),
+    (52, 69, 147), (100, 115, 255), (0, 24, 236), (132, 56, 255), (82, 0, 133), (203, 56, 255),
+    (255, 149, 200), (255, 55, 199),
+)
+PREDICTIONS_NAME = "predictions.json"
+_PROGRESS_FROM = 5  # more images than this many: show a progress bar
+
+
+def predict(
+    model_or_source: Any,
+    images: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    conf: float = 0.25,
+    imgsz: int | None = None,
+    *,
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    pretrained: bool | None = None,
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Detect objects in ``images``; write ``out/<stem>.png`` (boxes drawn) and ``out/predictions.json``.
+
+    Args:
+        model_or_source: a detector from :func:`zoo.load`, or anything ``zoo.load`` accepts (a registered
+            name, ``arch.tag``, a ``zoo.save`` folder, a run directory, ``hf-hub:org/name``).
+        images: image files (JPEG, PNG, GIF, WebP); all are checked before anything is written.
+        out: output folder (created).
+        conf: keep detections with ``score >= conf``.
+        imgsz: square input size (default: the model's ``input_size``).
+        batch_size: images per forward pass.
+        device: where to run (default: where the model is; a loaded source starts on the CPU).
+        pretrained: for a registered name, download its published weights. Default: only when the name
+            has a weights tag (``yolov10n.coco``); a bare name is the untrained architecture.
+        progress: show a progress bar (default: when there are more than a few images).
+
+    Returns one dict per image (the entries of ``predictions.json``): ``file``, ``output``, ``width``,
+    ``height`` and ``detections`` (``box`` [x1, y1, x2, y2] in original pixels, ``score``, ``class``, ``label``).
+    """
+    if not 0 <= conf <= 1:
+        raise BadArgumentError(f"conf must be between 0 and 1, not {conf}")
+    if imgsz is not None and (isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 1):
+        raise BadArgumentError(f"imgsz must be a whole number of pixels >= 1, not {imgsz!r}")
+    if batch_size < 1:
+        raise BadArgumentError(f"batch_size must be >= 1, not {batch_size}")
+    paths = [Path(p) for p in images]
+    if not paths:
+        raise BadArgumentError("no images given: pass one or more image files")
+    for path in paths:  # a bad file fails before any model is loaded or output written
+        _check_image(path)
+    model = _detector(model_or_source, pretrained)
+    spec = model.zoo_spec
+    size = _input_size(spec, imgsz)
+    out = Path(out).expanduser()
+    outputs = _output_names(paths, out)
+
+    device = _device(model, device)
+    was_training = model.training
+    model = model.to(device).eval()
+    labels = list(spec.labels) if spec.labels is not None else None
+    results: list[dict[str, Any]] = []
+    show = len(paths) > _PROGRESS_FROM if progress is None else progress
+    try:
+        with _progress(show, len(paths)) as advance:
+            for start in range(0, len(paths), batch_size):
+                batch = list(range(start, min(start + batch_size, len(paths))))
+                originals = [_read_image(paths[i]) for i in batch]
+                for i, image, det in zip(batch, originals, _detect(model, originals, size, device, spec.name)):
+                    results.append(_finish(paths[i], outputs[i], image, det, conf, labels))
+                    advance()
+    finally:
+        model.train(was_training)
+    document = {"model": spec.name + (f".{spec.tag}" if spec.tag else ""), "conf": conf, "imgsz": size, "images": results}
+    atomic_write_text(out / PREDICTIONS_NAME, json.dumps(document, indent=2) + "\n")
+    return results
+
+
+def _detect(model, originals: list[torch.Tensor], size: int, device: torch.device, name: str) -> list[tuple[Any, torch.Tensor]]:
+    """Letterbox a batch, run it, and pair each image's :class:`Letterbox` with its ``[max_det, 6]`` rows."""
+    from zoo.data.detection import letterbox
+
+    boxed = [letterbox(image, size) for image in originals]
+    x = torch.stack([b[0] for b in boxed]).to(device)
+    with torch.no_grad():
+        detections = model(x)
+    if not torch.is_tensor(detections) or detections.ndim != 3 or detections.shape[-1] != 6:
+        shape = tuple(detections.shape) if torch.is_tensor(detections) else type(detections).__name__
+        raise BadArgumentError(f"{name} returned {shape}, not [B, max_det, 6] detections: is it a zoo detector?")
+    return [(lb, det) for (_, lb), det in zip(boxed, detections.detach().float().cpu())]
+
+
+def _finish(path: Path, output: Path, image: torch.Tensor, boxed: tuple[Any, torch.Tensor], conf: float,
+            labels: list[str] | None) -> dict[str, Any]:
+    """Filter one image's rows, map them to the original pixels, draw and write; its JSON entry."""
+    lb, det = boxed
+    det = det[det[:, 4] >= max(conf, 1e-12)]  # score-0 rows are padding, even with conf=0
+    det = det[det[:, 4].argsort(descending=True)]
+    boxes = lb.to_original(det[:, :4])
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # drop boxes wholly in the padding
+    boxes, scores, classes = boxes[keep], det[keep, 4], det[keep, 5].long()
+    _write_png(output, draw_detections(image, boxes, scores, classes, labels))
+    return {
+        "file": str(path),
+        "output": str(output),
+        "width": int(image.shape[2]),
+        "height": int(image.shape[1]),
+        "detections": [
+            {"box": [round(v, 2) for v in box], "score": round(float(s), 4), "class": int(c), "label": n}
+            for box, s, c, n in zip(boxes.tolist(), scores.tolist(), classes.tolist(), (_label(labels, int(c)) for c in classes))
+        ],
+    }
+
+
+# -- model -----------------------------------------------------------------------------------------
+
+
+def _detector(model_or_source: Any, pretrained: bool | None):
+    """The model, loaded if given as a source; refuses anything that is not a zoo detector."""
+    if isinstance(model_or_source, (str, os.PathLike)):
+        import zoo
+
+        source = os.fspath(model_or_source)
+        registered = _registered_name(source)
+        if registered is not None:
+            from zoo.registry import get_spec, split_name
+
+            _refuse_task(get_spec(registered), source)  # before building (or downloading) anything
+            if pretrained is None:
+                pretrained = split_name(registered)[1] is not None
+            model = zoo.load(source, pretrained=pretrained)
+        else:
+            model = zoo.load(source)
+    else:
+        model = model_or_source
+    spec = getattr(model, "zoo_spec", None)
+    if spec is None:
+        raise BadArgumentError("predict takes a detector made by zoo.load (it carries model.zoo_spec) or a model source")
+    _refuse_task(spec, spec.name)
+    return model
+
+
+def _registered_name(source: str) -> str | None:
+    from zoo import hub
+    from zoo.api import _is_path
+
+    if source.startswith(hub.HF_HUB_PREFIX) or source.endswith(".ckpt") or _is_path(source):
+        return None
+    return source
+
+
+def _refuse_task(spec, source: str) -> None:
+    if spec.task != "detection":
+        raise BadArgumentError(
+            f"{source} is a {spec.task} model; predict draws boxes from detection models (see `zoo list --task detection`)"
+        )
+
+
+def _device(model, device: str | torch.device | None) -> torch.device:
+    if device is None:
+        params = next(model.parameters(), None)
+        return params.device if params is not None else torch.device("cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise BadArgumentError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BadArgumentError(f"device {device} asked for, but this machine has no CUDA GPU; use --device cpu")
+    return device
+
+
+def _input_size(spec, imgsz: int | None) -> int:
+    _, h, w = spec.input_size
+    if imgsz is None:
+        return int(w)
+    if spec.fixed_input_size and (imgsz, imgsz) != (h, w):
+        raise BadArgumentError(f"{spec.name} takes only {h}x{w} inputs, not imgsz={imgsz}")
+    return imgsz
+
+
+# -- images ----------------------------------------------------------------------------------------
+
+_DECODABLE = {"JPEG", "PNG", "GIF", "WEBP", "MPO", "AVIF", "HEIF"}  # what torchvision.io.decode_image reads
+
+
+def _check_image(path: Path) -> None:
+    """Exists, is a file, and its header is an image format torchvision decodes (cheap: no decoding)."""
+    if not path.exists():
+        raise DataError(f"image {path} does not exist")
+    if not path.is_file():
+        raise DataError(f"image {path} is not a file")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"image {path} is not readable (permissions)")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            fmt = im.format
+    except (UnidentifiedImageError, OSError, ValueError):
+        fmt = None
+    if fmt not in _DECODABLE:  # PIL may not know a format torchvision does: the decoder decides
+        _read_image(path)
+
+
+def _read_image(path: Path) -> torch.Tensor:
+    """``[3, H, W]`` uint8 RGB, EXIF orientation applied (as image viewers show it)."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    try:
+        with _quiet_deprecation():
+            image = decode_image(str(path), mode=ImageReadMode.RGB, apply_exif_orientation=True)
+    except (RuntimeError, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"cannot read image {path}: {first} (JPEG, PNG, GIF and WebP are supported)") from None
+    if image.dtype == torch.uint16:  # 16-bit PNG
+        image = (image.to(torch.int32) >> 8).to(torch.uint8)
+    elif image.dtype != torch.uint8:
+        image = (image.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    return image
+
+
+def _output_names(paths: list[Path], out: Path) -> list[Path]:
+    """``out/<stem>.png``, made unique, and never the path of an input image."""
+    inputs = {p.resolve() for p in paths}
+    used: set[str] = set()
+    names = []
+    for path in paths:
+        candidates = [f"{path.stem}.png", f"{path.stem}_pred.png"] + [f"{path.stem}_pred{k}.png" for k in range(2, len(paths) + 2)]
+        name = next(c for c in candidates if c not in used and (out / c).resolve() not in inputs)
+        used.add(name)
+        names.append(out / name)
+    return names
+
+
+def _label(labels: list[str] | None, k: int) -> str:
+    return labels[k] if labels is not None and 0 <= k < len(labels) else str(k)
+
+
+def draw_detections(image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor,
+                    labels: list[str] | None) -> torch.Tensor:
+    """Boxes (xyxy pixels) on a uint8 ``[3, H, W]`` image in per-class colours, ``"name 0.87"`` on a filled
+    tag; line and text scale with the image. ``labels``: the class names (None: class numbers)."""
+    if not len(boxes):
+        return image
+    names = [_label(labels, int(c)) for c in classes]
+    import inspect
+
+    from torchvision.utils import draw_bounding_boxes
+
+    h, w = int(image.shape[1]), int(image.shape[2])
+    line = max(1, round((h + w) / 2 * 0.003))
+    colors = [PALETTE[int(c) % len(PALETTE)] for c in classes]
+    kwargs: dict[str, Any] = {}
+    font = _font()
+    if font is not None:
+        kwargs.update(font=font, font_size=max(10, round(max(h, w) * 0.018)))
+    if "fill_labels" in inspect.signature(draw_bounding_boxes).parameters:  # torchvision >= 0.23
+        text = [(0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255) for r, g, b in colors]
+        kwargs.update(fill_labels=True, label_colors=text)
+    texts = [f"{n} {float(s):.2f}" for n, s in zip(names, scores)]
+    # PIL's rectangles include their far corner: pixels x1..x2-1 are the box, so a box that ends at the
+    # image border is drawn on the last pixel row/column instead of just outside the image.
+    pixels = boxes.clone()
+    pixels[:, 2:] = torch.maximum(pixels[:, 2:] - 1, pixels[:, :2])
+    order = list(range(len(boxes)))[::-1]  # lowest score first, so the best box and its label end up on top
+    kwargs = {k: [v[i] for i in order] if isinstance(v, list) else v for k, v in kwargs.items()}
+    return draw_bounding_boxes(image, pixels[order], labels=[texts[i] for i in order], colors=[colors[i] for i in order],
+                               width=line, **kwargs)
+
+
+def _font() -> str | None:
+    """A TrueType font so labels scale (DejaVu Sans ships with matplotlib, a dependency); None: PIL's bitmap."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+    return str(path) if path.is_file() else None
+
+
+def _write_png(path: Path, image: torch.Tensor) -> None:
+    from torchvision.io import write_png
+
+    def write(tmp: str) -> None:
+        with _quiet_deprecation():
+            write_png(image.contiguous(), tmp)
+
+    atomic_write(path, write)
+
+
+@contextlib.contextmanager
+def _quiet_deprecation():
+    """torchvision 0.29 warns on every image decode/encode (it is moving them to torchcodec)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                                category=DeprecationWarning)
+        yield
+
+
+class _progress:
+    """``with _progress(show, total) as advance:`` a rich bar when ``show``, else a no-op ``advance``."""
+
+    def __init__(self, show: bool, total: int) -> None:
+        self.show, self.total, self.bar = show, total, None
+
+    def __enter__(self):
+        if not self.show:
+            return lambda: None
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=True)
+        self.bar.__enter__()
+        task = self.bar.add_task("predicting", total=self.total)
+        return lambda: self.bar.advance(task)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)

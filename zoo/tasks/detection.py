@@ -1,0 +1,100 @@
+"""``DetectionTask``: object detection as a LightningModule, shared by every detector family.
+
+The family supplies its training criterion (``model.make_loss()``: for YOLOv10 the consistent dual
+assignments of :mod:`zoo.tasks.tal`); in eval mode every detector returns ``[B, max_det, 6]``
+detections, so validation is the same for all: COCO mAP@[.5:.95] and mAP@.5 (:mod:`zoo.metrics`,
+faster-coco-eval) on the EMA of the weights, which is also what the run saves. The optimizer and the
+warmup + cosine schedule are the ones every task uses (:mod:`zoo.tasks._optim`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+
+class DetectionTask(L.LightningModule):
+    def __init__(
+        self,
+        model: nn.Module,
+        num_classes: int,
+        optim: dict[str, Any],
+        class_names: Sequence[str] | None = None,
+        ema_decay: float | None = 0.9999,
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "class_names"])
+        if not callable(getattr(model, "make_loss", None)):
+            from zoo.errors import ConfigError
+
+            raise ConfigError(f"{type(model).__name__} has no make_loss(): it cannot be trained by DetectionTask")
+        self.model = model
+        self.criterion = model.make_loss()
+        self.optim = dict(optim)
+        self.channels_last = channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = None
+        if ema_decay:
+            from timm.utils import ModelEmaV3
+
+            self.ema = ModelEmaV3(self.model, decay=ema_decay, use_warmup=True)  # decay ramps up early on
+            self.ema.requires_grad_(False)
+        from zoo.metrics import DetectionMetric
+
+        self.metric = DetectionMetric(num_classes, class_names)
+        self.__dict__["_train_forward"] = torch.compile(self.model) if compile else self.model
+
+    def eval_model(self) -> nn.Module:
+        """The weights to validate and to ship: the EMA when enabled."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.eval_model()(self._prepare(x))
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, targets = batch
+        outputs = self._train_forward(self._prepare(images))
+        loss, items = self.criterion(outputs, targets)
+        n = images.shape[0]
+        self.log("train/loss", loss / n, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=n)
+        self.log_dict({f"train/{k}": v for k, v in items.items()}, on_step=False, on_epoch=True, sync_dist=True, batch_size=n)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.global_step)
+
+    def on_validation_epoch_start(self) -> None:
+        self.metric.reset()
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        images, targets = batch
+        self.metric.update(self(images).float().cpu(), targets)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.world_size > 1:  # each rank saw a shard: gather them so every rank scores the whole set
+            shards = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(shards, (self.metric.predictions, self.metric.targets))
+            self.metric.predictions = [p for preds, _ in shards for p in preds]
+            self.metric.targets = [t for _, targets in shards for t in targets]
+        result = self.metric.compute()
+        self.log("val/map", result["map"], prog_bar=True)
+        self.log("val/map50", result["map50"], prog_bar=True)
+        self.log("val/map75", result["map75"])
+
+    def configure_optimizers(self):
+        from zoo.tasks._optim import configure_optimizers
+
+        return configure_optimizers(self.model, self.trainer, self.optim)
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:  # timm schedulers count updates themselves
+        scheduler.step_update(num_updates=self.global_step)
