@@ -21,3 +21,9 @@ timeout 180 python3 -m zoo.cli bench mobilenetv3_small_100 efficientformer_l1 \
 echo "== TensorRT export (fp16) =="
 timeout 150 python3 -m zoo.cli export mobilenetv3_small_100 --format tensorrt --half --no-simplify --out "$OUT/mnv3.engine" 2>&1 | tail -5 | tee "$OUT/tensorrt.log"
 echo "exit code of the TensorRT export: ${PIPESTATUS[0]}"
+echo "== YOLOv10: CUDA latency at 640 (eager, deploy form), batch 1 and 16 =="
+timeout 150 python3 -m zoo.cli bench yolov10n yolov10s yolov10m \
+  --device cuda --backends torch --batch 1 16 --runs 50 --warmup 10 --out "$OUT" 2>&1 | grep -v "Warning\|warn(" | tee "$OUT/bench_yolov10.log"
+echo "== YOLOv10-N TensorRT export (fp16, [1, 300, 6] detections compared with onnxruntime) =="
+timeout 200 python3 -m zoo.cli export yolov10n --format tensorrt --half --no-simplify --out "$OUT/yolov10n.engine" 2>&1 | tail -5 | tee "$OUT/tensorrt_yolov10n.log"
+echo "exit code of the YOLOv10-N TensorRT export: ${PIPESTATUS[0]}"

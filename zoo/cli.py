@@ -194,7 +194,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 "name": name,
                 "task": spec.task,
                 "params": _fmt_reported(spec.reported_value("params")),
-                "macs": _fmt_reported(spec.reported_value("macs")),
+                "macs": _fmt_reported(spec.reported_value("macs"))
+                or (f"{_fmt_reported(spec.reported_value('flops'))} FLOPs" if spec.reported_value("flops") else ""),
                 "input": "x".join(str(s) for s in spec.input_size[1:]),
                 "reported": f"{headline.metric} {_fmt_reported(headline)}" if headline else "",
                 "weights_license": (weights.license if weights else "no weights"),

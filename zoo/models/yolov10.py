@@ -202,8 +202,9 @@ class PSA(nn.Module):
 class DFL(nn.Module):
     """Distribution focal loss integral: the expected bin (0..reg_max-1) of each side's distribution.
 
-    The official checkpoints store the bin values as a frozen 1x1 conv (``dfl.conv.weight``), kept so
-    their weights load unchanged.
+    The official checkpoints store the bin values as a frozen 1x1 conv (``dfl.conv.weight`` = 0..15);
+    it is kept so their weights load unchanged, and the integral itself is
+    :func:`zoo.tasks.tal.decode_distribution`, the same one the loss uses.
     """
 
     def __init__(self, reg_max: int = REG_MAX) -> None:
@@ -214,8 +215,9 @@ class DFL(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 4 * reg_max, A]`` logits -> ``[B, A, 4]`` distances in stride units."""
-        p = x.reshape(x.shape[0], 4, self.reg_max, -1).softmax(2)
-        return (p * self.conv.weight.reshape(1, 1, self.reg_max, 1)).sum(2).transpose(1, 2)
+        from zoo.tasks.tal import decode_distribution
+
+        return decode_distribution(x, self.reg_max)
 
 
 def _box_branch(c: int, hidden: int, reg_max: int) -> nn.Sequential:
@@ -270,13 +272,12 @@ class DualHead(nn.Module):
 
     def detect(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         """One-to-one head outputs -> ``[B, max_det, 6]`` top-scoring detections (score-0 rows pad)."""
-        from zoo.tasks.tal import make_anchors
+        from zoo.tasks.tal import distances_to_boxes, make_anchors
 
         b = outputs[0].shape[0]
         flat = torch.cat([o.flatten(2) for o in outputs], 2)  # [B, 4*reg_max + nc, A]
         points, strides = make_anchors([o.shape[2:] for o in outputs], STRIDES, flat.device, flat.dtype)
-        dist = self.dfl(flat[:, : 4 * self.reg_max]) * strides  # [B, A, 4] in pixels
-        boxes = torch.cat((points - dist[..., :2], points + dist[..., 2:]), -1)
+        boxes = distances_to_boxes(self.dfl(flat[:, : 4 * self.reg_max]), points, strides)  # [B, A, 4] pixels
         scores = flat[:, 4 * self.reg_max :].sigmoid().transpose(1, 2)  # [B, A, nc]
         k = min(self.max_det, scores.shape[1])
         # best anchors by their best class, then the best (anchor, class) pairs among those
@@ -461,7 +462,7 @@ COCO_CLASSES = (
     "scissors", "teddy bear", "hair drier", "toothbrush",
 )
 
-# scale: (COCO val2017 AP, params M, GFLOPs, T4 TensorRT fp16 latency ms), README of THU-MIG/yolov10
+# scale: (COCO val2017 AP, params M, GFLOPs, T4 TensorRT fp16 latency ms): the paper's Table 1, as in the README
 _REPORTED = {
     "n": (38.5, 2.3, 6.7, 1.84),
     "s": (46.3, 7.2, 21.6, 2.49),
@@ -477,7 +478,7 @@ def _build(num_classes: int = 80, scale: str = "n", max_det: int = 300) -> YOLOv
 
 
 for _scale, (_ap, _params, _gflops, _latency) in _REPORTED.items():
-    _source = "THU-MIG/yolov10 README (COCO val2017, 640)"
+    _source = "arXiv:2405.14458, Table 1 (as in the THU-MIG/yolov10 README)"
     register_spec(
         ModelSpec(
             name=f"yolov10{_scale}",
