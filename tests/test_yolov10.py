@@ -222,3 +222,11 @@ def test_detection_comparison_catches_a_moved_box():
     relabelled = det.copy()
     relabelled[0, 0, 5] = (relabelled[0, 0, 5] + 1) % 80
     assert not zoo.export.compare_detections(det, relabelled)["ok"]
+
+
+def test_coreml_conversion_of_the_nms_free_graph(tmp_path):
+    pytest.importorskip("coremltools")
+    result = zoo.export("yolov10n", "coreml", imgsz=128, out=tmp_path / "y.mlpackage")
+    spec = result.verification["spec"]
+    assert spec["inputs"][0]["shape"] == [1, 3, 128, 128]
+    assert spec["outputs"][0]["shape"] == [1, 300, 6]

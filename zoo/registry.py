@@ -7,7 +7,8 @@ which licence, which paper it comes from and what that paper reports) plus a ``b
 Built-in families register themselves when ``zoo.models`` is imported; third-party packages register
 through the ``zoo.models`` entry-point group (the entry point names a module to import, or a function
 to call, that registers its models). Both are loaded on the first query, never at ``import zoo``.
-This module imports nothing heavy: listing and describing models touches no weights and no torch.
+This module imports nothing heavy, and listing and describing models touches no weights and no timm
+(families written in this repo import torch to define their modules, next to their registration).
 """
 from __future__ import annotations
 

@@ -157,7 +157,7 @@ class SPPF(nn.Module):
 class Attention(nn.Module):
     """Multi-head self-attention over the pixels of a feature map, with a depthwise positional conv.
 
-    Reshapes use ``-1`` for the batch so dynamic-batch exports keep working (static heads and widths).
+    Reshapes take no sizes from the input's shape, so dynamic-batch ONNX/TensorRT and CoreML exports work.
     """
 
     def __init__(self, dim: int, num_heads: int) -> None:
@@ -171,12 +171,12 @@ class Attention(nn.Module):
         self.pe = ConvBN(dim, dim, 3, g=dim, act=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, c, h, w = x.shape
         kd, hd = self.key_dim, self.head_dim
-        qkv = self.qkv(x).reshape(-1, self.num_heads, 2 * kd + hd, h * w)
+        # flatten/unflatten and reshape_as: no sizes computed from the input's shape in the graph
+        qkv = self.qkv(x).flatten(2).unflatten(1, (self.num_heads, 2 * kd + hd))  # [B, heads, 2kd + hd, N]
         q, k, v = qkv[:, :, :kd], qkv[:, :, kd : 2 * kd], qkv[:, :, 2 * kd :]
         attn = ((q.transpose(-2, -1) @ k) * self.scale).softmax(dim=-1)
-        y = (v @ attn.transpose(-2, -1)).reshape(-1, c, h, w) + self.pe(v.reshape(-1, c, h, w))
+        y = (v @ attn.transpose(-2, -1)).flatten(1, 2).reshape_as(x) + self.pe(v.flatten(1, 2).reshape_as(x))
         return self.proj(y)
 
 
@@ -274,7 +274,6 @@ class DualHead(nn.Module):
         """One-to-one head outputs -> ``[B, max_det, 6]`` top-scoring detections (score-0 rows pad)."""
         from zoo.tasks.tal import distances_to_boxes, make_anchors
 
-        b = outputs[0].shape[0]
         flat = torch.cat([o.flatten(2) for o in outputs], 2)  # [B, 4*reg_max + nc, A]
         points, strides = make_anchors([o.shape[2:] for o in outputs], STRIDES, flat.device, flat.dtype)
         boxes = distances_to_boxes(self.dfl(flat[:, : 4 * self.reg_max]), points, strides)  # [B, A, 4] pixels
@@ -286,11 +285,12 @@ class DualHead(nn.Module):
         scores = scores.gather(1, anchor_idx.unsqueeze(-1).expand(-1, -1, self.nc))
         top_scores, flat_idx = scores.flatten(1).topk(k, dim=1)
         labels = flat_idx % self.nc
-        boxes = boxes.gather(1, (flat_idx // self.nc).unsqueeze(-1).expand(-1, -1, 4))
+        anchor = torch.div(flat_idx, self.nc, rounding_mode="floor").long()  # CoreML's divide gives floats
+        boxes = boxes.gather(1, anchor.unsqueeze(-1).expand(-1, -1, 4))
         detections = torch.cat((boxes, top_scores.unsqueeze(-1), labels.unsqueeze(-1).to(boxes.dtype)), -1)
         if k < self.max_det:  # tiny inputs have fewer anchors than max_det: pad with score-0 rows
             detections = F.pad(detections, (0, 0, 0, self.max_det - k))
-        return detections.reshape(b, self.max_det, 6)
+        return detections
 
     def drop_one2many(self) -> None:
         self.box_o2m = self.cls_o2m = None

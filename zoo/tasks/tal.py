@@ -66,7 +66,7 @@ def make_anchors(
         xs = (torch.arange(w, device=device, dtype=dtype) + 0.5) * s
         yy, xx = torch.meshgrid(ys, xs, indexing="ij")
         points.append(torch.stack((xx, yy), dim=-1).reshape(-1, 2))
-        stride_list.append(torch.full((h * w, 1), float(s), device=device, dtype=dtype))
+        stride_list.append(torch.full_like(points[-1][:, :1], float(s)))  # no size arithmetic: exporters trace it
     return torch.cat(points, dim=0), torch.cat(stride_list, dim=0)
 
 
