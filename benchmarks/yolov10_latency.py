@@ -1,12 +1,13 @@
 """CPU latency of every YOLOv10 scale at 640: eager, fused eager (deploy form) and onnxruntime.
 
-    python benchmarks/yolov10_latency.py [--scales n s m b l x] [--imgsz 640] [--runs 10] [--threads N]
+    python benchmarks/yolov10_latency.py [--scales n s m b l x] [--imgsz 640] [--runs 10] [--threads N] [--update-readme]
 
 Batch 1, p50 over ``--runs`` calls after 2 warm-up calls, all backends in this one process and on the same
 input. "eager" is the model as loaded (eval mode: the one-to-many head is skipped but BatchNorm is a
 separate op); "fused" is ``zoo.export.deploy_form`` (one-to-one head only, BatchNorm and RepVGGDW folded);
 "onnxruntime" runs the verified ONNX export of the fused form. Prints a Markdown table with the ratios
-fused / eager and onnxruntime / eager, and writes it as JSON to ``--out``.
+fused / eager and onnxruntime / eager, and writes it as JSON to ``--out``; ``--update-readme`` puts the
+table into README.md between the yolov10-latency markers.
 """
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+START, END = "<!-- yolov10-latency:start -->", "<!-- yolov10-latency:end -->"
 
 
 def main() -> None:
@@ -23,6 +27,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--out", default="runs/bench/yolov10_latency.json")
+    parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args()
 
     import onnxruntime as ort
@@ -76,6 +81,10 @@ def main() -> None:
     atomic_write_text(Path(args.out), json.dumps({"machine": m, "threads": threads, "imgsz": args.imgsz, "runs": args.runs,
                                                   "results": rows}, indent=2) + "\n")
     print(f"\nwrote {args.out}")
+    if args.update_readme:
+        from zoo._io import replace_marked_block
+
+        print(f"updated {replace_marked_block(README, START, END, chr(10).join([START, *lines, END]))}")
 
 
 if __name__ == "__main__":

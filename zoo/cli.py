@@ -24,7 +24,9 @@ EXAMPLES = {
         "  zoo train recipe=quickstart data=folder data.root=/data/flowers model.pretrained=true\n"
         "  zoo train recipe=quickstart --cfg job\n"
         "  zoo train -m recipe=quickstart optim.lr=0.002,0.005\n"
-        "  zoo train recipe=quickstart resume=last\n\n"
+        "  zoo train recipe=quickstart resume=last\n"
+        "  zoo train recipe=yolov10n_shapes                     # a detector, from scratch on CPU\n"
+        "  zoo train recipe=yolov10n_shapes data=yolo data.root=/data/my-set model.pretrained=true\n\n"
         "Writes runs/<recipe>/<time>/ (config, checkpoints, logs, model/, eval/). Recipes: zoo/recipes/*.yaml."
     ),
     "eval": (
@@ -32,9 +34,11 @@ EXAMPLES = {
         "examples:\n"
         "  zoo eval runs/quickstart/2026-01-01_12-00-00 data=digits\n"
         "  zoo eval my-model data=folder data.root=/data/flowers --out flowers-eval\n"
-        "  zoo eval hf-hub:org/name data=hf data.path=beans\n\n"
-        "Writes metrics.json (top-1, top-5, loss, per-class accuracy, confusion matrix) and confusion_matrix.png\n"
-        "to --out (default: RUN/eval-<data> for a run directory, else runs/eval/<model>/<time>)."
+        "  zoo eval hf-hub:org/name data=hf data.path=beans\n"
+        "  zoo eval runs/yolov10n_shapes/2026-01-01_12-00-00 data=shapes_det   # detectors: COCO mAP\n\n"
+        "Classifiers: metrics.json (top-1, top-5, loss, per-class accuracy, confusion matrix) and confusion_matrix.png.\n"
+        "Detectors: metrics.json (mAP@[.5:.95], mAP@.5, mAP@.75, per-class AP), per_class_ap.png, predictions.png.\n"
+        "Written to --out (default: RUN/eval-<data> for a run directory, else runs/eval/<model>/<time>)."
     ),
     "export": (
         "Exports the deploy form (re-parameterisable branches folded) and verifies it against PyTorch on a random\n"

@@ -7,7 +7,9 @@ DDP launcher can re-run this module for each rank (``python -m zoo.train ...``).
 
 A run writes ``runs/<recipe>/<time>/``: ``config.yaml`` (resolved), ``checkpoints/{best,last}.ckpt``
 (written atomically), ``logs/metrics.csv``, ``tensorboard/``, ``model/`` (``zoo.save``: loads back with
-``zoo.load(run_dir)``), ``eval/`` (metrics JSON and confusion matrix PNG) and ``summary.json``.
+``zoo.load(run_dir)``), ``eval/`` (metrics JSON and plots: a confusion matrix for classifiers, per-class
+AP and a sheet of predictions for detectors) and ``summary.json``. The model's task picks the
+DataModule and the LightningModule (``ClassificationTask`` or ``DetectionTask``).
 """
 from __future__ import annotations
 
