@@ -328,3 +328,19 @@ def test_dual_assignment_loss():
     assert crit.one2one.assigner.topk == 1 and crit.one2many.assigner.topk == 10
     assert crit.one2one.assigner.alpha == crit.one2many.assigner.alpha == 0.5
     assert crit.one2one.assigner.beta == crit.one2many.assigner.beta == 6.0
+
+
+def test_assigner_overlap_is_torchvision_ciou_clamped():
+    from torchvision.ops import complete_box_iou_loss
+
+    from zoo.tasks.tal import _pairwise_ciou
+
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(1, 5, 2, generator=g) * 50
+    gt = torch.cat((xy, xy + 5 + torch.rand(1, 5, 2, generator=g) * 40), -1)
+    xy = torch.rand(1, 7, 2, generator=g) * 50
+    pred = torch.cat((xy, xy + 5 + torch.rand(1, 7, 2, generator=g) * 40), -1)
+    ours = _pairwise_ciou(gt, pred)[0]
+    g2, p2 = gt[0][:, None].expand(5, 7, 4).reshape(-1, 4), pred[0][None].expand(5, 7, 4).reshape(-1, 4)
+    reference = (1 - complete_box_iou_loss(g2, p2, reduction="none")).clamp(min=0).reshape(5, 7)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-4)

@@ -44,7 +44,7 @@ class ConvBN(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
     def fuse(self) -> ConvBN:
-        if isinstance(self.bn, nn.BatchNorm2d):
+        if isinstance(self.bn, nn.modules.batchnorm._BatchNorm):  # SyncBatchNorm too
             self.conv = torch.nn.utils.fusion.fuse_conv_bn_eval(self.conv.eval(), self.bn.eval())
             self.bn = nn.Identity()
         return self
@@ -274,7 +274,8 @@ class DualHead(nn.Module):
         """One-to-one head outputs -> ``[B, max_det, 6]`` top-scoring detections (score-0 rows pad)."""
         from zoo.tasks.tal import distances_to_boxes, make_anchors
 
-        flat = torch.cat([o.flatten(2) for o in outputs], 2)  # [B, 4*reg_max + nc, A]
+        dtype = outputs[0].dtype
+        flat = torch.cat([o.flatten(2) for o in outputs], 2).float()  # decode in fp32: bf16 ties scores, moves boxes
         points, strides = make_anchors([o.shape[2:] for o in outputs], STRIDES, flat.device, flat.dtype)
         boxes = distances_to_boxes(self.dfl(flat[:, : 4 * self.reg_max]), points, strides)  # [B, A, 4] pixels
         scores = flat[:, 4 * self.reg_max :].sigmoid().transpose(1, 2)  # [B, A, nc]
@@ -290,7 +291,7 @@ class DualHead(nn.Module):
         detections = torch.cat((boxes, top_scores.unsqueeze(-1), labels.unsqueeze(-1).to(boxes.dtype)), -1)
         if k < self.max_det:  # tiny inputs have fewer anchors than max_det: pad with score-0 rows
             detections = F.pad(detections, (0, 0, 0, self.max_det - k))
-        return detections
+        return detections.to(dtype)
 
     def drop_one2many(self) -> None:
         self.box_o2m = self.cls_o2m = None

@@ -65,12 +65,16 @@ class DetectionTask(L.LightningModule):
         outputs = self._train_forward(self._prepare(images))
         loss, items = self.criterion(outputs, targets)
         n = images.shape[0]
-        self.log("train/loss", loss / n, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=n)
+        # DDP averages gradients over ranks; scaling by their number keeps the per-image gradient of the
+        # official recipes (loss summed over the global batch), so their SGD settings carry over.
+        loss = loss * self.trainer.world_size
+        self.log("train/loss", loss / (n * self.trainer.world_size), prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=n)
         self.log_dict({f"train/{k}": v for k, v in items.items()}, on_step=False, on_epoch=True, sync_dist=True, batch_size=n)
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if self.ema is not None:
+        stepped = (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0  # after an optimizer step only
+        if self.ema is not None and stepped:
             self.ema.update(self.model, step=self.global_step)
 
     def on_validation_epoch_start(self) -> None:

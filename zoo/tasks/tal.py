@@ -10,8 +10,9 @@ References:
 * Task-aligned assignment (TAL): C. Feng, Y. Zhong, Y. Gao, M. R. Scott, W. Huang, "TOOD: Task-aligned
   One-stage Object Detection", ICCV 2021, arXiv:2108.07755. The alignment metric
   ``t = s**alpha * u**beta`` (``s`` = the predicted score of the object's class, ``u`` = the IoU of the
-  predicted box with the object) picks the top-k anchors per object, and the classification targets are
-  the metric normalised so that the best anchor of an object gets that object's best IoU.
+  predicted box with the object; measured as CIoU clamped at 0, as the YOLOv8/v10 recipes do) picks the
+  top-k anchors per object, and the classification targets are the metric normalised so that the best
+  anchor of an object gets that object's best overlap.
 * Distribution focal loss (DFL): X. Li et al., "Generalized Focal Loss: Learning Qualified and
   Distributed Bounding Boxes for Dense Object Detection", NeurIPS 2020, arXiv:2006.04388. Each box side
   is a distance predicted as a discrete distribution over ``reg_max`` bins; the loss is a two-hot
@@ -30,6 +31,7 @@ Boxes are ``xyxy`` in input pixels.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -95,6 +97,25 @@ def distances_to_boxes(distances: Tensor, points: Tensor, stride: Tensor) -> Ten
     return torch.cat((points - d[..., :2], points + d[..., 2:]), dim=-1)
 
 
+def _pairwise_ciou(gt: Tensor, pred: Tensor, eps: float = 1e-7) -> Tensor:
+    """Complete IoU (Zheng et al., AAAI 2020, arXiv:1911.08287) of ``gt [B, M, 4]`` with ``pred [B, A, 4]``
+    -> ``[B, M, A]``, clamped at 0: IoU minus the normalised centre distance and an aspect-ratio term.
+    The task-aligned metric of the YOLOv8/v10 reference recipes measures overlap this way."""
+    iou = _pairwise_iou(gt, pred)
+    gx1, gy1, gx2, gy2 = (v.unsqueeze(2) for v in gt.unbind(-1))  # [B, M, 1] each
+    px1, py1, px2, py2 = (v.unsqueeze(1) for v in pred.unbind(-1))  # [B, 1, A] each
+    cw = torch.maximum(gx2, px2) - torch.minimum(gx1, px1)
+    ch = torch.maximum(gy2, py2) - torch.minimum(gy1, py1)
+    diagonal = cw.pow(2) + ch.pow(2) + eps
+    centres = ((px1 + px2 - gx1 - gx2).pow(2) + (py1 + py2 - gy1 - gy2).pow(2)) / 4
+    gw, gh = (gx2 - gx1).clamp(min=0), (gy2 - gy1).clamp(min=eps)
+    pw, ph = (px2 - px1).clamp(min=0), (py2 - py1).clamp(min=eps)
+    v = (4 / math.pi**2) * (torch.atan(pw / ph) - torch.atan(gw / gh)).pow(2)
+    with torch.no_grad():
+        alpha = v / (v - iou + (1 + eps))
+    return (iou - (centres / diagonal + v * alpha)).clamp_(min=0.0)
+
+
 def _pairwise_iou(gt: Tensor, pred: Tensor) -> Tensor:
     """IoU of ``gt [B, M, 4]`` with ``pred [B, A, 4]`` -> ``[B, M, A]``, clamped to ``[0, 1]``."""
     gx1, gy1, gx2, gy2 = (v.unsqueeze(2) for v in gt.unbind(-1))  # [B, M, 1] each
@@ -113,8 +134,8 @@ class TaskAlignedAssigner(nn.Module):
 
     For each ground-truth box, the candidates are the anchors whose point lies strictly inside it.
     Each candidate gets ``metric = score**alpha * IoU**beta`` (score: predicted probability of the
-    gt's class at that anchor; IoU: predicted box vs gt box). Each gt keeps its ``topk`` candidates by
-    metric; an anchor kept by several gts goes to the one whose box it overlaps most (highest IoU).
+    gt's class at that anchor; IoU: CIoU of predicted box vs gt box, clamped at 0). Each gt keeps its
+    ``topk`` candidates by metric; an anchor kept by several gts goes to the one it overlaps most.
     The classification target of a positive anchor is the one-hot of its gt's label times
     ``metric * (max IoU of the gt over its positives) / (max metric of the gt over its positives)``.
 
@@ -201,7 +222,7 @@ class TaskAlignedAssigner(nn.Module):
         ) & gt_mask[:, :, None]
 
         # Alignment metric on candidates. [B, M, A]
-        iou = _pairwise_iou(gt_boxes, pred_boxes) * candidate
+        iou = _pairwise_ciou(gt_boxes, pred_boxes) * candidate
         cls_index = gt_labels.clamp(0, c - 1)[:, :, None].expand(b, m, a)
         score = pred_scores.transpose(1, 2).gather(1, cls_index)  # [B, M, A]: score of the gt's class
         metric = score.clamp(min=0).pow(self.alpha) * iou.pow(self.beta) * candidate
