@@ -240,7 +240,11 @@ def test_coco_json_parses_to_contiguous_labels_and_pixel_boxes(tmp_path):
     assert data.classes == ("cat", "dog")  # ids 3, 7 -> labels 0, 1
     first = data.train_split.records[0]
     assert first.image_id == 11 and (first.height, first.width) == (30, 40)
-    assert first.boxes.tolist() == [[2, 3, 12, 8], [20, 10, 35, 25]] and first.labels.tolist() == [1, 0]  # crowd left out
+    assert first.boxes.tolist() == [[2, 3, 12, 8], [20, 10, 35, 25]] and first.labels.tolist() == [1, 0]  # crowd kept apart
+    assert first.crowd_boxes.tolist() == [[0, 0, 40, 30]] and first.crowd_labels.tolist() == [0]
+    _, val_targets = next(iter(data.val_dataloader()))
+    assert val_targets[0]["crowd_labels"].tolist() == [0]  # evaluation sees the crowd region ...
+    assert "crowd_boxes" not in DetectionDataset(data.train_split)[0][1]  # ... training does not
     assert len(data.train_split.records[1].boxes) == 0  # an image without annotations is a negative
     image, t = DetectionDataset(data.val_split)[0]
     assert image.shape == (3, 30, 40) and t["image_id"] == 11
@@ -251,6 +255,19 @@ def test_coco_json_parses_to_contiguous_labels_and_pixel_boxes(tmp_path):
     _, loaded = next(iter(data.val_dataloader()))
     assert torch.allclose(loaded[0]["boxes"], placed)
     assert "coco: 2 train / 2 val images, 2 classes (cat, dog)" in data.describe()
+
+
+def test_evaluation_reads_only_the_val_split(tmp_path):
+    write_coco(tmp_path, "val")  # no train json, no train images: enough to evaluate
+    cfg = OmegaConf.create({"source": "coco", "root": str(tmp_path), "img_size": 64, "batch_size": 2, "num_workers": 0,
+                            "val_images": "val2017", "val_annotations": "annotations/instances_val2017.json"})
+    data = DetectionDataModule(cfg, SPEC, with_train=False)
+    assert data.classes == ("cat", "dog") and len(next(iter(data.val_dataloader()))[1]) == 2
+    assert data.describe().startswith("coco: 2 val images")
+    with pytest.raises(DataError, match="only the val split"):
+        data.train_dataloader()
+    with pytest.raises(DataError, match="instances_train2017"):
+        DetectionDataModule(cfg, SPEC).setup()
 
 
 def test_coco_bad_boxes_are_reported_with_the_file_and_dropped(tmp_path):
@@ -278,7 +295,7 @@ def test_coco_bad_boxes_are_reported_with_the_file_and_dropped(tmp_path):
 def test_coco_missing_root_and_files_are_named(tmp_path):
     with pytest.raises(DataError, match=r"data\.root is not set"):
         DetectionDataModule(OmegaConf.load("conf/data/coco.yaml"), SPEC).setup()
-    with pytest.raises(DataError, match=r"instances_train2017\.json do not exist"):
+    with pytest.raises(DataError, match=r"instances_val2017\.json do not exist"):
         coco_datamodule(tmp_path).setup()
 
 

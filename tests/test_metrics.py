@@ -106,3 +106,15 @@ def test_bad_input_is_a_clear_error():
         coco_detection_metrics([torch.zeros(0, 6)], [target(labels=(0, 5))], 2)
     with pytest.raises(BadArgumentError, match="3 class_names for 2 classes"):
         coco_detection_metrics([torch.zeros(0, 6)], [target()], 2, ["a", "b", "c"])
+
+
+def test_detections_on_crowd_regions_are_neither_matched_nor_penalised():
+    crowd = dict(target(), crowd_boxes=torch.tensor([[150.0, 150.0, 250.0, 250.0]]), crowd_labels=torch.tensor([0]))
+    on_crowd = rows([*BOXES.tolist(), [160.0, 160.0, 240.0, 240.0]], [0.9, 0.8, 0.95], [0, 1, 0])
+    with_crowd = coco_detection_metrics([on_crowd], [crowd], 2)
+    without = coco_detection_metrics([on_crowd], [target()], 2)
+    assert with_crowd["map"] == pytest.approx(1.0) and with_crowd["objects"] == 2
+    assert without["map"] < 1.0  # the same detection is a false positive where no crowd is annotated
+    metric = DetectionMetric(2)
+    metric.update(on_crowd[None], [crowd])
+    assert metric.compute()["map"] == pytest.approx(1.0)

@@ -230,3 +230,39 @@ def test_coreml_conversion_of_the_nms_free_graph(tmp_path):
     spec = result.verification["spec"]
     assert spec["inputs"][0]["shape"] == [1, 3, 128, 128]
     assert spec["outputs"][0]["shape"] == [1, 300, 6]
+
+
+# Key names and shapes as the official yolov10n checkpoints hold them (research/detection.md §1.5), written
+# out literally so the converter is checked against the official layout, not against its own table.
+OFFICIAL_N_KEYS = {
+    "model.model.0.conv.weight": (16, 3, 3, 3),
+    "model.model.2.m.0.cv1.conv.weight": (16, 16, 3, 3),
+    "model.model.5.cv2.conv.weight": (128, 1, 3, 3),
+    "model.model.10.attn.qkv.conv.weight": (256, 128, 1, 1),
+    "model.model.10.attn.pe.conv.weight": (128, 1, 3, 3),
+    "model.model.10.ffn.0.conv.weight": (256, 128, 1, 1),
+    "model.model.22.m.0.cv1.2.conv.conv.weight": (256, 1, 7, 7),
+    "model.model.22.m.0.cv1.2.conv1.conv.weight": (256, 1, 3, 3),
+    "model.model.23.cv2.0.2.weight": (64, 64, 1, 1),
+    "model.model.23.cv3.0.0.0.conv.weight": (64, 1, 3, 3),
+    "model.model.23.one2one_cv3.2.2.bias": (80,),
+    "model.model.23.dfl.conv.weight": (1, 16, 1, 1),
+    "model.23.one2one_cv2.1.0.bn.running_var": (64,),
+}
+
+
+def test_literal_official_keys_land_on_tensors_of_their_shape():
+    from zoo.models.yolov10 import convert_official
+
+    own = YOLOv10("n").state_dict()
+    converted = convert_official({k: torch.zeros(shape) for k, shape in OFFICIAL_N_KEYS.items()})
+    assert len(converted) == len(OFFICIAL_N_KEYS)
+    for key, value in converted.items():
+        assert key in own and tuple(own[key].shape) == tuple(value.shape), key
+
+
+def test_pickled_release_files_point_at_the_hub_copy(tmp_path):
+    path = tmp_path / "yolov10n.pt"
+    torch.save({"model": {"model.0.conv.weight": torch.zeros(1)}}, path)
+    with pytest.raises(zoo.errors.UnsafeWeightsError, match=r"jameslahm/yolov10n/model\.safetensors"):
+        zoo.load("yolov10n", weights=path)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo import hub
 from zoo._io import atomic_write, atomic_write_text
-from zoo.errors import BadArgumentError, CorruptWeightsError, SourceError, WeightsError, ZooError
+from zoo.errors import BadArgumentError, CorruptWeightsError, SourceError, UnsafeWeightsError, WeightsError, ZooError
 from zoo.registry import ModelSpec, get_spec, split_name
 from zoo.weights import apply_state_dict, read_state_dict
 
@@ -172,7 +172,15 @@ def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwarg
         state_dict = _convert(spec, state_dict, model)
         apply_state_dict(model, state_dict, head=head, reset_head=num_classes is not None, source=f"weights {name}")
     elif weights is not None:
-        state_dict = _convert(spec, read_state_dict(weights, allow_pickle=allow_pickle), model)
+        try:
+            raw = read_state_dict(weights, allow_pickle=allow_pickle)
+        except UnsafeWeightsError as e:
+            if not spec.weights:
+                raise
+            w = spec.weights[0]  # e.g. official .pt files that pickle whole modules: point at the safe copy
+            raise UnsafeWeightsError(f"{e} The published weights are also on the Hub as {w.hf_hub_id}/{w.filename}: "
+                                     f"zoo.load({spec.name!r}, pretrained=True)") from None
+        state_dict = _convert(spec, raw, model)
         apply_state_dict(model, state_dict, head=head, reset_head=num_classes is not None, source=f"weights {os.fspath(weights)}")
     return model
 

@@ -228,7 +228,7 @@ def main(argv: list[str]) -> int:
         if cfg.data.source not in SOURCES:
             raise DataError(f"{spec.name} is a detector; evaluate it on detection data (data=shapes_det, data=coco, data=yolo), "
                             f"not data={cfg.data.source}")
-        data = DetectionDataModule(cfg.data, spec, seed=cfg.seed)
+        data = DetectionDataModule(cfg.data, spec, seed=cfg.seed, with_train=False)
     else:
         data = ClassificationDataModule(cfg.data, spec, seed=cfg.seed)
     if spec.num_classes != data.num_classes:

@@ -38,7 +38,9 @@ def coco_detection_metrics(
             ``score <= 0`` are ignored.
         targets: one dict per image with ``boxes`` (``[m, 4]`` xyxy, same pixels as the predictions) and
             ``labels`` (``[m]``, ``0..K-1``); ``image_id`` is optional and only informational: images are
-            paired with predictions by position, so ids repeated across batches do no harm.
+            paired with predictions by position, so ids repeated across batches do no harm. Optional
+            ``crowd_boxes``/``crowd_labels``: COCO crowd regions (``iscrowd=1``), where detections are
+            neither matched nor counted as false positives.
         num_classes: K. Every class is a COCO category, whether or not the data contains it.
         class_names: names for ``per_class`` (default ``"0"``, ``"1"``, ...).
         max_dets: detections kept per image, highest scores first (COCO's standard 100; the AR key is
@@ -58,23 +60,27 @@ def coco_detection_metrics(
     if len(names) != num_classes:
         raise BadArgumentError(f"{len(names)} class_names for {num_classes} classes")
 
-    images, gts, dts = [], [], []
+    images, gts, dts, objects = [], [], [], 0
     for i, (pred, target) in enumerate(zip(predictions, targets)):
         image_id = i + 1  # our own ids: COCO wants them unique, callers' ids often restart per batch
         images.append({"id": image_id})
         boxes, labels = _target_arrays(target, i, num_classes)
-        for (x1, y1, x2, y2), label in zip(boxes.tolist(), labels.tolist()):
-            w, h = x2 - x1, y2 - y1
-            gts.append({"id": len(gts) + 1, "image_id": image_id, "category_id": label + 1,
-                        "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": 0})
+        crowd = {"boxes": target.get("crowd_boxes", torch.zeros(0, 4)), "labels": target.get("crowd_labels", torch.zeros(0))}
+        crowd_boxes, crowd_labels = _target_arrays(crowd, i, num_classes)
+        for is_crowd, group_boxes, group_labels in ((0, boxes, labels), (1, crowd_boxes, crowd_labels)):
+            for (x1, y1, x2, y2), label in zip(group_boxes.tolist(), group_labels.tolist()):
+                w, h = x2 - x1, y2 - y1
+                gts.append({"id": len(gts) + 1, "image_id": image_id, "category_id": label + 1,
+                            "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": is_crowd})
+                objects += 1 - is_crowd
         for x1, y1, x2, y2, score, cls in _prediction_rows(pred, i, num_classes, max_dets).tolist():
             dts.append({"image_id": image_id, "category_id": int(cls) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
                         "score": score})
 
     result: dict[str, Any] = {"map": 0.0, "map50": 0.0, "map75": 0.0, **{f"map_{a}": 0.0 for a in _AREAS},
                               f"mar{max_dets}": 0.0, "per_class": {n: 0.0 for n in names},
-                              "images": len(images), "objects": len(gts)}
-    if not gts:  # nothing to find: every COCO number is undefined
+                              "images": len(images), "objects": objects}
+    if not objects:  # nothing to find: every COCO number is undefined
         return result
 
     from faster_coco_eval import COCO, COCOeval_faster
@@ -165,6 +171,9 @@ class DetectionMetric:
             det = det[det[:, 4].argsort(descending=True, stable=True)[: self.max_dets]].cpu()
             kept = {"boxes": torch.as_tensor(target["boxes"]).detach().cpu().float(),
                     "labels": torch.as_tensor(target["labels"]).detach().cpu().long()}
+            if "crowd_boxes" in target:  # regions whose detections COCO neither rewards nor penalises
+                kept["crowd_boxes"] = torch.as_tensor(target["crowd_boxes"]).detach().cpu().float()
+                kept["crowd_labels"] = torch.as_tensor(target["crowd_labels"]).detach().cpu().long()
             if "image_id" in target:
                 image_id = target["image_id"]
                 kept["image_id"] = image_id.cpu() if torch.is_tensor(image_id) else image_id

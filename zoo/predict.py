@@ -198,7 +198,9 @@ def _input_size(spec, imgsz: int | None) -> int:
         return int(w)
     if spec.fixed_input_size and (imgsz, imgsz) != (h, w):
         raise BadArgumentError(f"{spec.name} takes only {h}x{w} inputs, not imgsz={imgsz}")
-    return imgsz
+    from zoo.data.detection import check_img_size
+
+    return check_img_size(imgsz, "--imgsz")
 
 
 # -- images ----------------------------------------------------------------------------------------

@@ -178,7 +178,7 @@ MONITOR = {"classification": "val/top1", "detection": "val/map"}  # what picks t
 
 def _task_kind(cfg, spec) -> str:
     """The model's task, checked against the recipe's task settings (a detector in a classifier recipe...)."""
-    recipe_kind = "detection" if "label_smoothing" not in cfg.task else "classification"
+    recipe_kind = cfg.task.get("kind", "classification")
     if spec.task not in MONITOR:
         raise ConfigError(f"{spec.name} is a {spec.task} model; zoo train handles {' and '.join(MONITOR)} models")
     if spec.task != recipe_kind:
@@ -242,10 +242,11 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
     )
     model.zoo_spec = dataclasses.replace(model.zoo_spec, labels=tuple(data.classes), **_spec_preprocessing(data))
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
+    options = {k: v for k, v in cfg.task.items() if k != "kind"}
     if kind == "detection":
-        task = Task(model, num_classes, optim=optim, class_names=data.classes, **cfg.task)
+        task = Task(model, num_classes, optim=optim, class_names=data.classes, **options)
     else:
-        task = Task(model, num_classes, optim=optim, **cfg.task)
+        task = Task(model, num_classes, optim=optim, **options)
 
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_kwargs["precision"] = _precision(trainer_kwargs.get("precision", "auto"))
@@ -263,7 +264,7 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         all_callbacks.append(RichProgressBar(leave=True))
     stop = cfg.early_stopping
     if stop.get("patience"):
-        all_callbacks.append(EarlyStopping(monitor=stop.monitor, mode=stop.mode, patience=stop.patience))
+        all_callbacks.append(EarlyStopping(monitor=stop.monitor or MONITOR[kind], mode=stop.mode, patience=stop.patience))
     loggers = [
         CSVLogger(save_dir=str(run_dir), name="logs", version=""),
         TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False),

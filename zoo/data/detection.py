@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -232,14 +232,17 @@ def collate(batch: Sequence[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[torch
             "transform them with detection_transforms(img_size, ...) so they are letterboxed to one square"
         )
     images = torch.stack([image.as_subclass(torch.Tensor) for image, _ in batch])
-    targets = [
-        {
+    targets = []
+    for _, target in batch:
+        plain = {
             "boxes": target["boxes"].as_subclass(torch.Tensor).float().reshape(-1, 4),
             "labels": torch.as_tensor(target["labels"]).long().reshape(-1),
             "image_id": int(target["image_id"]),
         }
-        for _, target in batch
-    ]
+        if "crowd_boxes" in target:
+            plain["crowd_boxes"] = target["crowd_boxes"].as_subclass(torch.Tensor).float().reshape(-1, 4)
+            plain["crowd_labels"] = torch.as_tensor(target["crowd_labels"]).long().reshape(-1)
+        targets.append(plain)
     return images, targets
 
 
@@ -330,6 +333,9 @@ class Record:
     image_id: int
     height: int
     width: int
+    # COCO crowd regions: not objects to learn, but detections on them are not counted as false positives
+    crowd_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    crowd_labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
 
 
 class FileSplit:
@@ -344,6 +350,10 @@ class FileSplit:
     def annotations(self, index: int) -> tuple[np.ndarray, np.ndarray, int, tuple[int, int]]:
         r = self.records[index]
         return r.boxes, r.labels, r.image_id, (r.height, r.width)
+
+    def crowd(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        r = self.records[index]
+        return r.crowd_boxes, r.crowd_labels
 
     def load(self, index: int) -> tuple[Image.Image, np.ndarray, np.ndarray, int]:
         r = self.records[index]
@@ -427,7 +437,8 @@ def coco_categories(data: dict, path: Path) -> tuple[list[int], list[str]]:
 
 
 def load_coco_split(images_dir: Path, annotations: Path, category_ids: Sequence[int], key: str = "train_annotations") -> FileSplit:
-    """Records for one COCO split; labels are positions in ``category_ids``; crowd boxes are left out."""
+    """Records for one COCO split; labels are positions in ``category_ids``; crowd boxes are kept apart
+    (``Record.crowd_boxes``): never trained on, but evaluation ignores detections on them, as COCO does."""
     data = _read_json(annotations, key)
     to_label = {cid: k for k, cid in enumerate(category_ids)}
     file = str(annotations)
@@ -439,14 +450,13 @@ def load_coco_split(images_dir: Path, annotations: Path, category_ids: Sequence[
         except (KeyError, TypeError, ValueError):
             raise DataError(f"COCO annotations {annotations}: image entry {entry!r:.80} has no integer 'id'") from None
     per_image: dict[int, list[tuple[tuple[float, float, float, float], int, str]]] = {i: [] for i in images}
-    pending: list[tuple[int, Any, Any, str]] = []
+    crowds: dict[int, list[tuple[tuple[float, float, float, float], int, str]]] = {i: [] for i in images}
+    pending: list[tuple[int, Any, Any, str, bool]] = []
     for n, ann in enumerate(data["annotations"]):
         where = f"annotation id {ann.get('id', f'#{n}')}" if isinstance(ann, dict) else f"annotation #{n}"
         if not isinstance(ann, dict):
             problems.append(DataProblem(file, where, f"malformed annotation {ann!r:.60}", "dropped"))
             continue
-        if ann.get("iscrowd"):
-            continue  # crowd regions are not objects to detect
         image_id, category = ann.get("image_id"), ann.get("category_id")
         if image_id not in images:
             problems.append(DataProblem(file, where, f"image_id {image_id!r} is not in the file's 'images'", "dropped"))
@@ -454,12 +464,12 @@ def load_coco_split(images_dir: Path, annotations: Path, category_ids: Sequence[
         if category not in to_label:
             problems.append(DataProblem(file, where, f"unknown category_id {category!r} (categories: {_id_range(category_ids)})", "dropped"))
             continue
-        pending.append((image_id, ann.get("bbox"), to_label[category], where))
+        pending.append((image_id, ann.get("bbox"), to_label[category], where, bool(ann.get("iscrowd"))))
     sizes: dict[int, tuple[int, int] | None] = {}
     ids = sorted(images)
     for image_id in _progress(ids, f"{images_dir.name} images"):
         sizes[image_id] = _image_size(images_dir / str(images[image_id].get("file_name", "")), problems)
-    for image_id, bbox, label, where in pending:
+    for image_id, bbox, label, where, crowd in pending:
         size = sizes[image_id]
         if size is None:
             continue  # the image itself is already reported
@@ -471,13 +481,13 @@ def load_coco_split(images_dir: Path, annotations: Path, category_ids: Sequence[
             continue
         box = _checked_box((x, y, x + w, y + h), size[0], size[1], file, where, problems)
         if box is not None:
-            per_image[image_id].append((box, label, where))
+            (crowds if crowd else per_image)[image_id].append((box, label, where))
     records = []
     for image_id in ids:
         if sizes[image_id] is None:
             continue
         h, w = sizes[image_id]
-        objects = per_image[image_id]
+        objects, crowd = per_image[image_id], crowds[image_id]
         records.append(
             Record(
                 str(images_dir / str(images[image_id]["file_name"])),
@@ -486,6 +496,8 @@ def load_coco_split(images_dir: Path, annotations: Path, category_ids: Sequence[
                 image_id,
                 h,
                 w,
+                np.asarray([o[0] for o in crowd], dtype=np.float32).reshape(-1, 4),
+                np.asarray([o[1] for o in crowd], dtype=np.int64),
             )
         )
     return FileSplit(records, problems)
@@ -600,8 +612,9 @@ def _parse_yolo_labels(
 class DetectionDataset(Dataset):
     """``(image uint8 [3, H, W], {boxes, labels, image_id})`` items, then ``transform(image, target)``."""
 
-    def __init__(self, split: FileSplit | ShapesSplit, transform: Callable | None = None) -> None:
-        self.split, self.transform = split, transform
+    def __init__(self, split: FileSplit | ShapesSplit, transform: Callable | None = None, with_crowd: bool = False) -> None:
+        """``with_crowd`` (evaluation): targets also carry ``crowd_boxes``/``crowd_labels`` where the source has them."""
+        self.split, self.transform, self.with_crowd = split, transform, with_crowd
 
     def __len__(self) -> int:
         return len(self.split)
@@ -616,6 +629,11 @@ class DetectionDataset(Dataset):
             "labels": torch.as_tensor(labels, dtype=torch.int64).reshape(-1),
             "image_id": int(image_id),
         }
+        if self.with_crowd and hasattr(self.split, "crowd"):
+            crowd_boxes, crowd_labels = self.split.crowd(index)
+            target["crowd_boxes"] = tv_tensors.BoundingBoxes(torch.as_tensor(crowd_boxes, dtype=torch.float32).reshape(-1, 4),
+                                                             format="XYXY", canvas_size=tuple(image.shape[-2:]))
+            target["crowd_labels"] = torch.as_tensor(crowd_labels, dtype=torch.int64).reshape(-1)
         if self.transform is not None:
             image, target = self.transform(image, target)
         return image, target
@@ -637,18 +655,22 @@ def _path(root: Path, cfg: Any, key: str, default: str) -> Path:
 
 
 def _img_size(cfg: Any, spec: ModelSpec) -> int:
-    size = _value(cfg, "img_size") or spec.input_size[-1]
+    return check_img_size(_value(cfg, "img_size") or spec.input_size[-1], "data.img_size")
+
+
+def check_img_size(size: Any, option: str = "imgsz") -> int:
+    """A detector input side: a whole number of pixels, a multiple of 32 (the coarsest stride)."""
     try:
         size = int(size)
     except (TypeError, ValueError):
-        raise DataError(f"data.img_size must be a whole number of pixels (a multiple of 32, e.g. 640), not {size!r}") from None
+        raise DataError(f"{option} must be a whole number of pixels (a multiple of 32, e.g. 640), not {size!r}") from None
     if size < 32 or size % 32:
         low = max(32, size // 32 * 32)
         high = low + 32 if low < size else low
         valid = f"{low} or {high}" if high != low else str(low)
         raise DataError(
-            f"detection img_size {size} is not a multiple of 32 (the detector's coarsest stride); "
-            f"nearest valid: {valid} (set data.img_size={low if size - low <= high - size else high})"
+            f"detection {option} {size} is not a multiple of 32 (the detector's coarsest stride); "
+            f"nearest valid: {valid} (set {option}={low if size - low <= high - size else high})"
         )
     return size
 
@@ -656,9 +678,11 @@ def _img_size(cfg: Any, spec: ModelSpec) -> int:
 class DetectionDataModule(L.LightningDataModule):
     """Train/val loaders of letterboxed images and box targets for one of :data:`SOURCES`."""
 
-    def __init__(self, cfg: Any, spec: ModelSpec, seed: int = 0) -> None:
+    def __init__(self, cfg: Any, spec: ModelSpec, seed: int = 0, *, with_train: bool = True) -> None:
+        """``with_train=False`` (evaluation) reads only the val split: no train annotations or images needed."""
         super().__init__()
-        self.cfg, self.spec, self.seed = cfg, spec, seed
+        self.cfg, self.spec, self.seed, self.with_train = cfg, spec, seed, with_train
+        self._loaded = False
         self.img_size = _img_size(cfg, spec)  # checked now: a bad size should fail before any scan
         self.train_split: FileSplit | ShapesSplit | None = None
         self.val_split: FileSplit | ShapesSplit | None = None
@@ -683,7 +707,7 @@ class DetectionDataModule(L.LightningDataModule):
         return {"input_size": self.input_size, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "interpolation": "bilinear", "crop_pct": 1.0}
 
     def _load(self) -> None:
-        if self.train_split is not None:
+        if self._loaded:
             return
         c, source = self.cfg, _value(self.cfg, "source")
         if source == "shapes":
@@ -699,22 +723,24 @@ class DetectionDataModule(L.LightningDataModule):
             classes = tuple(CLASSES)
         elif source == "coco":
             root = self._root("a COCO folder, e.g. data.root=/data/coco with train2017/, val2017/ and annotations/")
-            train_json = _path(root, c, "train_annotations", "annotations/instances_train2017.json")
             val_json = _path(root, c, "val_annotations", "annotations/instances_val2017.json")
-            ids, names = coco_categories(_read_json(train_json, "train_annotations"), train_json)
-            val_ids, val_names = coco_categories(_read_json(val_json, "val_annotations"), val_json)
-            if (val_ids, val_names) != (ids, names):
-                raise DataError(
-                    f"{val_json} and {train_json} define different categories "
-                    f"({len(val_ids)} vs {len(ids)}); both splits must use one category list"
-                )
-            train = load_coco_split(_path(root, c, "train_images", "train2017"), train_json, ids, "train_annotations")
+            ids, names = coco_categories(_read_json(val_json, "val_annotations"), val_json)
+            train = None
+            if self.with_train:
+                train_json = _path(root, c, "train_annotations", "annotations/instances_train2017.json")
+                train_ids, train_names = coco_categories(_read_json(train_json, "train_annotations"), train_json)
+                if (train_ids, train_names) != (ids, names):
+                    raise DataError(
+                        f"{val_json} and {train_json} define different categories "
+                        f"({len(ids)} vs {len(train_ids)}); both splits must use one category list"
+                    )
+                train = load_coco_split(_path(root, c, "train_images", "train2017"), train_json, ids, "train_annotations")
             val = load_coco_split(_path(root, c, "val_images", "val2017"), val_json, ids, "val_annotations")
             classes = tuple(names)
         elif source == "yolo":
             root = self._root("a YOLO folder with images/{train,val}/ and labels/{train,val}/")
             classes = tuple(yolo_class_names(root, _value(c, "names")))
-            train = load_yolo_split(root, str(_value(c, "train_dir", "train")), len(classes))
+            train = load_yolo_split(root, str(_value(c, "train_dir", "train")), len(classes)) if self.with_train else None
             val = load_yolo_split(root, str(_value(c, "val_dir", "val")), len(classes))
         else:
             hint = closest(str(source), SOURCES)
@@ -723,12 +749,15 @@ class DetectionDataModule(L.LightningDataModule):
                 + (f"; did you mean {', '.join(hint)}?" if hint else "")
                 + f" Valid: {', '.join(SOURCES)} (set data.source=...)"
             )
-        problems = train.problems + val.problems
+        if not self.with_train:
+            train = None
+        problems = (train.problems if train is not None else []) + val.problems
         report_problems(problems, str(source), bool(_value(c, "strict", False)))
         for name, split in (("train", train), ("val", val)):
-            if len(split) == 0:
+            if split is not None and len(split) == 0:
                 raise DataError(f"the {source} {name} split has no readable images left (see the warning above for why)")
         self.train_split, self.val_split, self._classes, self.problems = train, val, classes, problems
+        self._loaded = True
 
     def _root(self, what: str) -> Path:
         root = _value(self.cfg, "root")
@@ -747,11 +776,13 @@ class DetectionDataModule(L.LightningDataModule):
 
     def train_dataset(self) -> DetectionDataset:
         self._load()
+        if self.train_split is None:
+            raise DataError("this data module reads only the val split (with_train=False, for evaluation)")
         return DetectionDataset(self.train_split, self.transform(True))
 
     def val_dataset(self) -> DetectionDataset:
         self._load()
-        return DetectionDataset(self.val_split, self.transform(False))
+        return DetectionDataset(self.val_split, self.transform(False), with_crowd=True)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.train_dataset()
@@ -792,7 +823,9 @@ class DetectionDataModule(L.LightningDataModule):
         dropped = sum(p.action == "dropped" for p in self.problems)
         skipped = sum(p.action == "skipped" for p in self.problems)
         return (
-            f"{_value(self.cfg, 'source')}: {len(self.train_split)} train / {len(self.val_split)} val images, "
+            f"{_value(self.cfg, 'source')}: "
+            + (f"{len(self.train_split)} train / " if self.train_split is not None else "")
+            + f"{len(self.val_split)} val images, "
             f"{len(self._classes)} classes ({names}), img_size {self.img_size}, {dropped} bad boxes dropped"
             + (f", {skipped} unreadable images skipped" if skipped else "")
         )

@@ -88,8 +88,14 @@ class DetectionTask(L.LightningModule):
         if self.trainer.world_size > 1:  # each rank saw a shard: gather them so every rank scores the whole set
             shards = [None] * self.trainer.world_size
             torch.distributed.all_gather_object(shards, (self.metric.predictions, self.metric.targets))
-            self.metric.predictions = [p for preds, _ in shards for p in preds]
-            self.metric.targets = [t for _, targets in shards for t in targets]
+            seen, predictions, targets = set(), [], []
+            for preds, truths in shards:  # the distributed sampler repeats images to even out the shards
+                for p, t in zip(preds, truths):
+                    if t.get("image_id") not in seen:
+                        seen.add(t.get("image_id"))
+                        predictions.append(p)
+                        targets.append(t)
+            self.metric.predictions, self.metric.targets = predictions, targets
         result = self.metric.compute()
         self.log("val/map", result["map"], prog_bar=True)
         self.log("val/map50", result["map50"], prog_bar=True)
