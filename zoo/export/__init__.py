@@ -39,9 +39,10 @@ class ExportResult:
         lines = [f"{self.format}: {self.path}"]
         for name, v in self.verification.items():
             if isinstance(v, dict) and "max_abs_diff" in v:
+                matched = f", {v['matched']}/{v['required']} confident detections matched" if "required" in v else ""
                 lines.append(
                     f"  verified on {name} input: max |diff| {v['max_abs_diff']:.3g} (tolerance {v['tolerance']:.3g}), "
-                    f"cosine {v['cosine']:.6f}"
+                    f"cosine {v['cosine']:.6f}{matched}"
                 )
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
