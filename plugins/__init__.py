@@ -1,5 +1,6 @@
-"""Built-in training plugins (distillation, QAT, pruning), shipped as ``zoo.plugins``.
+"""Built-in training plugins, shipped as ``zoo.plugins`` (the top-level ``plugins/`` folder of the repo).
 
-The plugin API and the built-ins arrive with the compression issue; this package exists now so the
-wheel layout (top-level ``plugins/`` mapped under the ``zoo`` namespace) is fixed and tested from day one.
+``zoo.plugins.base`` holds the API (:class:`~zoo.plugins.base.Plugin`, discovery through the
+``zoo.plugins`` entry-point group, :func:`~zoo.plugins.base.build`); each built-in is one module:
+``distill`` (knowledge distillation). Nothing heavy is imported here.
 """

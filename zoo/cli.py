@@ -25,6 +25,7 @@ EXAMPLES = {
         "  zoo train recipe=quickstart --cfg job\n"
         "  zoo train -m recipe=quickstart optim.lr=0.002,0.005\n"
         "  zoo train recipe=quickstart resume=last\n"
+        "  zoo train recipe=quickstart plugins=[distill] plugins.distill.teacher=runs/quickstart/<time>\n"
         "  zoo train recipe=yolov10n_shapes                     # a detector, from scratch on CPU\n"
         "  zoo train recipe=yolov10n_shapes data=yolo data.root=/data/my-set model.pretrained=true\n\n"
         "Writes runs/<recipe>/<time>/ (config, checkpoints, logs, model/, eval/). Recipes: zoo/recipes/*.yaml."

@@ -103,6 +103,18 @@ def check_overrides(recipe: str, overrides: Sequence[str]) -> None:
     chosen = []  # group choices (data=shapes) change which keys exist, so apply them before checking keys
     for override in checked:
         key = override.key_or_group
+        if key == "plugins":  # a list of plugin configs: plugins=[distill,prune]
+            names = override.value() if isinstance(override.value(), list) else [override.get_value_element_as_str()]
+            for name in names:
+                if str(name) not in group_options("plugins"):
+                    hints = closest(str(name), group_options("plugins"), n=1)
+                    raise ConfigError(
+                        f"unknown plugin {name!r}" + (f" (did you mean {hints[0]!r}?)" if hints else "")
+                        + f"; built-in plugins: {', '.join(group_options('plugins'))}. A third-party plugin "
+                        f"(entry-point group zoo.plugins) is enabled with '+plugins.{name}={{}}' or +plugins.{name}.OPTION=VALUE"
+                    )
+            chosen.append(f"plugins=[{','.join(str(n) for n in names)}]")
+            continue
         if key not in GROUPS:
             continue
         values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
@@ -113,11 +125,11 @@ def check_overrides(recipe: str, overrides: Sequence[str]) -> None:
         base = hydra_compose(recipe, overrides=[SEARCHPATH, *chosen])
     for override in checked:
         key = override.key_or_group
-        if key in GROUPS:
+        if key in GROUPS or key == "plugins":
             continue
         node, parts = base, key.split(".")
         for i, part in enumerate(parts):
-            if not isinstance(node, DictConfig) or part not in node:
+            if not isinstance(node, DictConfig) or part not in node.keys():  # `in` is False for ??? values
                 where = ".".join(parts[:i]) or "the top level"
                 valid = sorted(node.keys()) if isinstance(node, DictConfig) else []
                 hint = closest(part, valid, n=3)
@@ -127,7 +139,8 @@ def check_overrides(recipe: str, overrides: Sequence[str]) -> None:
                     + (f". Valid keys there: {', '.join(valid)}" if valid else "")
                     + f". To add a new key use +{key}=..."
                 )
-            node = node[part]
+            if i < len(parts) - 1:  # the last part may be a required (???) value, which cannot be read
+                node = node[part]
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -212,8 +225,6 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
     from zoo.registry import get_spec
 
     run_dir = Path(run_dir)
-    if cfg.get("plugins"):
-        raise ConfigError("plugins are not available yet (they arrive with the compression-plugins issue); use plugins=[]")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     spec = get_spec(cfg.model.name)
     kind = _task_kind(cfg, spec)
@@ -248,6 +259,12 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
     else:
         task = Task(model, num_classes, optim=optim, **options)
 
+    from zoo.plugins.base import build as build_plugins
+
+    plugins = build_plugins(OmegaConf.to_container(cfg.plugins, resolve=True) if cfg.get("plugins") else {}, kind)
+    if plugins:
+        print("plugins: " + ", ".join(p.describe() for p in plugins))
+
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_kwargs["precision"] = _precision(trainer_kwargs.get("precision", "auto"))
     best = ModelCheckpoint(
@@ -259,7 +276,7 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
-    all_callbacks = [best, LearningRateMonitor(logging_interval="step"), *callbacks]
+    all_callbacks = [best, LearningRateMonitor(logging_interval="step"), *plugins, *callbacks]
     if trainer_kwargs.get("enable_progress_bar", True):
         all_callbacks.append(RichProgressBar(leave=True))
     stop = cfg.early_stopping

@@ -1,9 +1,48 @@
-"""The optimizer and schedule every task uses, written once: timm's ``create_optimizer_v2`` (no weight
-decay on norms and biases) and a linear warmup into a cosine decay (timm's ``CosineLRScheduler``),
-stepped per update so short and long runs follow the same curve."""
+"""What every task shares, written once: the optimizer and schedule (timm's ``create_optimizer_v2``
+with no weight decay on norms and biases, a linear warmup into a cosine decay with timm's
+``CosineLRScheduler``, stepped per update) and the seams plugins use (extra loss terms, extra trained
+modules such as distillation adapters)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+
+class TaskBase(L.LightningModule):
+    """Base of ``ClassificationTask`` and ``DetectionTask``; subclasses set ``self.model`` and ``self.optim``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plugin_modules = nn.ModuleDict()  # trained with the model, never saved with it
+        self.__dict__["_loss_terms"] = {}  # name -> fn(images, outputs, targets) -> (loss, {item: value})
+
+    def add_loss_term(self, name: str, fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]) -> None:
+        """A plugin's addition to the training loss, logged as ``train/<name>_<item>``."""
+        self._loss_terms[name] = fn
+
+    def add_trained_module(self, name: str, module: nn.Module) -> None:
+        """A plugin's module whose parameters the optimizer trains with the model's."""
+        self.plugin_modules[name] = module
+
+    def plugin_losses(self, images: torch.Tensor, outputs: Any, targets: Any, n: int) -> torch.Tensor | float:
+        total = 0.0
+        for name, fn in self._loss_terms.items():
+            loss, items = fn(images, outputs, targets)
+            total = total + loss
+            self.log_dict({f"train/{name}_{k}": v for k, v in items.items()}, on_step=False, on_epoch=True,
+                          sync_dist=True, batch_size=n)
+        return total
+
+    def configure_optimizers(self):
+        trained = nn.ModuleDict({"model": self.model, **self.plugin_modules}) if len(self.plugin_modules) else self.model
+        return configure_optimizers(trained, self.trainer, self.optim)
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:  # timm schedulers count updates themselves
+        scheduler.step_update(num_updates=self.global_step)
 
 
 def configure_optimizers(model, trainer, optim: dict[str, Any]) -> dict[str, Any]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from zoo.tasks._optim import TaskBase
 
-class ClassificationTask(L.LightningModule):
+
+class ClassificationTask(TaskBase):
     def __init__(
         self,
         model: nn.Module,
@@ -70,7 +71,8 @@ class ClassificationTask(L.LightningModule):
         x, y = batch
         if self.mixup is not None:
             x, y = self.mixup(x, y)
-        loss = self.train_loss(self._train_forward(self._prepare(x)), y)
+        logits = self._train_forward(self._prepare(x))
+        loss = self.train_loss(logits, y) + self.plugin_losses(x, logits, y, x.shape[0])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
         return loss
 
@@ -88,10 +90,3 @@ class ClassificationTask(L.LightningModule):
         self.log("val/top1", self.top1, prog_bar=True, on_epoch=True, batch_size=n)
         self.log("val/top5", self.top5, on_epoch=True, batch_size=n)
 
-    def configure_optimizers(self):
-        from zoo.tasks._optim import configure_optimizers
-
-        return configure_optimizers(self.model, self.trainer, self.optim)
-
-    def lr_scheduler_step(self, scheduler, metric) -> None:  # timm schedulers count updates themselves
-        scheduler.step_update(num_updates=self.global_step)

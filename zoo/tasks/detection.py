@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import torch
 from torch import nn
 
+from zoo.tasks._optim import TaskBase
 
-class DetectionTask(L.LightningModule):
+
+class DetectionTask(TaskBase):
     def __init__(
         self,
         model: nn.Module,
@@ -65,6 +66,7 @@ class DetectionTask(L.LightningModule):
         outputs = self._train_forward(self._prepare(images))
         loss, items = self.criterion(outputs, targets)
         n = images.shape[0]
+        loss = loss + self.plugin_losses(images, outputs, targets, n)
         # DDP averages gradients over ranks; scaling by their number keeps the per-image gradient of the
         # official recipes (loss summed over the global batch), so their SGD settings carry over.
         loss = loss * self.trainer.world_size
@@ -101,10 +103,3 @@ class DetectionTask(L.LightningModule):
         self.log("val/map50", result["map50"], prog_bar=True)
         self.log("val/map75", result["map75"])
 
-    def configure_optimizers(self):
-        from zoo.tasks._optim import configure_optimizers
-
-        return configure_optimizers(self.model, self.trainer, self.optim)
-
-    def lr_scheduler_step(self, scheduler, metric) -> None:  # timm schedulers count updates themselves
-        scheduler.step_update(num_updates=self.global_step)

@@ -1,0 +1,143 @@
+"""The plugin API: one Lightning ``Callback`` per way of changing *how* a model is trained.
+
+A plugin has a ``name`` (what recipes write: ``plugins=[distill]``), an ``order`` (plugins compose in
+that order: prune, then distill, then QAT), a ``Config`` dataclass whose fields are its options
+(``plugins.distill.teacher=...``; unknown or ill-typed options are refused by name when the run is
+built), and a line saying what it changes in the saved model and the export. It reaches the run only
+through Lightning hooks; to add to the training loss it registers a term with the task
+(``task.add_loss_term``), and modules it trains (e.g. adapters) with ``task.add_trained_module``.
+
+Built-ins are listed in :data:`BUILTIN`; other packages add plugins through the entry-point group
+``zoo.plugins`` (an entry point names a ``Plugin`` subclass).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import lightning as L
+
+from zoo.errors import ConfigError, closest
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """For plugins without options."""
+
+
+class Plugin(L.Callback):
+    name: ClassVar[str] = ""
+    order: ClassVar[int] = 50  # lower first: prune 10, distill 20, qat 30
+    Config: ClassVar[type] = NoOptions
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "detection")  # the model tasks it supports
+    changes: ClassVar[str] = ""  # what it changes in the saved model and the export, in one line
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None) -> Plugin:
+        """The plugin with ``options`` checked against its ``Config`` (names, required values, types)."""
+        options = dict(options or {})
+        fields = {f.name: f for f in dataclasses.fields(cls.Config)}
+        for key in options:
+            if key not in fields:
+                hint = closest(key, list(fields), n=1)
+                raise ConfigError(
+                    f"plugin {cls.name!r} has no option {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                    + f". Options: {', '.join(fields) or 'none'}"
+                )
+        hints = typing.get_type_hints(cls.Config)
+        for name, f in fields.items():
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if (required and name not in options) or options.get(name) == "???":
+                raise ConfigError(f"plugin {cls.name!r} needs plugins.{cls.name}.{name}=... ({_describe(hints.get(name))})")
+            if name in options:
+                options[name] = _coerce(cls.name, name, options[name], hints.get(name))
+        return cls(cls.Config(**options))
+
+    def check(self, plugins: Sequence[Plugin], task: str) -> None:
+        """Refuse a combination this plugin cannot take part in (raise ConfigError with the reason)."""
+        if task not in self.tasks:
+            raise ConfigError(f"plugin {self.name!r} supports {' and '.join(self.tasks)} models, not {task}")
+
+    def describe(self) -> str:
+        options = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(self.config).items())
+        return f"{self.name}({options})"
+
+
+def _describe(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint)).replace("typing.", "")
+
+
+def _coerce(plugin: str, name: str, value: Any, hint: Any) -> Any:
+    """Hydra gives strings, numbers and lists; check each against the field's annotation."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    kinds = args if origin in (typing.Union, getattr(__import__("types"), "UnionType", ())) else (hint,)
+    if value is None and type(None) in kinds:
+        return None
+    for kind in kinds:
+        base = typing.get_origin(kind) or kind
+        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if base in (list, tuple) and isinstance(value, (list, tuple)):
+            return base(value)
+        if isinstance(base, type) and isinstance(value, base) and not (base is int and isinstance(value, bool)):
+            return value
+    raise ConfigError(f"plugins.{plugin}.{name} must be {_describe(hint)}, not {value!r}")
+
+
+# -- discovery -------------------------------------------------------------------------------------
+
+ENTRY_POINT_GROUP = "zoo.plugins"
+BUILTIN = {"distill": "zoo.plugins.distill:Distill"}
+
+
+def _resolve(ref: str) -> type[Plugin]:
+    import importlib
+
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def available() -> dict[str, type[Plugin]]:
+    """Every plugin by name: the built-ins, then third-party entry points (a broken one only warns)."""
+    import warnings
+    from importlib.metadata import entry_points
+
+    found = {name: _resolve(ref) for name, ref in BUILTIN.items()}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+        except Exception as e:  # noqa: BLE001 - someone else's package must not break training
+            warnings.warn(f"plugin entry point {ep.name!r} ({ep.value}) failed to load: {type(e).__name__}: {e}", stacklevel=2)
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, Plugin)):
+            warnings.warn(f"plugin entry point {ep.name!r} ({ep.value}) is not a zoo Plugin subclass; ignored", stacklevel=2)
+            continue
+        if ep.name in found:
+            warnings.warn(f"plugin entry point {ep.name!r} ({ep.value}) has the name of a built-in; ignored", stacklevel=2)
+            continue
+        found[ep.name] = cls
+    return found
+
+
+def build(options: Mapping[str, Mapping[str, Any] | None], task: str) -> list[Plugin]:
+    """Plugins from ``{name: options}`` (a recipe's ``plugins`` node), in composition order, checked together."""
+    known = available()
+    plugins = []
+    for name, opts in options.items():
+        if name not in known:
+            hint = closest(name, list(known), n=1)
+            raise ConfigError(
+                f"unknown plugin {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f". Plugins: {', '.join(sorted(known))}"
+            )
+        plugins.append(known[name].from_options(opts))
+    plugins.sort(key=lambda p: p.order)
+    for plugin in plugins:
+        plugin.check(plugins, task)
+    return plugins

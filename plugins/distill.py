@@ -1,0 +1,198 @@
+"""``distill``: knowledge distillation from a frozen teacher into the model being trained.
+
+Logit KD (Hinton et al., "Distilling the Knowledge in a Neural Network", arXiv:1503.02531): the KL
+divergence between the softened class distributions of teacher and student, times ``temperature**2``
+and ``weight``, added to the task's own loss. Feature KD (FitNets, Romero et al., arXiv:1412.6550):
+named student layers are matched to named teacher layers through learned 1x1 adapters (mean-squared
+error; maps of another size are resized, and token sequences or vectors are pooled and matched through a
+linear adapter, so a transformer teacher can teach a CNN student).
+
+The teacher is any ``zoo.load`` source (a name, ``name.tag``, a run directory, a folder, ``hf-hub:``) or
+``timm:<name>``; it runs frozen, in eval mode, on the student's batch re-normalised and resized to its
+own preprocessing. Nothing of the teacher or the adapters is saved with the student.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from zoo.errors import ConfigError
+from zoo.plugins.base import Plugin
+
+
+@dataclasses.dataclass
+class DistillConfig:
+    teacher: str  # a zoo.load source, or timm:<name>
+    pretrained: bool = True  # registered names and timm:<name>: load their published weights
+    weight: float = 1.0  # logit KD weight (0: feature KD only)
+    temperature: float = 4.0
+    features: list = dataclasses.field(default_factory=list)  # "student.module:teacher.module" pairs
+    feature_weight: float = 1.0
+
+
+class Distill(Plugin):
+    name = "distill"
+    order = 20
+    Config = DistillConfig
+    tasks = ("classification",)
+    changes = "nothing: the saved and exported model is the student alone"
+
+    def __init__(self, config: DistillConfig | None = None) -> None:
+        super().__init__(config)
+        c = self.config
+        if c.temperature <= 0:
+            raise ConfigError(f"plugins.distill.temperature must be > 0, not {c.temperature}")
+        if c.weight < 0 or c.feature_weight < 0:
+            raise ConfigError("plugins.distill.weight and feature_weight must be >= 0")
+        self.pairs = [_pair(p) for p in c.features]
+        if c.weight == 0 and not self.pairs:
+            raise ConfigError("plugins.distill: weight=0 and no features leaves nothing to distil")
+        self.teacher: nn.Module | None = None
+        self._student_feats: dict[str, torch.Tensor] = {}
+        self._teacher_feats: dict[str, torch.Tensor] = {}
+
+    # -- Lightning hooks ---------------------------------------------------------------------------
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage != "fit" or self.teacher is not None:
+            return
+        student = pl_module.model
+        self.teacher = load_teacher(self.config.teacher, self.config.pretrained)
+        spec, tspec = student.zoo_spec, getattr(self.teacher, "zoo_spec", None)
+        self._student_spec = spec
+        classes = tspec.num_classes if tspec is not None else getattr(self.teacher, "num_classes", None)
+        if self.config.weight > 0 and classes != spec.num_classes:
+            raise ConfigError(
+                f"teacher {self.config.teacher} predicts {classes} classes, the student {spec.num_classes}: "
+                "logit distillation needs the same classes (fine-tune the teacher on this data first, or use "
+                "plugins.distill.weight=0 with features)"
+            )
+        for s_name, t_name in self.pairs:
+            student.get_submodule(_checked(student, s_name, "student")).register_forward_hook(self._keep(self._student_feats, s_name))
+            self.teacher.get_submodule(_checked(self.teacher, t_name, "teacher")).register_forward_hook(self._keep(self._teacher_feats, t_name))
+        if self.pairs:
+            pl_module.add_trained_module("distill_adapters", self._adapters(student))
+        pl_module.add_loss_term(self.name, self.loss)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.teacher.to(pl_module.device)
+
+    # -- the loss ----------------------------------------------------------------------------------
+    def loss(self, images: torch.Tensor, outputs: torch.Tensor, targets: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with torch.no_grad():
+            teacher_logits = self.teacher(self._teacher_input(images)).float()
+        items, total = {}, outputs.new_zeros(())
+        if self.config.weight > 0:
+            t = self.config.temperature
+            kd = F.kl_div(F.log_softmax(outputs.float() / t, -1), F.log_softmax(teacher_logits / t, -1),
+                          reduction="batchmean", log_target=True) * t * t
+            items["kd"] = kd.detach()
+            total = total + self.config.weight * kd
+        if self.pairs:
+            adapters = self._trained_adapters
+            feat = sum(_feature_loss(adapters[str(i)], self._student_feats[s], self._teacher_feats[t].detach())
+                       for i, (s, t) in enumerate(self.pairs)) / len(self.pairs)
+            items["feature_kd"] = feat.detach()
+            total = total + self.config.feature_weight * feat
+        return total, items
+
+    # -- helpers -----------------------------------------------------------------------------------
+    @staticmethod
+    def _keep(store: dict, name: str):
+        def hook(module, args, output):
+            store[name] = output[0] if isinstance(output, (tuple, list)) else output
+        return hook
+
+    def _teacher_input(self, images: torch.Tensor) -> torch.Tensor:
+        """The student's normalised batch, re-expressed in the teacher's own preprocessing."""
+        spec = getattr(self, "_student_spec", None)
+        tspec = getattr(self.teacher, "zoo_spec", None)
+        if spec is None or tspec is None:
+            return images
+        mean = lambda s: images.new_tensor(s.mean).view(1, -1, 1, 1)  # noqa: E731
+        std = lambda s: images.new_tensor(s.std).view(1, -1, 1, 1)  # noqa: E731
+        x = images * std(spec) + mean(spec)
+        if tspec.fixed_input_size and tuple(x.shape[-2:]) != tuple(tspec.input_size[-2:]):
+            x = F.interpolate(x, size=tuple(tspec.input_size[-2:]), mode="bilinear", align_corners=False)
+        return (x - mean(tspec)) / std(tspec)
+
+    def _adapters(self, student: nn.Module) -> nn.ModuleDict:
+        """One adapter per pair, sized by running both networks once on a dummy batch."""
+        c, h, w = student.zoo_spec.input_size
+        x = torch.zeros(2, c, h, w)
+        was_training = student.training
+        with torch.no_grad():
+            student.eval()
+            student(x)
+            self.teacher(self._teacher_input(x))
+        student.train(was_training)
+        adapters = nn.ModuleDict()
+        for i, (s, t) in enumerate(self.pairs):
+            fs, ft = self._student_feats[s], self._teacher_feats[t]
+            if fs.ndim == 4 and ft.ndim == 4:
+                adapters[str(i)] = nn.Conv2d(fs.shape[1], ft.shape[1], 1)
+            else:
+                adapters[str(i)] = nn.Linear(_channels(fs), _channels(ft))
+        self._student_feats.clear()
+        self._teacher_feats.clear()
+        self._trained_adapters = adapters
+        return adapters
+
+
+def _pair(text: Any) -> tuple[str, str]:
+    parts = str(text).split(":")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"plugins.distill.features entries are 'student.module:teacher.module', not {text!r}")
+    return parts[0], parts[1]
+
+
+def _checked(model: nn.Module, name: str, which: str) -> str:
+    names = [n for n, _ in model.named_modules() if n]
+    if name not in names:
+        from zoo.errors import closest
+
+        hint = closest(name, names, n=3)
+        raise ConfigError(f"the {which} has no module {name!r}" + (f"; close: {', '.join(hint)}" if hint else ""))
+    return name
+
+
+def _channels(x: torch.Tensor) -> int:
+    return int(x.shape[1] if x.ndim == 4 else x.shape[-1])
+
+
+def _pooled(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] maps and [B, N, C] tokens -> [B, C] vectors."""
+    if x.ndim == 4:
+        return x.mean((2, 3))
+    if x.ndim == 3:
+        return x.mean(1)
+    return x
+
+
+def _feature_loss(adapter: nn.Module, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    if isinstance(adapter, nn.Conv2d):
+        s = adapter(student.float())
+        if s.shape[-2:] != teacher.shape[-2:]:
+            s = F.interpolate(s, size=teacher.shape[-2:], mode="bilinear", align_corners=False)
+        return F.mse_loss(s, teacher.float())
+    return F.mse_loss(adapter(_pooled(student.float())), _pooled(teacher.float()))
+
+
+def load_teacher(source: str, pretrained: bool = True) -> nn.Module:
+    """A frozen teacher in eval mode from a zoo source or ``timm:<name>``."""
+    import zoo
+    from zoo.registry import _populate, split_name
+
+    if source.startswith("timm:"):
+        import timm
+
+        teacher = timm.create_model(source[len("timm:"):], pretrained=pretrained)
+    else:
+        arch, _ = split_name(source)
+        registered = arch in _populate() and not source.startswith(("hf-hub:", "/", ".", "~"))
+        teacher = zoo.load(source, pretrained=pretrained and registered)
+    teacher.eval().requires_grad_(False)
+    return teacher

@@ -1,0 +1,146 @@
+"""Training plugins: the API (options, order, refusals), third-party discovery, and distillation end to end."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from zoo.cli import main as cli
+from zoo.errors import ConfigError
+from zoo.plugins.base import Plugin, available, build
+from zoo.plugins.distill import Distill
+from zoo.train import compose, run
+
+FAST = ["trainer.enable_progress_bar=false", "trainer.limit_train_batches=3", "trainer.max_epochs=1",
+        "trainer.log_every_n_steps=1", "trainer.limit_val_batches=2"]
+
+
+def test_options_are_checked_by_name_value_and_type():
+    assert build({"distill": {"teacher": "mobilenetv3_small_100", "temperature": 2}}, "classification")[0].config.temperature == 2.0
+    with pytest.raises(ConfigError, match=r"no option 'temprature' \(did you mean 'temperature'\?\)"):
+        Distill.from_options({"teacher": "x", "temprature": 2})
+    with pytest.raises(ConfigError, match=r"needs plugins\.distill\.teacher="):
+        Distill.from_options({})
+    with pytest.raises(ConfigError, match=r"plugins\.distill\.weight must be float, not 'heavy'"):
+        Distill.from_options({"teacher": "x", "weight": "heavy"})
+    with pytest.raises(ConfigError, match="'student.module:teacher.module'"):
+        Distill.from_options({"teacher": "x", "features": ["blocks.1"]})
+
+
+def test_unknown_plugins_and_impossible_combinations_are_refused():
+    with pytest.raises(ConfigError, match=r"unknown plugin 'distil' \(did you mean 'distill'\?\)"):
+        build({"distil": {}}, "classification")
+    with pytest.raises(ConfigError, match="supports classification models, not detection"):
+        build({"distill": {"teacher": "x"}}, "detection")
+
+
+def test_plugins_compose_in_their_declared_order(monkeypatch):
+    @dataclasses.dataclass
+    class Nothing:
+        pass
+
+    class Late(Plugin):
+        name, order, Config = "late", 90, Nothing
+
+    class Early(Plugin):
+        name, order, Config = "early", 5, Nothing
+
+    monkeypatch.setattr("zoo.plugins.base.available", lambda: {"late": Late, "early": Early, "distill": Distill})
+    order = [p.name for p in build({"late": {}, "distill": {"teacher": "x"}, "early": {}}, "classification")]
+    assert order == ["early", "distill", "late"]
+
+
+def test_third_party_plugin_is_discovered_through_its_entry_point(tmp_path):
+    (tmp_path / "tinyplug.py").write_text(textwrap.dedent(
+        """
+        import dataclasses
+        from zoo.plugins.base import Plugin
+
+        @dataclasses.dataclass
+        class Options:
+            scale: float = 1.0
+
+        class Counter(Plugin):
+            name, order, Config = "counter", 40, Options
+            changes = "nothing"
+            batches = 0
+
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                Counter.batches += 1
+        """
+    ))
+    dist = tmp_path / "tinyplug-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplug\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[zoo.plugins]\ncounter = tinyplug:Counter\n")
+    script = textwrap.dedent(
+        f"""
+        from zoo.plugins.base import available
+        from zoo.train import compose, run
+        import tinyplug
+        assert "counter" in available()
+        cfg = compose("quickstart", [{str(f"out_dir={tmp_path}")!r}, "+plugins.counter.scale=2.0", *{FAST!r}])
+        run(cfg, {str(tmp_path / 'run')!r})
+        print(tinyplug.Counter.batches)
+        """
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path), "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "3"
+    assert "distill" in available()
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("teacher")
+    run(compose("quickstart", [f"out_dir={tmp}", *FAST]), tmp / "teacher")
+    return tmp / "teacher"
+
+
+def test_logit_and_feature_distillation_from_a_run(teacher_run, tmp_path):
+    cfg = compose("quickstart", [f"out_dir={tmp_path}", *FAST, "plugins=[distill]",
+                                 f"plugins.distill.teacher={teacher_run}",
+                                 "plugins.distill.features=[blocks.2:blocks.3]", "model.name=mnasnet_small"])
+    summary = run(cfg, tmp_path / "student")
+    rows = list(csv.DictReader(open(tmp_path / "student" / "logs" / "metrics.csv")))
+    kd = [float(r["train/distill_kd"]) for r in rows if r.get("train/distill_kd")]
+    feature = [float(r["train/distill_feature_kd"]) for r in rows if r.get("train/distill_feature_kd")]
+    assert kd and feature and all(v >= 0 for v in kd + feature)
+    student = zoo.load(summary["run_dir"])  # the student alone: no teacher, no adapters saved
+    assert student.zoo_spec.name == "mnasnet_small"
+    assert not any("distill" in k for k in student.state_dict())
+
+
+def test_distillation_loss_pulls_the_student_towards_the_teacher(teacher_run):
+    plugin = Distill.from_options({"teacher": str(teacher_run), "temperature": 1.0})
+    plugin.teacher = zoo.load(str(teacher_run)).eval()
+    plugin._student_spec = plugin.teacher.zoo_spec
+    x = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        target = plugin.teacher(x)
+    same, _ = plugin.loss(x, target.clone(), None)
+    other, items = plugin.loss(x, torch.randn_like(target) * 5, None)
+    assert same.item() == pytest.approx(0.0, abs=1e-5) and other.item() > 0.1 and "kd" in items
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["train", "recipe=quickstart", "plugins=[distil]"], "unknown plugin 'distil' (did you mean 'distill'?)"),
+        (["train", "recipe=quickstart", "plugins=[distill]"], "needs plugins.distill.teacher="),
+        (["train", "recipe=yolov10n_shapes", "plugins=[distill]", "plugins.distill.teacher=x"], "not detection"),
+        (["train", "recipe=quickstart", "plugins=[distill]", "plugins.distill.tmperature=2"], "did you mean 'plugins.distill.temperature'?"),
+    ],
+)
+def test_bad_plugin_input_is_one_line(capsys, argv, needle):
+    assert cli(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert needle in err[-1] and err[-1].startswith("zoo train: error:")
