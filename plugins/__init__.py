@@ -2,5 +2,5 @@
 
 ``zoo.plugins.base`` holds the API (:class:`~zoo.plugins.base.Plugin`, discovery through the
 ``zoo.plugins`` entry-point group, :func:`~zoo.plugins.base.build`); each built-in is one module:
-``distill`` (knowledge distillation). Nothing heavy is imported here.
+``distill`` (knowledge distillation), ``prune`` (structural pruning). Nothing heavy is imported here.
 """

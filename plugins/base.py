@@ -93,7 +93,7 @@ def _coerce(plugin: str, name: str, value: Any, hint: Any) -> Any:
 # -- discovery -------------------------------------------------------------------------------------
 
 ENTRY_POINT_GROUP = "zoo.plugins"
-BUILTIN = {"distill": "zoo.plugins.distill:Distill"}
+BUILTIN = {"distill": "zoo.plugins.distill:Distill", "prune": "zoo.plugins.prune:Prune"}
 
 
 def _resolve(ref: str) -> type[Plugin]:

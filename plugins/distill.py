@@ -55,6 +55,14 @@ class Distill(Plugin):
         self._student_feats: dict[str, torch.Tensor] = {}
         self._teacher_feats: dict[str, torch.Tensor] = {}
 
+    def check(self, plugins, task: str) -> None:
+        super().check(plugins, task)
+        if self.pairs and any(p.name == "prune" for p in plugins):
+            raise ConfigError(
+                "feature distillation cannot be combined with prune yet: pruning changes the width of the hooked "
+                "student layers under their adapters; keep logit KD with pruning (plugins.distill.features=[])"
+            )
+
     # -- Lightning hooks ---------------------------------------------------------------------------
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage != "fit" or self.teacher is not None:

@@ -144,3 +144,34 @@ def test_bad_plugin_input_is_one_line(capsys, argv, needle):
     assert cli(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert needle in err[-1] and err[-1].startswith("zoo train: error:")
+
+
+def test_pruning_gives_a_smaller_model_that_saves_loads_and_exports(tmp_path):
+    import json
+
+    from zoo.bench import count_macs
+
+    cfg = compose("quickstart", [f"out_dir={tmp_path}", *FAST, "trainer.max_epochs=2", "plugins=[prune]",
+                                 "plugins.prune.ratio=0.5", "plugins.prune.steps=1"])
+    summary = run(cfg, tmp_path / "pruned")
+    x = torch.randn(1, 3, 64, 64)
+    full = zoo.load("mobilenetv3_small_100", num_classes=10)
+    pruned = zoo.load(summary["run_dir"]).eval()
+    assert count_macs(pruned, x) <= 0.55 * count_macs(full, x)
+    assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in full.parameters())
+    assert "structure" in json.loads((tmp_path / "pruned" / "model" / "config.json").read_text())
+    from_ckpt = zoo.load(str(tmp_path / "pruned" / "checkpoints" / "last.ckpt")).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(from_ckpt(x), pruned(x))  # the EMA restarted at the pruned shapes
+    result = zoo.export(pruned, "onnx", out=tmp_path / "pruned.onnx")
+    assert result.verification["real"]["ok"]
+
+
+def test_pruning_options_are_checked():
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        build({"prune": {"ratio": 1.5}}, "classification")
+    with pytest.raises(ConfigError, match="magnitude, taylor, bn_scale"):
+        build({"prune": {"importance": "l1"}}, "classification")
+    assert [p.name for p in build({"distill": {"teacher": "x"}, "prune": {}}, "classification")] == ["prune", "distill"]
+    with pytest.raises(ConfigError, match="feature distillation cannot be combined with prune"):
+        build({"distill": {"teacher": "x", "features": ["a:b"]}, "prune": {}}, "classification")

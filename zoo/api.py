@@ -103,6 +103,8 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
         "model_kwargs": dict(spec.default_kwargs),
         "preprocessing": spec.preprocessing(),
     }
+    if getattr(model, "zoo_pruned", False):  # layer widths differ from the architecture's: rebuilt by load
+        config["structure"] = _structure(model)
     try:
         text = json.dumps(config, indent=2)
     except TypeError as e:
@@ -205,6 +207,8 @@ def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle
     if model_classes != saved_classes:
         spec = dataclasses.replace(spec, labels=None)  # the saved labels describe the old head
     model, spec = _build(spec, model_classes, model_kwargs, replace_kwargs=True)
+    if config.get("structure"):
+        _apply_structure(model, config["structure"])
     if state_dict is not None:
         what = f"weights in {source}"
     elif weights is not None:
@@ -287,6 +291,50 @@ def _build(spec: ModelSpec, num_classes: int, kwargs: dict, replace_kwargs: bool
     spec = dataclasses.replace(spec, num_classes=num_classes, default_kwargs=model_kwargs, labels=labels)
     model.zoo_spec = spec
     return model, spec
+
+
+_STRUCTURE_ATTRS = ("in_channels", "out_channels", "groups", "num_features", "in_features", "out_features",
+                    "normalized_shape", "num_heads", "head_dim", "dim")
+
+
+def _structure(model: nn.Module) -> dict[str, dict]:
+    """Every module's tensor shapes and width attributes, as JSON (a pruned model's architecture)."""
+    out = {}
+    for name, module in model.named_modules():
+        tensors = {k: list(v.shape) for k, v in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+                   if v is not None}
+        if not tensors:
+            continue
+        attrs = {}
+        for attr in _STRUCTURE_ATTRS:
+            value = getattr(module, attr, None)
+            if isinstance(value, int) and not isinstance(value, bool) or isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+                attrs[attr] = list(value) if isinstance(value, tuple) else value
+        out[name] = {"shapes": tensors, "attrs": attrs}
+    return out
+
+
+def _apply_structure(model: nn.Module, structure: dict[str, dict]) -> None:
+    """Resize a freshly built model's tensors and width attributes to a recorded structure."""
+    import torch
+    from torch import nn
+
+    for name, record in structure.items():
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            raise WeightsError(f"the saved structure names a module {name!r} this architecture does not have") from None
+        for attr, value in record.get("attrs", {}).items():
+            setattr(module, attr, tuple(value) if isinstance(getattr(module, attr, None), tuple) else value)
+        for key, shape in record["shapes"].items():
+            old = getattr(module, key, None)
+            if old is None or list(old.shape) == shape:
+                continue
+            fresh = torch.empty(shape, dtype=old.dtype)
+            if isinstance(old, nn.Parameter):
+                setattr(module, key, nn.Parameter(fresh, requires_grad=old.requires_grad))
+            else:
+                module._buffers[key] = fresh
 
 
 def _head_names(model: nn.Module, spec: ModelSpec) -> tuple[str, ...]:

@@ -28,6 +28,14 @@ class TaskBase(L.LightningModule):
         """A plugin's module whose parameters the optimizer trains with the model's."""
         self.plugin_modules[name] = module
 
+    def reset_ema(self) -> None:
+        """Restart the EMA from the current weights (after a plugin changed the model's structure)."""
+        if getattr(self, "ema", None) is not None:
+            from timm.utils import ModelEmaV3
+
+            self.ema = ModelEmaV3(self.model, decay=self.ema.decay, use_warmup=True)
+            self.ema.requires_grad_(False)
+
     def plugin_losses(self, images: torch.Tensor, outputs: Any, targets: Any, n: int) -> torch.Tensor | float:
         total = 0.0
         for name, fn in self._loss_terms.items():

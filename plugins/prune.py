@@ -1,0 +1,119 @@
+"""``prune``: structural channel pruning with Torch-Pruning, down to a target share of MACs or params.
+
+Torch-Pruning (VainF/Torch-Pruning, MIT) traces the dependency graph, so removing a conv's output
+channels also removes the matching BatchNorm entries and the next layer's inputs: the result is a
+genuinely smaller dense model. Channels are ranked globally by magnitude, first-order Taylor
+(|weight x gradient|) or BatchNorm scale, and removed in ``steps`` rounds spread over the first
+``until`` share of training (the rest fine-tunes). After each round the optimizer is rebuilt for the new
+parameters (the learning-rate schedule follows the global step, so it continues where it was) and the
+EMA restarts from the pruned weights.
+
+The saved model records its pruned shapes in ``config.json`` (``zoo.load`` rebuilds them before loading
+the weights): no pickled modules.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+
+from zoo.errors import ConfigError
+from zoo.plugins.base import Plugin
+
+IMPORTANCE = ("magnitude", "taylor", "bn_scale")
+
+
+@dataclasses.dataclass
+class PruneConfig:
+    ratio: float = 0.5  # share of MACs (or params) to remove
+    target: str = "macs"  # "macs" or "params"
+    importance: str = "magnitude"  # magnitude, taylor or bn_scale
+    steps: int = 4  # pruning rounds
+    until: float = 0.5  # rounds happen within this share of the epochs; the rest fine-tunes
+
+
+class Prune(Plugin):
+    name = "prune"
+    order = 10
+    Config = PruneConfig
+    tasks = ("classification",)
+    changes = "the model's layer widths: saved and exported smaller (config.json records the pruned shapes)"
+
+    def __init__(self, config: PruneConfig | None = None) -> None:
+        super().__init__(config)
+        c = self.config
+        if not 0 < c.ratio < 1:
+            raise ConfigError(f"plugins.prune.ratio is the share to remove, between 0 and 1, not {c.ratio}")
+        if c.target not in ("macs", "params"):
+            raise ConfigError(f"plugins.prune.target must be macs or params, not {c.target!r}")
+        if c.importance not in IMPORTANCE:
+            raise ConfigError(f"plugins.prune.importance must be one of {', '.join(IMPORTANCE)}, not {c.importance!r}")
+        if c.steps < 1 or not 0 < c.until <= 1:
+            raise ConfigError("plugins.prune.steps must be >= 1 and plugins.prune.until in (0, 1]")
+        self.done = 0
+        self.history: list[dict[str, float]] = []
+
+    def _measure(self, model) -> float:
+        import torch_pruning as tp
+
+        macs, params = tp.utils.count_ops_and_params(model, self.example.to(next(model.parameters()).device))
+        return float(macs if self.config.target == "macs" else params)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage != "fit" or hasattr(self, "example"):
+            return
+        c, h, w = pl_module.model.zoo_spec.input_size
+        self.example = torch.randn(1, c, h, w)
+        self.base = self._measure(pl_module.model)
+        epochs = max(int(trainer.max_epochs or 1), 1)
+        last = max(1, math.floor(epochs * self.config.until))
+        self.schedule = sorted({min(last - 1, round(k * last / self.config.steps)) for k in range(self.config.steps)})
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        """Prune on the first update of each scheduled epoch (gradients are there for Taylor importance)."""
+        epoch = trainer.current_epoch
+        if self.done >= len(self.schedule) or epoch < self.schedule[self.done] or self.history and self.history[-1]["epoch"] == epoch:
+            return
+        self.done += 1
+        goal = self.base * (1 - self.config.ratio * self.done / len(self.schedule))
+        self._prune_to(pl_module.model, goal)
+        self.history.append({"epoch": epoch, self.config.target: self._measure(pl_module.model), "goal": goal})
+        pl_module.log(f"prune/{self.config.target}_kept", self.history[-1][self.config.target] / self.base)
+        model = pl_module.model
+        model.zoo_pruned = True  # zoo.save records the new shapes
+        trainer.strategy.setup_optimizers(trainer)  # the pruned parameters are new tensors
+        pl_module.reset_ema()
+        for callback in trainer.checkpoint_callbacks:  # earlier checkpoints have the old shapes: best restarts now
+            callback.best_model_score, callback.best_model_path, callback.best_k_models = None, "", {}
+            callback.kth_best_model_path, callback.kth_value = "", None
+
+    def _prune_to(self, model, goal: float) -> None:
+        import torch_pruning as tp
+
+        importance = {
+            "magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+            "taylor": lambda: tp.importance.GroupTaylorImportance(),
+            "bn_scale": lambda: tp.importance.BNScaleImportance(),
+        }[self.config.importance]()
+        from zoo.api import _head_names
+
+        head = [model.get_submodule(n) for n in _head_names(model, model.zoo_spec)] or _last_linear(model)
+        example = self.example.to(next(model.parameters()).device)
+        # small global rounds until the goal is met: MACs do not fall linearly with the channel share
+        pruner = tp.pruner.MetaPruner(model, example, importance=importance, global_pruning=True, pruning_ratio=0.9,
+                                      iterative_steps=90, ignored_layers=head, round_to=8)
+        for _ in range(90):
+            if self._measure(model) <= goal:
+                break
+            pruner.step()
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if self.history:
+            kept = self._measure(pl_module.model) / self.base
+            print(f"prune: {self.config.target} kept {kept:.1%} of {self.base:,.0f} ({len(self.history)} rounds, {self.config.importance})")
+
+
+def _last_linear(model) -> list:
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    return linears[-1:]
