@@ -65,7 +65,8 @@ def main() -> None:
         return macs, time_calls(lambda: session.run(None, feed), 50, 10)["p50_ms"]
 
     m = machine()
-    base_macs, base_ms = speed(results["baseline"]["run_dir"])
+    measured = {name: speed(r["run_dir"]) for name, r in results.items()}  # each once, in this process
+    base_macs, base_ms = measured["baseline"]
     lines = [
         f"Recipe `quickstart` ({results['baseline']['model']}, digits, {args.epochs} epochs each, seed 0), measured by "
         f"`python benchmarks/compression.py` on {m['cpu']}, {threads} threads, torch {m['torch']}, {m['date']}. "
@@ -76,7 +77,7 @@ def main() -> None:
     ]
     for name in ("baseline", "teacher", "distill", "prune"):
         r = results[name]
-        macs, ms = speed(r["run_dir"])
+        macs, ms = measured[name]
         label = {"teacher": f"teacher ({args.teacher})", "distill": "student + distill (logit KD from the teacher)",
                  "prune": "student + prune (50% of MACs)"}.get(name, f"baseline ({r['model']})")
         lines.append(f"| {label} | {r['val_top1']:.2%} | {100 * (r['val_top1'] - results['baseline']['val_top1']):+.2f} pt | "
