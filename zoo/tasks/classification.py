@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from zoo.tasks._optim import TaskBase
+from zoo.tasks.base import TaskBase
 
 
 class ClassificationTask(TaskBase):

@@ -4,7 +4,7 @@ The family supplies its training criterion (``model.make_loss()``: for YOLOv10 t
 assignments of :mod:`zoo.tasks.tal`); in eval mode every detector returns ``[B, max_det, 6]``
 detections, so validation is the same for all: COCO mAP@[.5:.95] and mAP@.5 (:mod:`zoo.metrics`,
 faster-coco-eval) on the EMA of the weights, which is also what the run saves. The optimizer and the
-warmup + cosine schedule are the ones every task uses (:mod:`zoo.tasks._optim`).
+warmup + cosine schedule are the ones every task uses (:mod:`zoo.tasks.base`).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.tasks._optim import TaskBase
+from zoo.tasks.base import TaskBase
 
 
 class DetectionTask(TaskBase):
