@@ -10,6 +10,12 @@ EMA restarts from the pruned weights.
 
 The saved model records its pruned shapes in ``config.json`` (``zoo.load`` rebuilds them before loading
 the weights): no pickled modules.
+
+``mode=unstructured`` (global magnitude: the smallest ``ratio`` of all conv/linear weights) and
+``mode=2:4`` (in every group of 4 consecutive input weights the 2 smallest, the semi-structured pattern
+sparse tensor cores run) zero weights instead of removing channels: masks are computed on the same
+schedule and re-applied after every optimizer step (and to the EMA), so the saved weights hold the
+zeros; the achieved sparsity is logged and printed. The model keeps its shape.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from zoo.errors import ConfigError
 from zoo.plugins.base import Plugin
 
 IMPORTANCE = ("magnitude", "taylor", "bn_scale")
+MODES = ("channels", "unstructured", "2:4")
 
 
 @dataclasses.dataclass
@@ -31,6 +38,7 @@ class PruneConfig:
     importance: str = "magnitude"  # magnitude, taylor or bn_scale
     steps: int = 4  # pruning rounds
     until: float = 0.5  # rounds happen within this share of the epochs; the rest fine-tunes
+    mode: str = "channels"  # channels (a smaller dense model), unstructured or 2:4 (zeroed weights)
 
 
 class Prune(Plugin):
@@ -49,10 +57,13 @@ class Prune(Plugin):
             raise ConfigError(f"plugins.prune.target must be macs or params, not {c.target!r}")
         if c.importance not in IMPORTANCE:
             raise ConfigError(f"plugins.prune.importance must be one of {', '.join(IMPORTANCE)}, not {c.importance!r}")
+        if c.mode not in MODES:
+            raise ConfigError(f"plugins.prune.mode must be one of {', '.join(MODES)}, not {c.mode!r}")
         if c.steps < 1 or not 0 < c.until <= 1:
             raise ConfigError("plugins.prune.steps must be >= 1 and plugins.prune.until in (0, 1]")
         self.done = 0
         self.history: list[dict[str, float]] = []
+        self.masks: dict[str, torch.Tensor] = {}
 
     def _measure(self, model) -> float:
         import torch_pruning as tp
@@ -76,6 +87,11 @@ class Prune(Plugin):
         if self.done >= len(self.schedule) or epoch < self.schedule[self.done] or self.history and self.history[-1]["epoch"] == epoch:
             return
         self.done += 1
+        if self.config.mode != "channels":
+            share = 0.5 if self.config.mode == "2:4" else self.config.ratio * self.done / len(self.schedule)
+            self.masks = sparsity_masks(pl_module.model, share, self.config.mode)
+            self.history.append({"epoch": epoch, "sparsity": share})
+            return
         goal = self.base * (1 - self.config.ratio * self.done / len(self.schedule))
         self._prune_to(pl_module.model, goal)
         self.history.append({"epoch": epoch, self.config.target: self._measure(pl_module.model), "goal": goal})
@@ -108,7 +124,28 @@ class Prune(Plugin):
                 break
             pruner.step()
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self._apply_masks(pl_module)
+
+    def on_validation_start(self, trainer, pl_module) -> None:  # the EMA updated after the last mask; checkpoints follow
+        self._apply_masks(pl_module)
+
+    def _apply_masks(self, pl_module) -> None:
+        if not self.masks:
+            return
+        models = [pl_module.model] + ([pl_module.ema.module] if getattr(pl_module, "ema", None) is not None else [])
+        with torch.no_grad():
+            for model in models:
+                for name, param in model.named_parameters():
+                    mask = self.masks.get(name)
+                    if mask is not None:
+                        param.mul_(mask.to(param.device))
+
     def on_fit_end(self, trainer, pl_module) -> None:
+        if self.masks:
+            zeros, total = measured_sparsity(pl_module.model, self.masks)
+            print(f"prune: {self.config.mode} sparsity {zeros / max(total, 1):.1%} of {total:,} conv/linear weights")
+            return
         if self.history:
             kept = self._measure(pl_module.model) / self.base
             print(f"prune: {self.config.target} kept {kept:.1%} of {self.base:,.0f} ({len(self.history)} rounds, {self.config.importance})")
@@ -117,3 +154,38 @@ class Prune(Plugin):
 def _last_linear(model) -> list:
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     return linears[-1:]
+
+
+def _eligible(model) -> dict[str, torch.Tensor]:
+    """Conv and linear weights (the tensors sparse kernels accelerate), by parameter name."""
+    names = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+    return {n: p for n, p in model.named_parameters() if n in names}
+
+
+def sparsity_masks(model, share: float, mode: str) -> dict[str, torch.Tensor]:
+    """Keep-masks (1 keeps, 0 zeroes) for ``unstructured`` (global magnitude) or ``2:4`` sparsity."""
+    weights = _eligible(model)
+    masks = {}
+    if mode == "unstructured":
+        magnitudes = torch.cat([w.detach().abs().flatten() for w in weights.values()])
+        k = int(share * magnitudes.numel())
+        if k == 0:
+            return {}
+        threshold = magnitudes.kthvalue(k).values
+        return {n: (w.detach().abs() > threshold).to(w.dtype) for n, w in weights.items()}
+    for name, w in weights.items():  # 2:4 along the input (reduction) dimension
+        inputs = w.shape[1]
+        if inputs % 4:
+            continue  # e.g. depthwise or RGB-input convs: no 2:4 pattern exists
+        grouped = w.detach().movedim(1, -1).reshape(-1, 4).abs()
+        keep = torch.zeros_like(grouped).scatter_(1, grouped.topk(2, dim=1).indices, 1.0)
+        shape = w.movedim(1, -1).shape
+        masks[name] = keep.reshape(shape).movedim(-1, 1).contiguous()
+    return masks
+
+
+def measured_sparsity(model, masks: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """Zero weights and total weights over the masked tensors, counted on the model itself."""
+    params = dict(model.named_parameters())
+    zeros = sum(int((params[n] == 0).sum()) for n in masks)
+    return zeros, sum(params[n].numel() for n in masks)

@@ -175,3 +175,24 @@ def test_pruning_options_are_checked():
     assert [p.name for p in build({"distill": {"teacher": "x"}, "prune": {}}, "classification")] == ["prune", "distill"]
     with pytest.raises(ConfigError, match="feature distillation cannot be combined with prune"):
         build({"distill": {"teacher": "x", "features": ["a:b"]}, "prune": {}}, "classification")
+
+
+@pytest.mark.parametrize("mode,share", [("unstructured", 0.6), ("2:4", 0.5)])
+def test_sparsity_modes_zero_weights_in_the_saved_model(tmp_path, mode, share):
+    from zoo.plugins.prune import _eligible
+
+    cfg = compose("quickstart", [f"out_dir={tmp_path}", *FAST, "trainer.max_epochs=2", "task.ema_decay=0.99",
+                                 "plugins=[prune]", f"plugins.prune.mode={mode}", f"plugins.prune.ratio={share}"])
+    summary = run(cfg, tmp_path / "sparse")
+    saved = zoo.load(summary["run_dir"])
+    weights = _eligible(saved)
+    if mode == "unstructured":
+        zeros = sum(int((w == 0).sum()) for w in weights.values())
+        assert zeros / sum(w.numel() for w in weights.values()) == pytest.approx(share, abs=0.01)
+    else:
+        patterned = [w for w in weights.values() if w.shape[1] % 4 == 0]
+        assert patterned
+        for w in patterned:  # in every group of 4 inputs at least 2 zeros
+            groups = w.detach().movedim(1, -1).reshape(-1, 4)
+            assert ((groups == 0).sum(1) >= 2).all()
+    assert sum(p.numel() for p in saved.parameters()) == sum(p.numel() for p in zoo.load("mobilenetv3_small_100", num_classes=10).parameters())
