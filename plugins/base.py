@@ -13,6 +13,7 @@ Built-ins are listed in :data:`BUILTIN`; other packages add plugins through the 
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -76,7 +77,7 @@ def _describe(hint: Any) -> str:
 def _coerce(plugin: str, name: str, value: Any, hint: Any) -> Any:
     """Hydra gives strings, numbers and lists; check each against the field's annotation."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    kinds = args if origin in (typing.Union, getattr(__import__("types"), "UnionType", ())) else (hint,)
+    kinds = args if origin in (typing.Union, types.UnionType) else (hint,)
     if value is None and type(None) in kinds:
         return None
     for kind in kinds:

@@ -149,7 +149,7 @@ def plot_per_class_ap(metrics: dict[str, Any], path: Path, title: str = "") -> P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    items = sorted(metrics["per_class"].items(), key=lambda kv: kv[1])
+    items = sorted(metrics["per_class"].items(), key=lambda kv: kv[1], reverse=True)  # barh draws bottom-up
     fig, ax = plt.subplots(figsize=(7, min(max(2.5, 0.3 * len(items) + 1.5), 24)))
     ax.barh([k for k, _ in items], [v for _, v in items], color="#3b7dd8")
     ax.set_xlim(0, 1)
