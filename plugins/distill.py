@@ -10,6 +10,11 @@ linear adapter, so a transformer teacher can teach a CNN student).
 The teacher is any ``zoo.load`` source (a name, ``name.tag``, a run directory, a folder, ``hf-hub:``) or
 ``timm:<name>``; it runs frozen, in eval mode, on the student's batch re-normalised and resized to its
 own preprocessing. Nothing of the teacher or the adapters is saved with the student.
+
+``cache=DIR`` keeps the teacher's logits on disk (``DIR/teacher_logits.safetensors``, keyed by a hash of
+each input image), so runs whose augmentation is fixed (the same tensor for the same image every
+epoch) run the teacher once per image, across epochs and runs. With random augmentation every batch is
+new and the cache only grows: leave it off there.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ class DistillConfig:
     temperature: float = 4.0
     features: list = dataclasses.field(default_factory=list)  # "student.module:teacher.module" pairs
     feature_weight: float = 1.0
+    cache: str | None = None  # a folder for the teacher-logit cache (fixed-augmentation runs only)
 
 
 class Distill(Plugin):
@@ -51,7 +57,10 @@ class Distill(Plugin):
         self.pairs = [_pair(p) for p in c.features]
         if c.weight == 0 and not self.pairs:
             raise ConfigError("plugins.distill: weight=0 and no features leaves nothing to distil")
+        if c.cache is not None and self.pairs:
+            raise ConfigError("plugins.distill.cache holds logits only; feature KD needs the teacher's features every step")
         self.teacher: nn.Module | None = None
+        self._cache: dict[str, torch.Tensor] = {}
         self._student_feats: dict[str, torch.Tensor] = {}
         self._teacher_feats: dict[str, torch.Tensor] = {}
 
@@ -87,11 +96,43 @@ class Distill(Plugin):
 
     def on_fit_start(self, trainer, pl_module) -> None:
         self.teacher.to(pl_module.device)
+        path = self._cache_path()
+        if path is not None and path.is_file():
+            from safetensors.torch import load_file
+
+            self._cache = load_file(str(path))
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        path = self._cache_path()
+        if path is not None and self._cache and trainer.is_global_zero:
+            from safetensors.torch import save_file
+
+            from zoo._io import atomic_write
+
+            atomic_write(path, lambda tmp: save_file(self._cache, tmp))
+
+    def _cache_path(self):
+        from pathlib import Path
+
+        return Path(self.config.cache).expanduser() / "teacher_logits.safetensors" if self.config.cache else None
+
+    def teacher_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The teacher's logits, from the cache where this exact image was seen before."""
+        if self.config.cache is None:
+            return self.teacher(self._teacher_input(images)).float()
+        import hashlib
+
+        keys = [hashlib.sha1(image.detach().cpu().numpy().tobytes()).hexdigest() for image in images]
+        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        if missing:
+            fresh = self.teacher(self._teacher_input(images[missing])).float().cpu()
+            self._cache.update({keys[i]: row for i, row in zip(missing, fresh)})
+        return torch.stack([self._cache[k] for k in keys]).to(images.device)
 
     # -- the loss ----------------------------------------------------------------------------------
     def loss(self, images: torch.Tensor, outputs: torch.Tensor, targets: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with torch.no_grad():
-            teacher_logits = self.teacher(self._teacher_input(images)).float()
+            teacher_logits = self.teacher_logits(images)
         items, total = {}, outputs.new_zeros(())
         if self.config.weight > 0:
             t = self.config.temperature

@@ -196,3 +196,27 @@ def test_sparsity_modes_zero_weights_in_the_saved_model(tmp_path, mode, share):
             groups = w.detach().movedim(1, -1).reshape(-1, 4)
             assert ((groups == 0).sum(1) >= 2).all()
     assert sum(p.numel() for p in saved.parameters()) == sum(p.numel() for p in zoo.load("mobilenetv3_small_100", num_classes=10).parameters())
+
+
+def test_teacher_logit_cache_runs_the_teacher_once_per_image(teacher_run, tmp_path):
+    plugin = Distill.from_options({"teacher": str(teacher_run), "cache": str(tmp_path / "cache")})
+    calls = []
+    plugin.teacher = zoo.load(str(teacher_run)).eval()
+    plugin.teacher.register_forward_hook(lambda m, a, o: calls.append(a[0].shape[0]))
+    plugin._student_spec = plugin.teacher.zoo_spec
+    x = torch.randn(4, 3, 64, 64)
+    first = plugin.teacher_logits(x)
+    again = plugin.teacher_logits(torch.cat([x[:2], torch.randn(1, 3, 64, 64)]))
+    assert calls == [4, 1]  # only the new image reached the teacher
+    torch.testing.assert_close(again[:2], first[:2])
+
+    class FakeTrainer:
+        is_global_zero = True
+
+    plugin.on_fit_end(FakeTrainer(), None)
+    reloaded = Distill.from_options({"teacher": str(teacher_run), "cache": str(tmp_path / "cache")})
+    reloaded.teacher = torch.nn.Identity()
+    reloaded.on_fit_start(None, type("M", (), {"device": "cpu"})())
+    assert len(reloaded._cache) == 5
+    with pytest.raises(ConfigError, match="cache holds logits only"):
+        Distill.from_options({"teacher": "x", "cache": "c", "features": ["a:b"]})
