@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -28,13 +27,12 @@ def main() -> None:
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args()
 
-    import onnxruntime as ort
     import torch
 
     import zoo
     from zoo.bench import count_macs, time_calls
     from zoo.export import deploy_form
-    from zoo.export.onnx import export_onnx
+    from zoo.export.onnx import exported_session
     from zoo.train import compose, machine, run
 
     common = [f"out_dir={args.out}", "trainer.enable_progress_bar=false", f"trainer.max_epochs={args.epochs}"]
@@ -55,13 +53,7 @@ def main() -> None:
 
     def session(run_dir: str):
         model = deploy_form(zoo.load(run_dir))
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "m.onnx"
-            export_onnx(model, model.zoo_spec, path, (3, 224, 224))
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.log_severity_level = 3
-            return count_macs(model, x), ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return count_macs(model, x), exported_session(model, model.zoo_spec, (3, 224, 224), threads=threads)
 
     # Rounds that alternate between the models, so drift of this shared machine hits all of them alike;
     # each model's latency is the median of its per-round p50s.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -37,7 +36,7 @@ def main() -> None:
     from zoo._io import atomic_write_text
     from zoo.bench import time_calls
     from zoo.export import deploy_form
-    from zoo.export.onnx import export_onnx
+    from zoo.export.onnx import exported_session
     from zoo.train import machine
 
     if args.threads:
@@ -53,13 +52,7 @@ def main() -> None:
         with torch.inference_mode():
             t_eager = time_calls(lambda: eager(x), args.runs, 2)["p50_ms"]
             t_fused = time_calls(lambda: fused(x), args.runs, 2)["p50_ms"]
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"{name}.onnx"
-            export_onnx(fused, fused.zoo_spec, path, (3, args.imgsz, args.imgsz))
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.log_severity_level = 3
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = exported_session(fused, fused.zoo_spec, (3, args.imgsz, args.imgsz), threads=threads)
         feed = {session.get_inputs()[0].name: x.numpy()}
         t_ort = time_calls(lambda: session.run(None, feed), args.runs, 2)["p50_ms"]
         rows.append({"model": name, "eager_ms": t_eager, "fused_ms": t_fused, "onnxruntime_ms": t_ort,

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import zoo
+from distinfo import write_dist_info
 from zoo.cli import main as cli
 from zoo.errors import ConfigError
 from zoo.plugins.base import Plugin, available, build
@@ -76,10 +77,7 @@ def test_third_party_plugin_is_discovered_through_its_entry_point(tmp_path):
                 Counter.batches += 1
         """
     ))
-    dist = tmp_path / "tinyplug-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplug\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[zoo.plugins]\ncounter = tinyplug:Counter\n")
+    write_dist_info(tmp_path, "tinyplug", "zoo.plugins", {"counter": "tinyplug:Counter"})
     script = textwrap.dedent(
         f"""
         from zoo.plugins.base import available

@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 import zoo
+from distinfo import write_dist_info
 from zoo.errors import NoPretrainedWeightsError, RegistryError, UnknownModelError, UnknownTagError
 from zoo.registry import ModelSpec, Reported, register_model
 
@@ -131,14 +132,8 @@ def test_third_party_entry_point(tmp_path):
             """
         )
     )
-    dist = tmp_path / "tinyzoo-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyzoo\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[zoo.models]\ntiny = tinyzoo\n")
-    broken = tmp_path / "brokenzoo-0.1.dist-info"
-    broken.mkdir()
-    (broken / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenzoo\nVersion: 0.1\n")
-    (broken / "entry_points.txt").write_text("[zoo.models]\nbroken = no_such_module_here\n")
+    write_dist_info(tmp_path, "tinyzoo", "zoo.models", {"tiny": "tinyzoo"})
+    write_dist_info(tmp_path, "brokenzoo", "zoo.models", {"broken": "no_such_module_here"})
 
     script = textwrap.dedent(
         f"""

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -128,19 +127,9 @@ def _time_backend(model, spec, x, backend: str, threads: int, runs: int, warmup:
     import torch
 
     if backend == "onnxruntime":
-        import onnxruntime as ort
+        from zoo.export.onnx import exported_session
 
-        from zoo.export.onnx import export_onnx
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.onnx"
-            export_onnx(model, spec, path, tuple(x.shape[1:]), batch=x.shape[0])
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
-            session = ort.InferenceSession(str(path), options, providers=providers)
+        session = exported_session(model, spec, x.shape[1:], batch=x.shape[0], threads=threads, device=device)
         feed = {session.get_inputs()[0].name: x.numpy()}
         return time_calls(lambda: session.run(None, feed), runs, warmup)
     if backend not in ("torch", "compile"):

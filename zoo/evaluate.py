@@ -14,6 +14,15 @@ from torch.utils.data import DataLoader
 from zoo._io import atomic_write, atomic_write_text
 
 
+def _batches(loader: DataLoader, progress: bool):
+    """The loader, behind a transient progress bar when asked."""
+    if not progress:
+        return loader
+    from rich.progress import track
+
+    return track(loader, description="evaluating", transient=True)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -31,12 +40,7 @@ def evaluate(
     confusion = torch.zeros(n, n, dtype=torch.long)
     loss_sum, top5_hits, count = 0.0, 0, 0
     k = min(5, n)
-    batches = loader
-    if progress:
-        from rich.progress import track
-
-        batches = track(loader, description="evaluating", transient=True)
-    for x, y in batches:
+    for x, y in _batches(loader, progress):
         x, y = x.to(device), y.to(device)
         logits = model(x).float()
         if logits.shape[-1] != n:
@@ -116,12 +120,7 @@ def evaluate_detection(
     device = next(model.parameters()).device
     metric = DetectionMetric(len(class_names), class_names)
     shown: list[tuple[torch.Tensor, torch.Tensor, dict]] = []
-    batches = loader
-    if progress:
-        from rich.progress import track
-
-        batches = track(loader, description="evaluating", transient=True)
-    for images, targets in batches:
+    for images, targets in _batches(loader, progress):
         detections = model(images.to(device)).float().cpu()
         if detections.ndim != 3 or detections.shape[-1] != 6:
             raise DataError(f"{getattr(model, 'zoo_spec', None) and model.zoo_spec.name} is not a detector (output {tuple(detections.shape)})")

@@ -193,14 +193,11 @@ def _device(model, device: str | torch.device | None) -> torch.device:
 
 
 def _input_size(spec, imgsz: int | None) -> int:
-    _, h, w = spec.input_size
-    if imgsz is None:
-        return int(w)
-    if spec.fixed_input_size and (imgsz, imgsz) != (h, w):
-        raise BadArgumentError(f"{spec.name} takes only {h}x{w} inputs, not imgsz={imgsz}")
+    """The square side: the model's own, or ``--imgsz`` checked as every export and detector checks it."""
     from zoo.data.detection import check_img_size
+    from zoo.export import _input_size as checked
 
-    return check_img_size(imgsz, "--imgsz")
+    return check_img_size(checked(spec, imgsz)[-1], "--imgsz")
 
 
 # -- images ----------------------------------------------------------------------------------------

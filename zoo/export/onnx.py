@@ -51,14 +51,14 @@ def export_onnx(model, spec, path: Path, size, *, batch=1, dynamic=False, half=F
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "model.onnx"
         onnx.save(proto, str(candidate))
-        session = _session(candidate)
+        runner = session(candidate)
         for name, x in inputs.items():
-            got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+            got = runner.run(None, {runner.get_inputs()[0].name: x.numpy()})[0]
             verification[name] = compare_outputs(spec, reference[name], got)
         if dynamic and batch == 1:  # a second batch size proves the batch axis really is dynamic
             x2 = inputs["random"].repeat(2, 1, 1, 1)
             with torch.no_grad():
-                verification["random_batch2"] = compare_outputs(spec, model(x2).numpy(), session.run(None, {session.get_inputs()[0].name: x2.numpy()})[0])
+                verification["random_batch2"] = compare_outputs(spec, model(x2).numpy(), runner.run(None, {runner.get_inputs()[0].name: x2.numpy()})[0])
         failed = {k: v for k, v in verification.items() if not v["ok"]}
         if failed:
             worst = ", ".join(f"{k}: max |diff| {v['max_abs_diff']:.3g} > {v['tolerance']:.3g}" for k, v in failed.items())
@@ -68,8 +68,8 @@ def export_onnx(model, spec, path: Path, size, *, batch=1, dynamic=False, half=F
     return ExportResult(
         path=path,
         format="onnx",
-        inputs=[{"name": session.get_inputs()[0].name, "shape": [batch_dim, *size], "dtype": "float32"}],
-        outputs=[{"name": o.name, "shape": o.shape, "dtype": "float32"} for o in session.get_outputs()],
+        inputs=[{"name": runner.get_inputs()[0].name, "shape": [batch_dim, *size], "dtype": "float32"}],
+        outputs=[{"name": o.name, "shape": o.shape, "dtype": "float32"} for o in runner.get_outputs()],
         verification=verification,
         metadata=props,
         notes=notes,
@@ -102,9 +102,22 @@ def _torch_export(model, x, dynamic: bool, opset: int, notes: list[str]):
         return onnx.load(str(target)), "torch.onnx torchscript"
 
 
-def _session(path: Path):
+def session(path: Path, threads: int | None = None, device: str = "cpu"):
+    """An onnxruntime session, quiet, on ``threads`` intra-op threads (default: onnxruntime's choice)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+    return ort.InferenceSession(str(path), options, providers=providers)
+
+
+def exported_session(model, spec, size, *, batch: int = 1, threads: int | None = None, device: str = "cpu"):
+    """Export ``model`` (verified) to a temporary file and open it: how benchmarks time onnxruntime."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_onnx(model, spec, path, tuple(size), batch=batch)
+        return session(path, threads, device)

@@ -17,7 +17,7 @@ def export_tensorrt(model, spec, path: Path, size, *, batch=1, dynamic=False, ha
     import numpy as np
     import torch
 
-    from zoo.export.onnx import _session, export_onnx
+    from zoo.export.onnx import export_onnx, session
 
     onnx_path = path.with_suffix(".onnx")
     onnx_result = export_onnx(model, spec, onnx_path, size, batch=batch, dynamic=dynamic, opset=opset, simplify=simplify)
@@ -69,8 +69,8 @@ def export_tensorrt(model, spec, path: Path, size, *, batch=1, dynamic=False, ha
     stream = torch.cuda.Stream()
     context.execute_async_v3(stream.cuda_stream)
     stream.synchronize()
-    session = _session(onnx_path)
-    reference = session.run(None, {session.get_inputs()[0].name: x})[0]
+    runner = session(onnx_path)
+    reference = runner.run(None, {runner.get_inputs()[0].name: x})[0]
     check = compare_outputs(spec, reference, y_gpu.cpu().numpy(), half=half)
     if not check["ok"]:
         raise ZooError(f"TensorRT engine differs from onnxruntime: max |diff| {check['max_abs_diff']:.3g} > {check['tolerance']:.3g}")
