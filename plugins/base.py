@@ -91,10 +91,18 @@ def _coerce(plugin: str, name: str, value: Any, hint: Any) -> Any:
     raise ConfigError(f"plugins.{plugin}.{name} must be {_describe(hint)}, not {value!r}")
 
 
+def restart_best(trainer) -> None:
+    """Forget the best checkpoint so far: after a plugin changed the model's structure, older checkpoints
+    no longer load into it, so the best is chosen again from here on."""
+    for callback in trainer.checkpoint_callbacks:
+        callback.best_model_score, callback.best_model_path, callback.best_k_models = None, "", {}
+        callback.kth_best_model_path, callback.kth_value = "", None
+
+
 # -- discovery -------------------------------------------------------------------------------------
 
 ENTRY_POINT_GROUP = "zoo.plugins"
-BUILTIN = {"distill": "zoo.plugins.distill:Distill", "prune": "zoo.plugins.prune:Prune"}
+BUILTIN = {"distill": "zoo.plugins.distill:Distill", "prune": "zoo.plugins.prune:Prune", "qat": "zoo.plugins.qat:QAT"}
 
 
 def _resolve(ref: str) -> type[Plugin]:

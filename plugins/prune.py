@@ -25,7 +25,7 @@ import math
 import torch
 
 from zoo.errors import ConfigError
-from zoo.plugins.base import Plugin
+from zoo.plugins.base import Plugin, restart_best
 
 IMPORTANCE = ("magnitude", "taylor", "bn_scale")
 MODES = ("channels", "unstructured", "2:4")
@@ -100,9 +100,7 @@ class Prune(Plugin):
         model.zoo_pruned = True  # zoo.save records the new shapes
         trainer.strategy.setup_optimizers(trainer)  # the pruned parameters are new tensors
         pl_module.reset_ema()
-        for callback in trainer.checkpoint_callbacks:  # earlier checkpoints have the old shapes: best restarts now
-            callback.best_model_score, callback.best_model_path, callback.best_k_models = None, "", {}
-            callback.kth_best_model_path, callback.kth_value = "", None
+        restart_best(trainer)  # earlier checkpoints have the old shapes
 
     def _prune_to(self, model, goal: float) -> None:
         import torch_pruning as tp

@@ -218,3 +218,101 @@ def test_teacher_logit_cache_runs_the_teacher_once_per_image(teacher_run, tmp_pa
     assert len(reloaded._cache) == 5
     with pytest.raises(ConfigError, match="cache holds logits only"):
         Distill.from_options({"teacher": "x", "cache": "c", "features": ["a:b"]})
+
+
+# -- quantization-aware training ----------------------------------------------------------------------------
+
+
+def _ops(path: Path, optimized: bool = False) -> set[str]:
+    """The op types of an ONNX file, or of the graph onnxruntime runs after its fusions."""
+    import onnx
+    import onnxruntime as ort
+
+    if not optimized:
+        return {n.op_type for n in onnx.load(str(path)).graph.node}
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(path.with_suffix(".ort.onnx"))
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return {n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node}
+
+
+def test_qat_run_saves_an_int8_model_that_loads_exports_and_verifies(tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    from zoo.errors import BadArgumentError, ZooError
+
+    cfg = compose("quickstart", [f"out_dir={tmp_path}", *FAST, "trainer.max_epochs=2", "plugins=[qat]",
+                                 "plugins.qat.freeze_bn=0.5", "plugins.qat.freeze_observers=0.5"])
+    summary = run(cfg, tmp_path / "qat")
+    model_dir = tmp_path / "qat" / "model"
+    assert json.loads((model_dir / "config.json").read_text())["quantization"]["quantizer"] == "xnnpack"
+    state = load_file(model_dir / "model.safetensors")
+    enabled = [v.item() for k, v in state.items() if k.endswith("observer_enabled")]
+    assert enabled and not any(enabled)  # observers were frozen on schedule, and that state was saved
+    assert summary["val_top1"] >= 0  # the run evaluated the converted int8 model
+
+    model = zoo.load(summary["run_dir"])
+    assert model.zoo_int8 and model.zoo_spec.name == "mobilenetv3_small_100"
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), zoo.load(str(model_dir))(x))  # loading is deterministic
+    assert zoo.load(str(tmp_path / "qat" / "checkpoints" / "last.ckpt")).zoo_int8
+
+    result = zoo.export(model, "onnx", imgsz=96, out=tmp_path / "int8.onnx")  # trained at 64, exported at 96
+    assert all(v["ok"] for v in result.verification.values())
+    assert {"QuantizeLinear", "DequantizeLinear"} <= _ops(result.path)
+    assert "QLinearConv" in _ops(result.path, optimized=True)  # onnxruntime runs the convs as int8 kernels
+    with pytest.raises(ZooError, match="QAT form"):
+        zoo.save(model, tmp_path / "again")
+    with pytest.raises(BadArgumentError, match="int8"):
+        zoo.export(model, "coreml", out=tmp_path / "m.mlpackage")
+    with pytest.raises(BadArgumentError, match="keeps the classifier"):
+        zoo.load(summary["run_dir"], num_classes=3)
+
+
+def test_qat_options_and_combinations_are_checked():
+    assert [p.name for p in build({"qat": {}, "distill": {"teacher": "x"}, "prune": {}}, "classification")] == [
+        "prune", "distill", "qat"]
+    with pytest.raises(ConfigError, match="quantizer must be one of xnnpack, x86"):
+        build({"qat": {"quantizer": "fbgemm"}}, "classification")
+    with pytest.raises(ConfigError, match="uint8 only"):
+        build({"qat": {"quantizer": "x86", "activations": "int8"}}, "classification")
+    with pytest.raises(ConfigError, match="falls before pruning ends"):
+        build({"qat": {"start": 0.2}, "prune": {"until": 0.5}}, "classification")
+    with pytest.raises(ConfigError, match="feature distillation cannot be combined with qat"):
+        build({"qat": {}, "distill": {"teacher": "x", "features": ["a:b"]}}, "classification")
+    with pytest.raises(ConfigError, match="not detection"):
+        build({"qat": {}}, "detection")
+
+
+def test_prune_distill_and_qat_in_one_recipe_train_export_and_verify(teacher_run, tmp_path):
+    cfg = compose("quickstart", [f"out_dir={tmp_path}", *FAST, "trainer.max_epochs=2", "plugins=[prune,distill,qat]",
+                                 "plugins.prune.steps=1", "plugins.prune.until=0.5", f"plugins.distill.teacher={teacher_run}"])
+    summary = run(cfg, tmp_path / "all")
+    rows = list(csv.DictReader(open(tmp_path / "all" / "logs" / "metrics.csv")))
+    assert [r for r in rows if r.get("train/distill_kd")]
+    import json
+
+    from safetensors.torch import load_file
+
+    config = json.loads((tmp_path / "all" / "model" / "config.json").read_text())
+    assert config["quantization"] and config["structure"]  # pruned, then captured for QAT: both recorded
+    saved = load_file(tmp_path / "all" / "model" / "model.safetensors")
+    full = zoo.load("mobilenetv3_small_100", num_classes=10).state_dict()
+    assert sum(saved[k].numel() for k in full if k.endswith(".weight")) < 0.8 * sum(v.numel() for k, v in full.items() if k.endswith(".weight"))
+    model = zoo.load(summary["run_dir"])
+    assert model.zoo_int8
+    result = zoo.export(model, "onnx", out=tmp_path / "all.onnx")
+    assert all(v["ok"] for v in result.verification.values())
+    assert "QLinearConv" in _ops(result.path, optimized=True)
+
+
+def test_int8_verification_counts_output_quantization_steps():
+    from zoo.export import INT8_STEPS, compare
+
+    ref = torch.linspace(-3, 3, 10)
+    assert compare(ref, ref + (INT8_STEPS - 1) * 0.1, int8_step=0.1)["ok"]
+    assert not compare(ref, ref + (INT8_STEPS + 1) * 0.1, int8_step=0.1)["ok"]
+    assert not compare(ref, ref + 0.01)["ok"]  # fp32 graphs keep their tight tolerance

@@ -103,8 +103,17 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
         "model_kwargs": dict(spec.default_kwargs),
         "preprocessing": spec.preprocessing(),
     }
-    if getattr(model, "zoo_pruned", False):  # layer widths differ from the architecture's: rebuilt by load
+    if getattr(model, "zoo_structure", None):  # a pruned model captured by QAT: recorded before capture
+        config["structure"] = model.zoo_structure
+    elif getattr(model, "zoo_pruned", False):  # layer widths differ from the architecture's: rebuilt by load
         config["structure"] = _structure(model)
+    if getattr(model, "zoo_int8", False):
+        raise ZooError(
+            "zoo.save stores a quantized model in its QAT form, before conversion: save the model the qat plugin "
+            "trained (a run's model/ folder already is one); this converted int8 model is for inference and export"
+        )
+    if getattr(model, "zoo_quantization", None):  # rebuilt by load: prepared the same way, then converted
+        config["quantization"] = dict(model.zoo_quantization)
     try:
         text = json.dumps(config, indent=2)
     except TypeError as e:
@@ -218,7 +227,28 @@ def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle
         state_dict, what = _read_hub_file(weights_path, f"{source} {WEIGHTS_NAME}"), f"weights of {source}"
     else:
         state_dict, what = read_state_dict(weights_path), f"weights in {Path(weights_path).parent}"
+    if config.get("quantization"):
+        return _load_quantized(model, spec, config["quantization"], state_dict, what, model_classes != saved_classes)
     apply_state_dict(model, state_dict, head=_head_names(model, spec), reset_head=num_classes is not None, source=what)
+    return model
+
+
+def _load_quantized(model: nn.Module, spec: ModelSpec, settings: dict, state_dict: dict, what: str, new_head: bool) -> nn.Module:
+    """A QAT model: prepared as the run prepared it, its state loaded, converted to the int8 reference model."""
+    from zoo import quantize
+
+    if new_head:
+        raise BadArgumentError("a quantized model keeps the classifier it was trained with; load it without num_classes")
+    prepared = quantize.prepare(model, settings, spec.input_size)
+    missing = prepared.state_dict().keys() ^ state_dict.keys()
+    if missing:
+        raise WeightsError(
+            f"{what} do not fit the quantized {spec.name} this zoo prepares ({len(missing)} keys differ, e.g. "
+            f"{sorted(missing)[:3]}); was it saved by another zoo or torchao version?"
+        )
+    prepared.load_state_dict(state_dict, strict=True)
+    model = quantize.convert(prepared)
+    model.zoo_spec, model.zoo_quantization, model.zoo_int8 = spec, dict(settings), True
     return model
 
 

@@ -321,6 +321,8 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
     final = task.eval_model().cpu().eval()
     final.zoo_spec = model.zoo_spec
     zoo.save(final, run_dir / "model")
+    if getattr(final, "zoo_quantization", None):  # evaluate the int8 model zoo.load gives, not the QAT graph
+        final = zoo.load(run_dir / "model")
     title = f"{cfg.recipe}: {cfg.model.name} on {cfg.data.source} (val)"
     summary = {"recipe": cfg.recipe, "model": cfg.model.name, "task": model.zoo_spec.task, "data": data.describe(),
                "epochs": trainer.current_epoch}

@@ -76,6 +76,11 @@ def export(
         raise BadArgumentError("zoo.export takes a model made by zoo.load (it carries model.zoo_spec) or a model source")
     size = _input_size(spec, imgsz)
     path = Path(out) if out else default_path(spec.name, fmt, source)
+    if getattr(model, "zoo_quantization", None) and fmt == "coreml":
+        raise BadArgumentError(
+            "an int8 (QAT) model exports to onnx, and to tensorrt from its Q/DQ ONNX graph; coremltools does not "
+            "read torchao's int8 graphs: export the fp32 model to coreml and quantize there (coremltools.optimize)"
+        )
     deploy = deploy_form(model)
     if fmt == "onnx":
         from zoo.export.onnx import export_onnx
@@ -93,6 +98,13 @@ def export(
 def deploy_form(model):
     """A copy in eval mode with re-parameterisable branches folded (the original is untouched)."""
     spec = getattr(model, "zoo_spec", None)
+    if getattr(model, "zoo_quantization", None):  # int8: the converted reference graph (already folded)
+        from zoo.quantize import convert
+
+        deploy = copy.deepcopy(model) if getattr(model, "zoo_int8", False) else convert(model)
+        deploy.eval()
+        deploy.zoo_spec, deploy.zoo_int8 = spec, True
+        return deploy
     deploy = copy.deepcopy(model).eval()
     if callable(getattr(deploy, "deploy", None)):  # families that know their own inference form
         deploy = deploy.deploy()
@@ -143,8 +155,16 @@ def sample_inputs(spec, size: tuple[int, int, int], batch: int) -> dict[str, Any
     return {"random": random, "real": photo.unsqueeze(0).expand(batch, -1, -1, -1).contiguous()}
 
 
-def compare(reference, candidate, half: bool = False) -> dict[str, float]:
-    """max |diff| and cosine similarity; tolerance = atol + rtol * max|reference|."""
+INT8_STEPS = 16  # int8 outputs: within 1/16 of their 256-step range
+
+
+def compare(reference, candidate, half: bool = False, int8_step: float | None = None) -> dict[str, float]:
+    """max |diff| and cosine similarity; tolerance = atol + rtol * max|reference|.
+
+    For int8 graphs (``int8_step``: the output's quantization step) the tolerance is :data:`INT8_STEPS`
+    steps: onnxruntime's integer kernels round each requantization their own way, so outputs move by
+    whole steps (a wrong graph moves them by far more on a trained model).
+    """
     import numpy as np
 
     ref = np.asarray(reference, dtype=np.float64).ravel()
@@ -153,15 +173,18 @@ def compare(reference, candidate, half: bool = False) -> dict[str, float]:
     diff = float(np.abs(ref - got).max()) if ref.size else 0.0
     denom = float(np.linalg.norm(ref) * np.linalg.norm(got))
     cosine = float(ref @ got / denom) if denom else 1.0
-    tolerance = atol + rtol * float(np.abs(ref).max() if ref.size else 0.0)
+    if int8_step is not None:
+        tolerance = INT8_STEPS * int8_step
+    else:
+        tolerance = atol + rtol * float(np.abs(ref).max() if ref.size else 0.0)
     return {"max_abs_diff": diff, "cosine": cosine, "tolerance": tolerance, "ok": diff <= tolerance}
 
 
-def compare_outputs(spec, reference, candidate, half: bool = False) -> dict[str, float]:
+def compare_outputs(spec, reference, candidate, half: bool = False, int8_step: float | None = None) -> dict[str, float]:
     """:func:`compare` for classifiers; :func:`compare_detections` for detectors."""
     if spec is not None and spec.task == "detection":
         return compare_detections(reference, candidate, half=half)
-    return compare(reference, candidate, half=half)
+    return compare(reference, candidate, half=half, int8_step=int8_step)
 
 
 def compare_detections(reference, candidate, half: bool = False) -> dict[str, float]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from zoo._io import atomic_write
 from zoo.errors import BadArgumentError, ZooError
-from zoo.export import ExportResult, compare_outputs, metadata, sample_inputs
+from zoo.export import INT8_STEPS, ExportResult, compare_outputs, metadata, sample_inputs
 
 log = logging.getLogger(__name__)
 INPUT, OUTPUT = "images", "output"
@@ -47,6 +47,11 @@ def export_onnx(model, spec, path: Path, size, *, batch=1, dynamic=False, half=F
     if proto.ByteSize() > MAX_BYTES:
         raise ExportError(f"{spec.name}: the ONNX graph is {proto.ByteSize() / 2**30:.1f} GB, over the 2 GB single-file limit")
 
+    int8_step = None
+    if getattr(model, "zoo_int8", False):
+        int8_step = output_step(proto)
+        notes.append(f"int8 Q/DQ graph: verified against the PyTorch int8 reference within {INT8_STEPS} output "
+                     f"quantization steps ({INT8_STEPS} x {int8_step:.3g})")
     verification = {}
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "model.onnx"
@@ -54,11 +59,12 @@ def export_onnx(model, spec, path: Path, size, *, batch=1, dynamic=False, half=F
         runner = session(candidate)
         for name, x in inputs.items():
             got = runner.run(None, {runner.get_inputs()[0].name: x.numpy()})[0]
-            verification[name] = compare_outputs(spec, reference[name], got)
+            verification[name] = compare_outputs(spec, reference[name], got, int8_step=int8_step)
         if dynamic and batch == 1:  # a second batch size proves the batch axis really is dynamic
             x2 = inputs["random"].repeat(2, 1, 1, 1)
             with torch.no_grad():
-                verification["random_batch2"] = compare_outputs(spec, model(x2).numpy(), runner.run(None, {runner.get_inputs()[0].name: x2.numpy()})[0])
+                verification["random_batch2"] = compare_outputs(spec, model(x2).numpy(), runner.run(None, {runner.get_inputs()[0].name: x2.numpy()})[0],
+                                                                int8_step=int8_step)
         failed = {k: v for k, v in verification.items() if not v["ok"]}
         if failed:
             worst = ", ".join(f"{k}: max |diff| {v['max_abs_diff']:.3g} > {v['tolerance']:.3g}" for k, v in failed.items())
@@ -74,6 +80,21 @@ def export_onnx(model, spec, path: Path, size, *, batch=1, dynamic=False, half=F
         metadata=props,
         notes=notes,
     )
+
+
+def output_step(proto) -> float:
+    """The quantization step of an int8 graph's output: the scale of the DequantizeLinear that produces it."""
+    from onnx import numpy_helper
+
+    producer = {out: node for node in proto.graph.node for out in node.output}
+    constants = {t.name: t for t in proto.graph.initializer}
+    constants.update({n.output[0]: a.t for n in proto.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"})
+    node = producer.get(proto.graph.output[0].name)
+    while node is not None and node.op_type in ("Reshape", "Flatten", "Identity", "Squeeze"):  # layout ops keep the step
+        node = producer.get(node.input[0])
+    if node is None or node.op_type != "DequantizeLinear" or node.input[1] not in constants:
+        raise ExportError("the int8 graph's output is not produced by a DequantizeLinear with a constant scale; cannot verify it")
+    return float(numpy_helper.to_array(constants[node.input[1]]).max())
 
 
 def _torch_export(model, x, dynamic: bool, opset: int, notes: list[str]):

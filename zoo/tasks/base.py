@@ -36,6 +36,19 @@ class TaskBase(L.LightningModule):
             self.ema = ModelEmaV3(self.model, decay=self.ema.decay, use_warmup=True)
             self.ema.requires_grad_(False)
 
+    def replace_model(self, model: nn.Module) -> None:
+        """Train ``model`` from now on in place of ``self.model`` (a plugin's rewritten graph, e.g. QAT's).
+
+        The EMA is dropped: its copy has the old structure (the caller copies the EMA weights in first)."""
+        if getattr(self, "hparams", {}).get("compile"):
+            from zoo.errors import ConfigError
+
+            raise ConfigError("task.compile=true cannot be combined with a plugin that rewrites the model (qat); drop one")
+        self.model = model
+        self.__dict__["_train_forward"] = model
+        if getattr(self, "ema", None) is not None:
+            self.ema = None
+
     def plugin_losses(self, images: torch.Tensor, outputs: Any, targets: Any, n: int) -> torch.Tensor | float:
         total = 0.0
         for name, fn in self._loss_terms.items():

@@ -1,0 +1,145 @@
+"""Int8 quantization with torchao's PT2E flow, written once for the ``qat`` plugin, ``zoo.load`` and export.
+
+:func:`prepare` captures a model with ``torch.export`` (dynamic batch) and inserts fake quantization with
+``prepare_qat_pt2e``: conv + BatchNorm pairs train as the folded conv they become. :func:`convert` turns
+the trained graph into the reference int8 model (``convert_pt2e``: int8 weights, quantize/dequantize
+around each quantized op, BatchNorm folded), which is what ``zoo.load`` returns for a QAT run and what
+``zoo export`` writes as a Q/DQ ONNX graph (the form onnxruntime fuses into QLinearConv and TensorRT
+builds int8 engines from).
+
+Quantizers (``quantizer=``):
+
+- ``xnnpack`` (default): per-channel symmetric int8 weights and per-tensor activations at the inputs
+  *and outputs* of conv, linear, add and pooling. Every conv therefore sits between a DequantizeLinear
+  and a QuantizeLinear in ONNX, so onnxruntime runs it as one integer QLinearConv. Activations are
+  ``uint8`` by default (onnxruntime's fast u8s8 path on x86; its s8s8 kernels were 3.5x slower here)
+  and ``int8`` for XNNPACK/ARM targets. torchao ships this quantizer as
+  ``torchao.testing.pt2e._xnnpack_quantizer``: its maintained copy moved to ExecuTorch, which pins its
+  own torch build, so we use torchao's (hence ``torchao>=0.18`` and the clear error below if it moves).
+- ``x86``: torchao's ``X86InductorQuantizer`` (uint8 activations at op *inputs* only), the one to use
+  when the model is deployed with ``torch.compile``/inductor rather than an ONNX runtime.
+
+The saved form of a QAT model is the prepared graph's state (weights, BatchNorm statistics and the
+fake-quantizers' scales, zero points and observer ranges) plus these settings in ``config.json``;
+``zoo.load`` rebuilds the architecture, prepares it the same way, loads that state and converts.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from typing import Any
+
+from zoo.errors import ConfigError
+
+QUANTIZERS = ("xnnpack", "x86")
+ACTIVATIONS = ("uint8", "int8")
+
+
+def settings(quantizer: str = "xnnpack", activations: str = "uint8") -> dict[str, Any]:
+    """The recorded quantization settings (``config.json``'s ``quantization``), checked."""
+    if quantizer not in QUANTIZERS:
+        raise ConfigError(f"quantizer must be one of {', '.join(QUANTIZERS)}, not {quantizer!r}")
+    if activations not in ACTIVATIONS:
+        raise ConfigError(f"activations must be one of {', '.join(ACTIVATIONS)}, not {activations!r}")
+    if quantizer == "x86" and activations != "uint8":
+        raise ConfigError("the x86 quantizer quantizes activations to uint8 only; drop activations=int8 or use quantizer=xnnpack")
+    return {"method": "pt2e-qat", "quantizer": quantizer, "activations": activations, "weights": "int8 per-channel symmetric"}
+
+
+def _import_pt2e():
+    """torchao's PT2E modules, imported with torch's pytree registration chatter silenced."""
+    quiet = logging.getLogger("torch.utils._pytree")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        import torchao.quantization.pt2e as pt2e
+        import torchao.quantization.pt2e.quantize_pt2e as flow
+    except ImportError as e:
+        raise ConfigError(f"int8 quantization needs torchao (pip install 'torchao>=0.18'): {e}") from None
+    finally:
+        quiet.setLevel(level)
+    return pt2e, flow
+
+
+def _quantizer(config: dict[str, Any]):
+    import dataclasses
+
+    import torch
+
+    if config["quantizer"] == "x86":
+        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+            X86InductorQuantizer,
+            get_default_x86_inductor_quantization_config,
+        )
+
+        return X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=True))
+    try:
+        from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+    except ImportError as e:
+        raise ConfigError(f"this torchao has no XNNPACK quantizer where zoo looks for it ({e}); use quantizer=x86") from None
+    qconfig = get_symmetric_quantization_config(is_per_channel=True, is_qat=True)
+    if config["activations"] == "uint8":
+        def unsigned(spec):
+            return dataclasses.replace(spec, dtype=torch.uint8, quant_min=0, quant_max=255)
+
+        qconfig = dataclasses.replace(qconfig, input_activation=unsigned(qconfig.input_activation),
+                                      output_activation=unsigned(qconfig.output_activation))
+    return XNNPACKQuantizer().set_global(qconfig)
+
+
+def prepare(model, config: dict[str, Any], input_size) -> Any:
+    """``model`` (train mode) captured and fake-quantized; ``.train()``/``.eval()`` switch BatchNorm and dropout."""
+    import torch
+
+    pt2e, flow = _import_pt2e()
+    device = next(model.parameters()).device
+    example = torch.randn(2, *input_size, device=device)
+    model.train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auto = torch.export.Dim.AUTO  # batch and image size stay dynamic: a model trained small exports at 224
+        dims = {0: auto, 2: auto, 3: auto}
+        exported = torch.export.export(model, (example,), dynamic_shapes=(dims,))
+        prepared = flow.prepare_qat_pt2e(exported.module(), _quantizer(config))
+    _switchable(prepared)
+    return prepared
+
+
+def _switchable(graph) -> None:
+    """``graph.train(mode)`` / ``graph.eval()`` rewrite BatchNorm and dropout to that form and, unlike torchao's
+    ``allow_exported_model_train_eval``, set the flags and return the module, as ``nn.Module``'s do."""
+    import types
+
+    def train(self, mode: bool = True):
+        set_training_form(self, mode)
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    graph.train = types.MethodType(train, graph)
+    graph.eval = types.MethodType(lambda self: self.train(False), graph)
+
+
+def set_training_form(prepared, training: bool) -> None:
+    """Put BatchNorm and dropout of a prepared graph in their train or eval form (idempotent, cheap when unchanged)."""
+    pt2e, _ = _import_pt2e()
+    (pt2e.move_exported_model_to_train if training else pt2e.move_exported_model_to_eval)(prepared)
+
+
+def freeze_observers(prepared) -> None:
+    """Keep every scale and zero point where it is: fake quantization continues, observation stops."""
+    pt2e, _ = _import_pt2e()
+    prepared.apply(pt2e.disable_observer)
+
+
+def convert(prepared) -> Any:
+    """The reference int8 model of a prepared graph (a copy; BatchNorm folded, eval form)."""
+    pt2e, flow = _import_pt2e()
+    graph = copy.deepcopy(prepared)
+    pt2e.move_exported_model_to_eval(graph)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converted = flow.convert_pt2e(graph)
+    _switchable(converted)
+    return converted.eval()
