@@ -7,6 +7,12 @@ named student layers are matched to named teacher layers through learned 1x1 ada
 error; maps of another size are resized, and token sequences or vectors are pooled and matched through a
 linear adapter, so a transformer teacher can teach a CNN student).
 
+Detectors (YOLOv10 student and teacher of any scale, same classes): both head branches are distilled
+anchor by anchor, as dense-detector KD does: class scores by the binary KL of temperature-softened
+sigmoids, box sides by the KL of their DFL distributions (localization distillation, Zheng et al.,
+arXiv:2102.12252), each anchor weighted by the teacher's best class score so the background does not
+drown the objects. Feature KD and the cache are for classifiers only.
+
 The teacher is any ``zoo.load`` source (a name, ``name.tag``, a run directory, a folder, ``hf-hub:``) or
 ``timm:<name>``; it runs frozen, in eval mode, on the student's batch re-normalised and resized to its
 own preprocessing. Nothing of the teacher or the adapters is saved with the student.
@@ -44,7 +50,7 @@ class Distill(Plugin):
     name = "distill"
     order = 20
     Config = DistillConfig
-    tasks = ("classification",)
+    tasks = ("classification", "detection")
     changes = "nothing: the saved and exported model is the student alone"
 
     def __init__(self, config: DistillConfig | None = None) -> None:
@@ -66,6 +72,8 @@ class Distill(Plugin):
 
     def check(self, plugins, task: str) -> None:
         super().check(plugins, task)
+        if task == "detection" and (self.pairs or self.config.cache):
+            raise ConfigError("for detectors distill uses the head outputs only: drop plugins.distill.features and cache")
         if self.pairs and any(p.name == "prune" for p in plugins):
             raise ConfigError(
                 "feature distillation cannot be combined with prune yet: pruning changes the width of the hooked "
@@ -80,6 +88,11 @@ class Distill(Plugin):
         self.teacher = load_teacher(self.config.teacher, self.config.pretrained)
         spec, tspec = student.zoo_spec, getattr(self.teacher, "zoo_spec", None)
         self._student_spec = spec
+        if spec.task == "detection" and not callable(getattr(self.teacher, "head_outputs", None)):
+            raise ConfigError(
+                f"teacher {self.config.teacher} is not a YOLOv10-family detector: detection distillation matches "
+                "head outputs anchor by anchor, so the teacher needs the same kind of dense head (any YOLOv10 scale)"
+            )
         classes = tspec.num_classes if tspec is not None else getattr(self.teacher, "num_classes", None)
         if self.config.weight > 0 and classes != spec.num_classes:
             raise ConfigError(
@@ -131,6 +144,13 @@ class Distill(Plugin):
 
     # -- the loss ----------------------------------------------------------------------------------
     def loss(self, images: torch.Tensor, outputs: torch.Tensor, targets: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if isinstance(outputs, dict):  # a detector's training outputs: both head branches
+            with torch.no_grad():
+                teacher = self.teacher.head_outputs(images)
+            cls_kd, box_kd = detection_kd(outputs, teacher, self.config.temperature, self.teacher.head.reg_max)
+            # the detection loss is summed over the batch (the official recipes' scale): so is this term
+            n = images.shape[0]
+            return self.config.weight * n * (cls_kd + box_kd), {"cls_kd": cls_kd.detach(), "box_kd": box_kd.detach()}
         with torch.no_grad():
             teacher_logits = self.teacher_logits(images)
         items, total = {}, outputs.new_zeros(())
@@ -228,6 +248,37 @@ def _feature_loss(adapter: nn.Module, student: torch.Tensor, teacher: torch.Tens
             s = F.interpolate(s, size=teacher.shape[-2:], mode="bilinear", align_corners=False)
         return F.mse_loss(s, teacher.float())
     return F.mse_loss(adapter(_pooled(student.float())), _pooled(teacher.float()))
+
+
+def detection_kd(student: dict, teacher: dict, temperature: float, reg_max: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class-score and box-distribution KD between two YOLOv10 heads' raw maps, over both branches.
+
+    Maps are ``[B, 4 * reg_max + nc, H, W]`` per level; both terms are zero when the maps agree.
+    """
+    t = temperature
+    cls_total, box_total = 0.0, 0.0
+    for branch in ("one2many", "one2one"):
+        s_flat = torch.cat([o.flatten(2) for o in student[branch]], 2).float()  # [B, C, A]
+        t_flat = torch.cat([o.flatten(2) for o in teacher[branch]], 2).float()
+        if s_flat.shape != t_flat.shape:
+            raise ConfigError(f"student and teacher heads differ ({tuple(s_flat.shape)} vs {tuple(t_flat.shape)}): "
+                              "detection distillation needs the same classes, reg_max and input size")
+        nc = s_flat.shape[1] - 4 * reg_max
+        box_s, cls_s = s_flat[:, :-nc], s_flat[:, -nc:]
+        box_t, cls_t = t_flat[:, :-nc], t_flat[:, -nc:]
+        weight = cls_t.sigmoid().amax(1)  # [B, A]: the teacher's confidence that there is an object here
+        weight = weight / weight.sum().clamp(min=1e-6)
+        # binary KL of softened class probabilities: BCE against the teacher minus the teacher's own entropy
+        target = (cls_t / t).sigmoid()
+        bce = F.binary_cross_entropy_with_logits(cls_s / t, target, reduction="none")
+        entropy = F.binary_cross_entropy_with_logits(cls_t / t, target, reduction="none")
+        cls_total = cls_total + ((bce - entropy).sum(1) * weight).sum() * t * t
+        b, _, a = box_s.shape  # [B, 4 * reg_max, A] -> [B, 4, reg_max, A]: one distribution per side
+        log_s = F.log_softmax(box_s.view(b, 4, -1, a) / t, 2)
+        log_t = F.log_softmax(box_t.view(b, 4, -1, a) / t, 2)
+        kl = (log_t.exp() * (log_t - log_s)).sum(2).mean(1)  # [B, A]
+        box_total = box_total + (kl * weight).sum() * t * t
+    return cls_total, box_total
 
 
 def load_teacher(source: str, pretrained: bool = True) -> nn.Module:

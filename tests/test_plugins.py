@@ -39,7 +39,9 @@ def test_unknown_plugins_and_impossible_combinations_are_refused():
     with pytest.raises(ConfigError, match=r"unknown plugin 'distil' \(did you mean 'distill'\?\)"):
         build({"distil": {}}, "classification")
     with pytest.raises(ConfigError, match="supports classification models, not detection"):
-        build({"distill": {"teacher": "x"}}, "detection")
+        build({"prune": {}}, "detection")
+    with pytest.raises(ConfigError, match="head outputs only"):
+        build({"distill": {"teacher": "x", "features": ["a:b"]}}, "detection")
 
 
 def test_plugins_compose_in_their_declared_order(monkeypatch):
@@ -134,7 +136,7 @@ def test_distillation_loss_pulls_the_student_towards_the_teacher(teacher_run):
     [
         (["train", "recipe=quickstart", "plugins=[distil]"], "unknown plugin 'distil' (did you mean 'distill'?)"),
         (["train", "recipe=quickstart", "plugins=[distill]"], "needs plugins.distill.teacher="),
-        (["train", "recipe=yolov10n_shapes", "plugins=[distill]", "plugins.distill.teacher=x"], "not detection"),
+        (["train", "recipe=yolov10n_shapes", "plugins=[prune]"], "not detection"),
         (["train", "recipe=quickstart", "plugins=[distill]", "plugins.distill.tmperature=2"], "did you mean 'plugins.distill.temperature'?"),
     ],
 )

@@ -83,3 +83,33 @@ def test_record_result_of_a_detection_run(tmp_path, monkeypatch):
     record_result("yolov10n_shapes", summary, "zoo train recipe=yolov10n_shapes record_result=true")
     text = (tmp_path / "yolov10n_shapes.yaml").read_text()
     assert "# val/map50: 0.8123  val/map: 0.5123" in text and "wall time: 700 s" in text
+
+
+def test_detection_kd_is_zero_for_the_teachers_own_outputs_and_trains_the_student():
+    from zoo.plugins.distill import detection_kd
+
+    torch.manual_seed(0)
+    teacher = zoo.load("yolov10n", num_classes=4).eval()
+    student = zoo.load("yolov10n", num_classes=4).train()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        target = teacher.head_outputs(x)
+    cls_kd, box_kd = detection_kd(target, target, 2.0, teacher.head.reg_max)
+    assert abs(cls_kd.item()) < 1e-5 and abs(box_kd.item()) < 1e-5
+    cls_kd, box_kd = detection_kd(student(x), target, 2.0, teacher.head.reg_max)
+    assert cls_kd.item() > 1e-4 and box_kd.item() > 1e-4
+    (cls_kd + box_kd).backward()
+    assert student.head.cls_o2m[0][-1].weight.grad.abs().sum() > 0
+
+
+def test_detector_distills_from_a_larger_yolov10(tmp_path):
+    import csv
+
+    teacher = zoo.save(zoo.load("yolov10s", num_classes=4), tmp_path / "teacher")  # any scale: same anchor grid
+    cfg = compose("yolov10n_shapes", [f"out_dir={tmp_path}", *TINY, "trainer.limit_train_batches=2", "plugins=[distill]",
+                                      f"plugins.distill.teacher={teacher}", "plugins.distill.pretrained=false"])
+    run(cfg, tmp_path / "student")
+    rows = list(csv.DictReader(open(tmp_path / "student" / "logs" / "metrics.csv")))
+    assert [float(r["train/distill_cls_kd"]) for r in rows if r.get("train/distill_cls_kd")]
+    assert cli(["train", "recipe=yolov10n_shapes", "plugins=[distill]", "plugins.distill.teacher=mobilenetv3_small_100",
+                "plugins.distill.features=[a:b]"]) == 2  # refused before any training

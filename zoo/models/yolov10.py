@@ -376,6 +376,16 @@ class YOLOv10(nn.Module):
         o5 = self.pan_p5(torch.cat((self.pan_down4(o4), p5), 1))
         return [o3, o4, o5]
 
+    def head_outputs(self, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+        """The raw maps of both head branches (``{"one2many": [...], "one2one": [...]}``) in any mode:
+        what a distillation teacher gives its student, whose training forward returns the same."""
+        feats = self.forward_features(x)
+        head = self.head
+        if not head.has_one2many:
+            raise RuntimeError("this YOLOv10 is in deploy form (one-to-many head dropped); load it again to distil from it")
+        return {name: [torch.cat((b(f), c(f)), 1) for f, b, c in zip(feats, boxes, classes)]
+                for name, boxes, classes in (("one2many", head.box_o2m, head.cls_o2m), ("one2one", head.box_o2o, head.cls_o2o))}
+
     def forward(self, x: torch.Tensor):
         if x.ndim != 4 or x.shape[-1] % 32 or x.shape[-2] % 32:
             raise ValueError(f"YOLOv10 takes [B, 3, H, W] images with H and W multiples of 32, not {tuple(x.shape)}")
