@@ -144,8 +144,8 @@ class Prune(Plugin):
             zeros, total = measured_sparsity(pl_module.model, self.masks)
             print(f"prune: {self.config.mode} sparsity {zeros / max(total, 1):.1%} of {total:,} conv/linear weights")
             return
-        if self.history:
-            kept = self._measure(pl_module.model) / self.base
+        if self.history:  # the last round's measurement (a later plugin, e.g. qat, may have captured the model)
+            kept = self.history[-1][self.config.target] / self.base
             print(f"prune: {self.config.target} kept {kept:.1%} of {self.base:,.0f} ({len(self.history)} rounds, {self.config.importance})")
 
 

@@ -80,7 +80,7 @@ class QAT(Plugin):
             start = 0
         start = min(start, epochs - 1)
         # observers see at least one epoch before they freeze (an observer that saw nothing has no range)
-        return start, max(start + 1, math.floor(epochs * self.config.freeze_bn)), max(start + 1, math.floor(epochs * self.config.freeze_observers))
+        return start, max(start, math.floor(epochs * self.config.freeze_bn)), max(start + 1, math.floor(epochs * self.config.freeze_observers))
 
     # -- Lightning hooks ---------------------------------------------------------------------------
     def setup(self, trainer, pl_module, stage: str) -> None:
@@ -121,6 +121,7 @@ class QAT(Plugin):
             model.load_state_dict(ema.module.state_dict())
         structure = _structure(model) if getattr(model, "zoo_pruned", False) else None
         spec = model.zoo_spec
+        trained = {id(p) for p in model.parameters()}
         prepared = prepare(model, self.settings, spec.input_size)
         prepared.zoo_spec = spec
         prepared.zoo_quantization = dict(self.settings)
@@ -129,7 +130,10 @@ class QAT(Plugin):
         pl_module.replace_model(prepared)
         self.started_at = trainer.current_epoch
         if rebuild:
-            trainer.strategy.setup_optimizers(trainer)
+            # The captured graph holds the very same Parameter objects, so the optimizer (and Adam's moments)
+            # carries on; a fresh optimizer's first steps would knock a half-trained model far off.
+            if {id(p) for p in prepared.parameters()} != trained:
+                trainer.strategy.setup_optimizers(trainer)
             restart_best(trainer)
 
     def on_fit_end(self, trainer, pl_module) -> None:
@@ -141,3 +145,4 @@ class QAT(Plugin):
 
             print(f"qat: {self.settings['quantizer']} int8 (activations {self.settings['activations']}) from epoch "
                   f"{self.started_at}; BatchNorm frozen {when(self.bn_epoch)}, observers frozen {when(self.observer_epoch)}")
+

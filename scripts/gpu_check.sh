@@ -27,3 +27,9 @@ timeout 150 python3 -m zoo.cli bench yolov10n yolov10s yolov10m \
 echo "== YOLOv10-N TensorRT export (fp16, [1, 300, 6] detections compared with onnxruntime) =="
 timeout 200 python3 -m zoo.cli export yolov10n --format tensorrt --half --no-simplify --out "$OUT/yolov10n.engine" 2>&1 | tail -5 | tee "$OUT/tensorrt_yolov10n.log"
 echo "exit code of the YOLOv10-N TensorRT export: ${PIPESTATUS[0]}"
+echo "== QAT int8: a 1-epoch quickstart QAT run, then its Q/DQ ONNX built as a TensorRT int8 engine =="
+timeout 200 python3 -m zoo.cli train recipe=quickstart plugins=[qat] trainer.max_epochs=1 trainer.enable_progress_bar=false \
+  out_dir="$OUT/qat" 2>&1 | tail -3 | tee "$OUT/qat_train.log"
+QAT_RUN="$(ls -d "$OUT"/qat/quickstart/*/ 2>/dev/null | head -1)"
+timeout 200 python3 -m zoo.cli export "$QAT_RUN" --format tensorrt --imgsz 224 --out "$OUT/qat_int8.engine" 2>&1 | tail -6 | tee "$OUT/tensorrt_int8.log"
+echo "exit code of the int8 TensorRT export: ${PIPESTATUS[0]}"

@@ -1,5 +1,5 @@
 """TensorRT export: a serialized engine built from the verified ONNX with the ``tensorrt`` Python API
-(fp32 or fp16), run on the GPU and compared against onnxruntime.
+(fp32 or fp16; int8 from a QAT model's Q/DQ graph), run on the GPU and compared against onnxruntime.
 
 Without a CUDA GPU or the ``tensorrt`` package it stops with one message that says what is missing and
 where the verified ONNX file is, ready for ``trtexec`` on the target machine.
@@ -45,6 +45,9 @@ def export_tensorrt(model, spec, path: Path, size, *, batch=1, dynamic=False, ha
     config = builder.create_builder_config()
     if half:
         config.set_flag(trt.BuilderFlag.FP16)
+    int8 = getattr(model, "zoo_int8", False)
+    if int8 and hasattr(trt.BuilderFlag, "INT8"):  # explicit Q/DQ: the scales come from QAT, no calibration
+        config.set_flag(trt.BuilderFlag.INT8)
     if dynamic:
         profile = builder.create_optimization_profile()
         name = network.get_input(0).name
@@ -71,10 +74,17 @@ def export_tensorrt(model, spec, path: Path, size, *, batch=1, dynamic=False, ha
     stream.synchronize()
     runner = session(onnx_path)
     reference = runner.run(None, {runner.get_inputs()[0].name: x})[0]
-    check = compare_outputs(spec, reference, y_gpu.cpu().numpy(), half=half)
+    step = None
+    if int8:
+        import onnx
+
+        from zoo.export.onnx import output_step
+
+        step = output_step(onnx.load(str(onnx_path)))
+    check = compare_outputs(spec, reference, y_gpu.cpu().numpy(), half=half, int8_step=step)
     if not check["ok"]:
         raise ZooError(f"TensorRT engine differs from onnxruntime: max |diff| {check['max_abs_diff']:.3g} > {check['tolerance']:.3g}")
     atomic_write(path, lambda dst: Path(dst).write_bytes(bytes(engine_bytes)))
     return ExportResult(path=path, format="tensorrt", inputs=onnx_result.inputs, outputs=onnx_result.outputs,
                         verification={"onnx": onnx_result.verification, "tensorrt_vs_onnxruntime": check},
-                        metadata=onnx_result.metadata, notes=[f"built with TensorRT {trt.__version__}, {'fp16' if half else 'fp32'}"])
+                        metadata=onnx_result.metadata, notes=[f"built with TensorRT {trt.__version__}, {'int8 (Q/DQ)' if int8 else 'fp16' if half else 'fp32'}"])
