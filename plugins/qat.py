@@ -88,6 +88,8 @@ class QAT(Plugin):
             return
         if trainer.ckpt_path:
             raise ConfigError("resuming a run with plugins=[qat] is not supported yet; start the run again")
+        if pl_module.hparams.get("compile"):
+            raise ConfigError("task.compile=true cannot be combined with plugins=[qat] (QAT trains a captured graph); drop one")
         self.start, self.bn_epoch, self.observer_epoch = self._epochs(trainer)
         if self.start > 0 and trainer.world_size > 1:
             raise ConfigError("with several processes QAT must start at the first epoch (plugins.qat.start=0, no prune)")

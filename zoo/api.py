@@ -89,6 +89,11 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
     spec = _spec_of(model)
     if getattr(model, "zoo_features_only", False):
         raise ZooError("zoo.save stores whole models; save the model before zoo.load(..., features_only=True) wraps it")
+    if getattr(model, "zoo_int8", False):
+        raise ZooError(
+            "zoo.save stores a quantized model in its QAT form, before conversion: save the model the qat plugin "
+            "trained (a run's model/ folder already is one); this converted int8 model is for inference and export"
+        )
     folder = Path(folder).expanduser()
     config = {
         "format": FORMAT,
@@ -107,11 +112,6 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
         config["structure"] = model.zoo_structure
     elif getattr(model, "zoo_pruned", False):  # layer widths differ from the architecture's: rebuilt by load
         config["structure"] = _structure(model)
-    if getattr(model, "zoo_int8", False):
-        raise ZooError(
-            "zoo.save stores a quantized model in its QAT form, before conversion: save the model the qat plugin "
-            "trained (a run's model/ folder already is one); this converted int8 model is for inference and export"
-        )
     if getattr(model, "zoo_quantization", None):  # rebuilt by load: prepared the same way, then converted
         config["quantization"] = dict(model.zoo_quantization)
     try:
@@ -240,11 +240,11 @@ def _load_quantized(model: nn.Module, spec: ModelSpec, settings: dict, state_dic
     if new_head:
         raise BadArgumentError("a quantized model keeps the classifier it was trained with; load it without num_classes")
     prepared = quantize.prepare(model, settings, spec.input_size)
-    missing = prepared.state_dict().keys() ^ state_dict.keys()
-    if missing:
+    differing = prepared.state_dict().keys() ^ state_dict.keys()
+    if differing:
         raise WeightsError(
-            f"{what} do not fit the quantized {spec.name} this zoo prepares ({len(missing)} keys differ, e.g. "
-            f"{sorted(missing)[:3]}); was it saved by another zoo or torchao version?"
+            f"{what} do not fit the quantized {spec.name} this zoo prepares ({len(differing)} keys differ, e.g. "
+            f"{sorted(differing)[:3]}); was it saved by another zoo or torchao version?"
         )
     prepared.load_state_dict(state_dict, strict=True)
     model = quantize.convert(prepared)
