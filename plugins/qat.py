@@ -8,7 +8,7 @@ stay where they are) and BatchNorm switches to its running statistics (``freeze_
 it), so the last epochs fine-tune exactly the arithmetic the int8 model will run.
 
 The EMA, when the recipe keeps one, is copied into the model when QAT starts and then dropped (its copy
-would have the old structure); the best checkpoint is chosen again from that epoch. The run saves the
+is the uncaptured model, without fake quantization); the best checkpoint is chosen again from that epoch. The run saves the
 QAT state (weights, BatchNorm statistics, scales, zero points) with the settings in ``config.json``;
 ``zoo.load`` returns the converted int8 reference model, which the run evaluates and ``zoo export``
 writes as a Q/DQ ONNX graph verified in onnxruntime.
@@ -80,7 +80,9 @@ class QAT(Plugin):
             start = 0
         start = min(start, epochs - 1)
         # observers see at least one epoch before they freeze (an observer that saw nothing has no range)
-        return start, max(start, math.floor(epochs * self.config.freeze_bn)), max(start + 1, math.floor(epochs * self.config.freeze_observers))
+        bn = max(start, math.floor(epochs * self.config.freeze_bn))
+        observers = max(start + 1, math.floor(epochs * self.config.freeze_observers))
+        return start, bn, observers
 
     # -- Lightning hooks ---------------------------------------------------------------------------
     def setup(self, trainer, pl_module, stage: str) -> None:
@@ -133,7 +135,7 @@ class QAT(Plugin):
         self.started_at = trainer.current_epoch
         if rebuild:
             # The captured graph holds the very same Parameter objects, so the optimizer (and Adam's moments)
-            # carries on; a fresh optimizer's first steps would knock a half-trained model far off.
+            # carries on unchanged; only if capture ever made new tensors is it rebuilt.
             if {id(p) for p in prepared.parameters()} != trained:
                 trainer.strategy.setup_optimizers(trainer)
             restart_best(trainer)

@@ -12,10 +12,11 @@ Quantizers (``quantizer=``):
 - ``xnnpack`` (default): per-channel symmetric int8 weights and per-tensor activations at the inputs
   *and outputs* of conv, linear, add and pooling. Every conv therefore sits between a DequantizeLinear
   and a QuantizeLinear in ONNX, so onnxruntime runs it as one integer QLinearConv. Activations are
-  ``uint8`` by default (onnxruntime's fast u8s8 path on x86; its s8s8 kernels were 3.5x slower here)
-  and ``int8`` for XNNPACK/ARM targets. torchao ships this quantizer as
-  ``torchao.testing.pt2e._xnnpack_quantizer``: its maintained copy moved to ExecuTorch, which pins its
-  own torch build, so we use torchao's (hence ``torchao>=0.18`` and the clear error below if it moves).
+  ``uint8`` by default (onnxruntime's fast u8s8 path on x86; int8 activations ran slower there, fused
+  or not: issue #6's note has the measurements) and ``int8`` for XNNPACK/ARM targets. torchao ships
+  this quantizer as ``torchao.testing.pt2e._xnnpack_quantizer``: its maintained copy moved to
+  ExecuTorch, which pins its own torch build, so we use torchao's (hence ``torchao>=0.18`` and the
+  clear error below if it moves).
 - ``x86``: torchao's ``X86InductorQuantizer`` (uint8 activations at op *inputs* only), the one to use
   when the model is deployed with ``torch.compile``/inductor rather than an ONNX runtime.
 
