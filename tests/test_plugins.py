@@ -264,6 +264,7 @@ def test_qat_run_saves_an_int8_model_that_loads_exports_and_verifies(tmp_path):
 
     result = zoo.export(model, "onnx", imgsz=96, out=tmp_path / "int8.onnx")  # trained at 64, exported at 96
     assert all(v["ok"] for v in result.verification.values())
+    assert float(result.metadata["int8_output_step"]) > 0  # recorded for later checks (TensorRT)
     assert {"QuantizeLinear", "DequantizeLinear"} <= _ops(result.path)
     assert "QLinearConv" in _ops(result.path, optimized=True)  # onnxruntime runs the convs as int8 kernels
     with pytest.raises(ZooError, match="QAT form"):

@@ -27,6 +27,7 @@ fake-quantizers' scales, zero points and observer ranges) plus these settings in
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import warnings
 from typing import Any
@@ -48,8 +49,10 @@ def settings(quantizer: str = "xnnpack", activations: str = "uint8") -> dict[str
     return {"method": "pt2e-qat", "quantizer": quantizer, "activations": activations, "weights": "int8 per-channel symmetric"}
 
 
+@functools.cache
 def _import_pt2e():
-    """torchao's PT2E modules, imported with torch's pytree registration chatter silenced."""
+    """torchao's PT2E modules, imported once (QAT switches graph forms every batch) with torch's pytree
+    registration chatter silenced."""
     quiet = logging.getLogger("torch.utils._pytree")
     level = quiet.level
     quiet.setLevel(logging.ERROR)

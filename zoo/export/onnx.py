@@ -42,16 +42,18 @@ def export_onnx(model, spec, path: Path, size, *, batch=1, dynamic=False, half=F
         import onnxslim
 
         proto = onnxslim.slim(proto)
-    props = metadata(spec, {"input_size": json.dumps(list(size)), "exporter": exporter, "opset": str(opset)})
+    extra = {"input_size": json.dumps(list(size)), "exporter": exporter, "opset": str(opset)}
+    int8_step = None
+    if getattr(model, "zoo_int8", False):
+        int8_step = output_step(proto)
+        extra["int8_output_step"] = repr(int8_step)  # what later checks (TensorRT) compare in
+        notes.append(f"int8 Q/DQ graph: verified against the PyTorch int8 reference within {INT8_STEPS} output "
+                     f"quantization steps ({INT8_STEPS} x {int8_step:.3g})")
+    props = metadata(spec, extra)
     onnx.helper.set_model_props(proto, props)
     if proto.ByteSize() > MAX_BYTES:
         raise ExportError(f"{spec.name}: the ONNX graph is {proto.ByteSize() / 2**30:.1f} GB, over the 2 GB single-file limit")
 
-    int8_step = None
-    if getattr(model, "zoo_int8", False):
-        int8_step = output_step(proto)
-        notes.append(f"int8 Q/DQ graph: verified against the PyTorch int8 reference within {INT8_STEPS} output "
-                     f"quantization steps ({INT8_STEPS} x {int8_step:.3g})")
     verification = {}
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "model.onnx"

@@ -74,13 +74,7 @@ def export_tensorrt(model, spec, path: Path, size, *, batch=1, dynamic=False, ha
     stream.synchronize()
     runner = session(onnx_path)
     reference = runner.run(None, {runner.get_inputs()[0].name: x})[0]
-    step = None
-    if int8:
-        import onnx
-
-        from zoo.export.onnx import output_step
-
-        step = output_step(onnx.load(str(onnx_path)))
+    step = float(onnx_result.metadata["int8_output_step"]) if int8 else None
     check = compare_outputs(spec, reference, y_gpu.cpu().numpy(), half=half, int8_step=step)
     if not check["ok"]:
         raise ZooError(f"TensorRT engine differs from onnxruntime: max |diff| {check['max_abs_diff']:.3g} > {check['tolerance']:.3g}")
