@@ -85,8 +85,14 @@ class Distill(Plugin):
         if stage != "fit" or self.teacher is not None:
             return
         student = pl_module.model
+        spec = student.zoo_spec
+        if spec.task == "detection" and not callable(getattr(student, "head_outputs", None)):
+            raise ConfigError(
+                f"detection distillation is implemented for YOLOv10 students; {spec.name} is not one "
+                "(its family computes its own loss; train it without plugins=[distill])"
+            )
         self.teacher = load_teacher(self.config.teacher, self.config.pretrained)
-        spec, tspec = student.zoo_spec, getattr(self.teacher, "zoo_spec", None)
+        tspec = getattr(self.teacher, "zoo_spec", None)
         self._student_spec = spec
         if spec.task == "detection" and not callable(getattr(self.teacher, "head_outputs", None)):
             raise ConfigError(

@@ -18,7 +18,7 @@ pytest.importorskip("onnxruntime")
 
 def small(name: str) -> int | None:
     spec = zoo.info(name)
-    return None if spec.fixed_input_size else 64
+    return None if spec.fixed_input_size else max(64, spec.min_input_size or 0)
 
 
 @pytest.mark.parametrize("name", zoo.list_models())

@@ -49,14 +49,14 @@ def test_bad_tag_lists_valid_tags():
 
 
 def test_info_describes_without_weights_or_timm():
-    """Describing a model reads no weights and imports no timm/safetensors. Families written here
+    """Describing a model reads no weights and imports no timm/safetensors/transformers. Families written here
     (YOLOv10, ...) define torch modules next to their registration, so torch itself may be imported."""
     script = textwrap.dedent(
         """
         import sys, json, zoo
         spec = zoo.info("efficientformer_l1.snap_dist_in1k")
         d = spec.to_dict()
-        print(json.dumps({"heavy": sorted(m for m in ("timm", "safetensors", "lightning", "onnx") if m in sys.modules),
+        print(json.dumps({"heavy": sorted(m for m in ("timm", "safetensors", "lightning", "onnx", "transformers") if m in sys.modules),
                           "tag": spec.tag, "paper": d["paper"]["arxiv"], "license": spec.weight(spec.tag).license}))
         """
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +18,7 @@ from zoo import hub
 from zoo._io import atomic_write, atomic_write_text
 from zoo.errors import BadArgumentError, CorruptWeightsError, SourceError, UnsafeWeightsError, WeightsError, ZooError
 from zoo.registry import ModelSpec, get_spec, split_name
-from zoo.weights import apply_state_dict, read_state_dict
+from zoo.weights import apply_state_dict, keep_matching_classes, read_state_dict
 
 if TYPE_CHECKING:
     from torch import nn
@@ -34,6 +36,7 @@ def load(
     num_classes: int | None = None,
     weights: str | os.PathLike | None = None,
     allow_pickle: bool = False,
+    labels: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a model by name, or load one saved by :func:`save`, locally or from the Hub.
@@ -49,6 +52,9 @@ def load(
             family has a converter. Safetensors by default; see ``allow_pickle``.
         allow_pickle: accept ``.pt``/``.pth``/``.bin``/``.ckpt`` files, read with
             ``torch.load(weights_only=True)``.
+        labels: class names for the model's head (sets ``num_classes``). With pretrained weights
+            trained on other classes, classes of the same name keep their trained head rows (COCO's
+            ``"person"`` stays a trained person detector) and the rest start fresh (``pretrained=True`` only).
         **kwargs: passed to the architecture's builder. ``features_only=True`` (with optional
             ``out_indices``) returns a module whose forward gives the list of multi-scale feature maps.
 
@@ -57,6 +63,11 @@ def load(
     """
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0):
         raise BadArgumentError(f"num_classes must be a whole number >= 0 (0 removes the classifier), not {num_classes!r}")
+    if labels is not None:
+        labels = tuple(str(name) for name in labels)
+        if not labels or (num_classes is not None and num_classes != len(labels)):
+            raise BadArgumentError(f"labels must name each of the model's classes: got {len(labels)} names for num_classes={num_classes}")
+        num_classes = len(labels)
     features_only = bool(kwargs.pop("features_only", False))
     out_indices = kwargs.pop("out_indices", None)
     source = os.fspath(name_or_path)
@@ -75,7 +86,9 @@ def load(
         config = _read_config(folder / CONFIG_NAME, source)
         model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs)
     else:
-        model = _load_registered(source, pretrained, num_classes, weights, allow_pickle, kwargs)
+        model = _load_registered(source, pretrained, num_classes, weights, allow_pickle, kwargs, labels)
+    if labels is not None:
+        model.zoo_spec = dataclasses.replace(model.zoo_spec, labels=labels)
     if features_only:
         model = _features(model, out_indices)
     return model
@@ -164,7 +177,7 @@ def _saved_folder(path: Path) -> Path:
     raise SourceError(f"{path} has no {CONFIG_NAME}: it is not a folder written by zoo.save, nor a run directory")
 
 
-def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwargs) -> nn.Module:
+def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwargs, labels=None) -> nn.Module:
     spec = get_spec(name)  # with a tag: that tag's classes and preprocessing
     tag = spec.tag
     if pretrained and weights is not None:
@@ -172,6 +185,7 @@ def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwarg
     if pretrained and tag is None:
         spec = spec.for_weights(spec.weight().tag)
     model_classes = num_classes if num_classes is not None else spec.num_classes
+    weight_labels = spec.labels  # the classes of the weights (_build drops them from a head of another size)
     if not pretrained:  # the tag chose config and preprocessing, but these are not its weights
         spec = dataclasses.replace(spec, tag=None)
     model, spec = _build(spec, model_classes, kwargs)
@@ -181,6 +195,8 @@ def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwarg
         path = hub.download(w.hf_hub_id, w.filename, w.revision)
         state_dict = _read_hub_file(path, f"{w.hf_hub_id}/{w.filename}", allow_pickle=allow_pickle)
         state_dict = _convert(spec, state_dict, model)
+        if labels is not None and weight_labels is not None and tuple(weight_labels) != labels:
+            state_dict = _keep_classes(state_dict, model, head, labels, weight_labels, f"{w.hf_hub_id} ({w.dataset or w.tag})")
         apply_state_dict(model, state_dict, head=head, reset_head=num_classes is not None, source=f"weights {name}")
     elif weights is not None:
         try:
@@ -194,6 +210,20 @@ def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwarg
         state_dict = _convert(spec, raw, model)
         apply_state_dict(model, state_dict, head=head, reset_head=num_classes is not None, source=f"weights {os.fspath(weights)}")
     return model
+
+
+def _keep_classes(state_dict: dict, model: nn.Module, head, labels, theirs, source: str) -> dict:
+    """Head rows of the classes both label lists name, copied from the weights (with a warning saying which)."""
+    fitted, kept = keep_matching_classes(state_dict, model, head, labels, theirs)
+    if kept:
+        shown = ", ".join(kept[:8]) + (", ..." if len(kept) > 8 else "")
+        warnings.warn(
+            f"{len(kept)} of {len(labels)} classes keep their trained rows from {source}: {shown}; "
+            f"the other {len(labels) - len(kept)} start fresh. Fine-tune before use.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return fitted
 
 
 def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs, state_dict=None) -> nn.Module:

@@ -118,6 +118,7 @@ class ModelSpec:
     interpolation: str = "bicubic"
     crop_pct: float = 0.875
     fixed_input_size: bool = False
+    min_input_size: int | None = None  # smallest square side the model accepts (DETRs: enough encoder positions)
     num_classes: int = 1000
     classifier: tuple[str, ...] = ()  # module names of the head(s) reset when num_classes changes
     weights: tuple[WeightTag, ...] = ()
@@ -229,6 +230,7 @@ class ModelSpec:
             "num_classes": self.num_classes,
             "preprocessing": self.preprocessing(),
             "fixed_input_size": self.fixed_input_size,
+            "min_input_size": self.min_input_size,
             "license": self.license,
             "tag": self.tag,
             "weights": [dataclasses.asdict(w) for w in self.weights],

@@ -248,6 +248,7 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         cfg.model.name,
         pretrained=cfg.model.pretrained,
         num_classes=num_classes,
+        labels=tuple(data.classes) if cfg.model.pretrained else None,  # classes the weights know keep their rows
         weights=cfg.model.get("weights"),
         **OmegaConf.to_container(cfg.model.kwargs, resolve=True),
     )

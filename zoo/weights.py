@@ -11,7 +11,7 @@ its fresh initialisation and a warning says so). Nothing is ever half-loaded.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,6 +94,49 @@ def head_classes(state_dict: Mapping[str, torch.Tensor], head: Iterable[str]) ->
         if w is not None and w.ndim >= 1:
             return int(w.shape[0])
     return None
+
+
+def keep_matching_classes(
+    state_dict: Mapping[str, torch.Tensor],
+    model: nn.Module,
+    head: Iterable[str],
+    ours: Sequence[str],
+    theirs: Sequence[str],
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Fit a head trained on classes ``theirs`` to classes ``ours``, keeping the rows of classes in both.
+
+    Every head tensor whose first dimension counts the classes (plus a fixed number of extra rows, such as
+    a DETR's "no object" embedding) is rebuilt at our size: rows of classes named in both lists (case,
+    ``_`` and ``-`` ignored) are copied from the weights, the others keep the model's fresh initialisation.
+    Returns the new state dict and the names kept; nothing kept (no shared names, as many classes as the
+    weights, or a head whose other dimensions depend on the class count) returns ``state_dict`` unchanged
+    and an empty list.
+    """
+    def norm(name: str) -> str:
+        return " ".join(str(name).lower().replace("_", " ").replace("-", " ").split())
+
+    position = {norm(name): i for i, name in enumerate(theirs)}
+    rows = [position.get(norm(name)) for name in ours]
+    if len(ours) == len(theirs) or all(r is None for r in rows):  # same count: the head loads as it is
+        return dict(state_dict), []
+    head = tuple(head)
+    own = model.state_dict()
+    fitted = dict(state_dict)
+    for key, value in state_dict.items():
+        if not _in_head(key, head) or key not in own or tuple(own[key].shape) == tuple(value.shape):
+            continue
+        target = own[key]
+        extra = value.shape[0] - len(theirs)
+        if extra < 0 or target.shape[0] - len(ours) != extra or tuple(target.shape[1:]) != tuple(value.shape[1:]):
+            return dict(state_dict), []
+        new = target.detach().clone()
+        for i, r in enumerate(rows):
+            if r is not None:
+                new[i] = value[r]
+        if extra:
+            new[len(ours):] = value[len(theirs):]
+        fitted[key] = new
+    return fitted, [name for name, r in zip(ours, rows) if r is not None]
 
 
 def apply_state_dict(
