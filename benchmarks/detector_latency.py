@@ -20,8 +20,8 @@ from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- detector-latency:start -->", "<!-- detector-latency:end -->"
-DEFAULT = ["yolov10n", "yolov10s", "yolov10m", "yolov10l", "rtdetr_r18", "rtdetrv2_r18", "rtdetr_r34", "rtdetr_r50",
-           "dfine_n", "dfine_s", "dfine_m", "dfine_l"]
+DEFAULT = ["yolov10n", "yolov10s", "yolov10m", "rtdetr_r18", "rtdetrv2_r18", "rtdetr_r50",
+           "dfine_n", "dfine_s", "dfine_m"]
 
 
 def main() -> None:

@@ -210,7 +210,14 @@ def _build(num_classes: int = 80, kind: str = "rtdetr", backbone: dict | None = 
     t = _classes()
     cfg = build_config(kind, dict(backbone or {}), dict(config or {}, num_queries=num_queries), num_classes)
     model_cls = {"rtdetr": t.RTDetrForObjectDetection, "rtdetr_v2": t.RTDetrV2ForObjectDetection, "dfine": t.DFineForObjectDetection}[kind]
-    return RealTimeDETR(model_cls(cfg))
+    detr = model_cls(cfg)
+    # transformers initialises BatchNorm scales like linear weights, N(0, 0.02), which shrinks the encoder's
+    # features by ~1e-10 at initialisation (every query then ties with every other); the official models,
+    # like PyTorch, start BatchNorm at scale 1 and shift 0. Pretrained weights overwrite all of it.
+    for module in detr.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_parameters()
+    return RealTimeDETR(detr)
 
 
 def convert_hub(state_dict: dict, model: nn.Module | None = None) -> dict:
