@@ -5,8 +5,10 @@
 
 Batch 1, p50 over ``--runs`` calls after 2 warm-up calls, every model and backend in this one process and on
 the same input. "eager" is the model as loaded (eval mode); "deploy" is ``zoo.export.deploy_form`` (YOLOv10:
-one-to-one head only, BatchNorm and RepVGGDW folded; the DETRs have no separate deploy form, so it is the
-same module); "onnxruntime" runs the verified ONNX export of the deploy form. Every model returns the same
+one-to-one head only, BatchNorm and RepVGGDW folded; the DETRs have no separate deploy form, so it is
+the same network, timed again); "onnxruntime" runs the verified ONNX export of the deploy form. The weights are untrained;
+the DETRs get BatchNorm statistics from random batches (``zoo.bench.settle_batchnorm``), which latency does
+not depend on but their export check needs (see there). Every model returns the same
 ``[1, 300, 6]`` detections, post-processing included. The ratio column compares each model's onnxruntime
 latency with the first model's (by default YOLOv10-N), measured in the same run. Reported COCO AP is the
 papers' (labelled, not measured here). Writes JSON to ``--out``; ``--update-readme`` puts the table into
@@ -39,7 +41,7 @@ def main() -> None:
 
     import zoo
     from zoo._io import atomic_write_text
-    from zoo.bench import time_calls
+    from zoo.bench import settle_batchnorm, time_calls
     from zoo.export import deploy_form
     from zoo.export.onnx import exported_session
     from zoo.train import machine
@@ -52,6 +54,8 @@ def main() -> None:
     rows = []
     for name in args.models:
         eager = zoo.load(name).eval()
+        if eager.zoo_spec.family in ("rtdetr", "dfine"):  # untrained DETRs: activations at a trained model's scale
+            settle_batchnorm(eager, args.imgsz)
         deploy = deploy_form(eager)
         with torch.inference_mode():
             t_eager = time_calls(lambda: eager(x), args.runs, 2)["p50_ms"]

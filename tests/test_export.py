@@ -10,6 +10,7 @@ import torch
 import zoo
 from zoo.cli import main as cli
 from zoo.errors import ZooError
+from zoo.bench import settle_batchnorm
 from zoo.export import export
 
 onnx = pytest.importorskip("onnx")
@@ -21,24 +22,11 @@ def small(name: str) -> int | None:
     return None if spec.fixed_input_size else max(64, spec.min_input_size or 0)
 
 
-# transformers draws conv weights from N(0, 0.02): a fresh DETR's eval-mode features shrink to ~1e-12, every
-# encoder position scores the same and the top-300 query choice is a tie that PyTorch and onnxruntime break
-# differently. BatchNorm statistics from a few random batches give it the scale a trained model has.
-CALIBRATE = {"rtdetr", "dfine"}
-
-
 def fresh(name: str, size: int | None) -> torch.nn.Module:
+    """The model by name; fresh DETRs get BatchNorm statistics first (see zoo.bench.settle_batchnorm)."""
     model = zoo.load(name).eval()
-    if zoo.info(name).family in CALIBRATE:
-        norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        for m in norms:
-            m.momentum = None  # a plain average over the batches
-            m.train()
-        with torch.no_grad():
-            for seed in range(3):
-                model(torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(seed)))
-        for m in norms:
-            m.eval()
+    if zoo.info(name).family in ("rtdetr", "dfine"):
+        settle_batchnorm(model, size)
     return model
 
 

@@ -185,3 +185,20 @@ def test_shapes_recipe_trains_saves_and_reloads(tmp_path):
     assert config["model_kwargs"]["num_queries"] == 100
     with torch.no_grad():
         assert model(torch.rand(1, 3, 160, 160)).shape == (1, 100, 6)
+
+
+def test_labels_argument_is_checked():
+    model = zoo.load("rtdetr_r18", labels=["a", "b"])  # without weights: just the head size and the names
+    assert model.num_classes == 2 and model.zoo_spec.labels == ("a", "b")
+    with pytest.raises(zoo.errors.BadArgumentError, match="2 names for num_classes=3"):
+        zoo.load("rtdetr_r18", labels=["a", "b"], num_classes=3)
+
+
+def test_distillation_refuses_a_detr_student(tmp_path):
+    from zoo.errors import ConfigError
+    from zoo.train import compose, run
+
+    cfg = compose("dfine_n_shapes", [f"out_dir={tmp_path}", "plugins=[distill]", "plugins.distill.teacher=yolov10n",
+                                     "trainer.max_epochs=1", "data.train_images=4", "data.val_images=4"])
+    with pytest.raises(ConfigError, match="implemented for YOLOv10 students"):
+        run(cfg, tmp_path / "run")

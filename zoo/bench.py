@@ -33,6 +33,31 @@ def count_macs(model, x) -> int:
     return counter.get_total_flops() // 2
 
 
+def settle_batchnorm(model, size: int, batches: int = 3) -> None:
+    """Give an untrained model's BatchNorm layers running statistics from a few random batches (in place).
+
+    Fresh, a deep network keeps the default statistics (mean 0, variance 1) in eval mode, so activations may
+    shrink layer by layer: transformers' DETRs draw conv weights from N(0, 0.02) and their encoders see
+    ~1e-12, where every query scores the same and the top-300 choice is a tie that PyTorch and onnxruntime
+    break differently. Random batches give the activations a trained model's scale. For timing and export
+    checks of models without trained weights.
+    """
+    import torch
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = None  # a plain average over the batches
+        m.train()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _ in range(batches):
+            model(torch.rand(2, 3, size, size, generator=generator))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+        m.eval()
+
+
 def matmul_peak_gflops(threads: int, size: int = 1024, seconds: float = 1.0) -> float:
     """The machine's fp32 matmul rate with ``threads`` threads: the ceiling models are compared to."""
     import torch

@@ -251,7 +251,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if spec.description:
         out(spec.description)
     pre = spec.preprocessing()
-    out(f"input       {pre['input_size']}{' (fixed)' if spec.fixed_input_size else ''}, {pre['interpolation']}, crop_pct {pre['crop_pct']}")
+    smallest = f" (at least {spec.min_input_size}x{spec.min_input_size})" if spec.min_input_size else ""
+    out(f"input       {pre['input_size']}{' (fixed)' if spec.fixed_input_size else smallest}, {pre['interpolation']}, crop_pct {pre['crop_pct']}")
     out(f"normalise   mean {pre['mean']}  std {pre['std']}")
     out(f"classes     {spec.num_classes}")
     out(f"code        licence {spec.license}; built by {data['builder']}")

@@ -65,7 +65,7 @@ class RealTimeDETR(nn.Module):
         dtype = logits.dtype
         logits, boxes = logits.float(), boxes.float()
         b, q, c = logits.shape
-        scores, index = logits.sigmoid().flatten(1).topk(min(q, q * c), dim=1)  # best (query, class) pairs
+        scores, index = logits.sigmoid().flatten(1).topk(q, dim=1)  # the best (query, class) pairs
         labels = index % c
         query = torch.div(index, c, rounding_mode="floor")
         cx, cy, w, h = boxes.gather(1, query.unsqueeze(-1).expand(-1, -1, 4)).unbind(-1)
@@ -112,8 +112,9 @@ class ModelLoss(nn.Module):
     """The loss a DETR computes in its own forward (the denoising queries are built from the targets there).
 
     ``in_forward``: :class:`~zoo.tasks.detection.DetectionTask` passes the targets to the model;
-    ``reduction="mean"``: the loss is already normalised by the number of boxes (across ranks too, in
-    transformers), so the task neither sums it over images nor scales it by the world size.
+    ``reduction="mean"``: the loss is already normalised by the number of boxes in the batch, so the task
+    neither sums it over images nor scales it by the world size (under DDP, gradient averaging makes it
+    the mean over devices' batches; the official trainer divides by the boxes of all devices together).
     """
 
     in_forward = True

@@ -76,7 +76,7 @@ class DetectionTask(TaskBase):
             # official recipes (loss summed over the global batch), so their SGD settings carry over.
             loss = loss * self.trainer.world_size
             per_image = loss / (n * self.trainer.world_size)
-        else:  # already a mean over the boxes of the global batch (DETR losses)
+        else:  # already a mean over the boxes of the batch (DETR losses)
             per_image = loss
         self.log("train/loss", per_image, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=n)
         self.log_dict({f"train/{k}": v for k, v in items.items()}, on_step=False, on_epoch=True, sync_dist=True, batch_size=n)
