@@ -144,6 +144,7 @@ _RESNETS = {  # name: (backbone, top config, v1 reported, v2 reported, v1 hub, v
 }
 _O365 = {"r18": "rtdetr_r18vd_coco_o365", "r50": "rtdetr_r50vd_coco_o365", "r101": "rtdetr_r101vd_coco_o365"}
 
+# HGNetV2 reports hidden_sizes as its output channels: they must agree with stage_out_channels[1:].
 _HGNET = dict(stage_downsample=[False, True, True, True], stage_light_block=[False, False, True, True],
               stage_kernel_size=[3, 3, 5, 5], use_learnable_affine_block=True)
 _HGNET_B0 = dict(_HGNET, hidden_sizes=[128, 256, 512, 1024], stem_channels=[3, 16, 16], stage_in_channels=[16, 64, 256, 512],
@@ -157,8 +158,7 @@ _HGNET_B5 = dict(_HGNET, use_learnable_affine_block=False, stem_channels=[3, 32,
                  stage_mid_channels=[64, 128, 256, 512], stage_out_channels=[128, 512, 1024, 2048],
                  stage_num_blocks=[1, 2, 5, 2], stage_numb_of_layers=[6, 6, 6, 6])
 _THREE_LEVELS = dict(decoder_n_points=[3, 6, 3])
-# HGNetV2 reports hidden_sizes as its output channels (they must agree with stage_out_channels). N/S/M train
-# their backbone BatchNorm, L/X keep it frozen, as the official configs do.
+# N/S/M train their backbone BatchNorm, L/X keep it frozen, as the official configs do.
 _TRAINED_NORM = dict(freeze_backbone_batch_norms=False)
 
 _DFINE = {  # name: (backbone, top config, reported (AP, params M, GFLOPs, T4 ms), hub size word)

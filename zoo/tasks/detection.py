@@ -1,9 +1,9 @@
 """``DetectionTask``: object detection as a LightningModule, shared by every detector family.
 
 The family supplies its training criterion (``model.make_loss()``: for YOLOv10 the consistent dual
-assignments of :mod:`zoo.tasks.tal`; RT-DETR and D-FINE compute their Hungarian-matching loss in their own
-forward, which then receives the targets, see :class:`zoo.models.rtdetr.ModelLoss`); in eval mode every detector returns ``[B, max_det, 6]``
-detections, so validation is the same for all: COCO mAP@[.5:.95] and mAP@.5 (:mod:`zoo.metrics`,
+assignments of :mod:`zoo.tasks.tal`; RT-DETR and D-FINE compute their Hungarian-matching loss in their
+own forward, which then receives the targets, see :class:`zoo.models.rtdetr.ModelLoss`); in eval mode
+every detector returns ``[B, max_det, 6]`` detections, so validation is the same for all: COCO mAP@[.5:.95] and mAP@.5 (:mod:`zoo.metrics`,
 faster-coco-eval) on the EMA of the weights, which is also what the run saves. The optimizer and the
 warmup + cosine schedule are the ones every task uses (:mod:`zoo.tasks.base`).
 """
@@ -75,10 +75,10 @@ class DetectionTask(TaskBase):
             # DDP averages gradients over ranks; scaling by their number keeps the per-image gradient of the
             # official recipes (loss summed over the global batch), so their SGD settings carry over.
             loss = loss * self.trainer.world_size
-            per_image = loss / (n * self.trainer.world_size)
+            shown = loss / (n * self.trainer.world_size)  # per image
         else:  # already a mean over the boxes of the batch (DETR losses)
-            per_image = loss
-        self.log("train/loss", per_image, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=n)
+            shown = loss
+        self.log("train/loss", shown, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=n)
         self.log_dict({f"train/{k}": v for k, v in items.items()}, on_step=False, on_epoch=True, sync_dist=True, batch_size=n)
         return loss
 
