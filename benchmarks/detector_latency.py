@@ -54,8 +54,7 @@ def main() -> None:
     rows = []
     for name in args.models:
         eager = zoo.load(name).eval()
-        if eager.zoo_spec.family in ("rtdetr", "dfine"):  # untrained DETRs: activations at a trained model's scale
-            settle_batchnorm(eager, args.imgsz)
+        settle_batchnorm(eager, args.imgsz)  # untrained DETRs: activations at a trained model's scale
         deploy = deploy_form(eager)
         with torch.inference_mode():
             t_eager = time_calls(lambda: eager(x), args.runs, 2)["p50_ms"]

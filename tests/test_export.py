@@ -25,8 +25,7 @@ def small(name: str) -> int | None:
 def fresh(name: str, size: int | None) -> torch.nn.Module:
     """The model by name; fresh DETRs get BatchNorm statistics first (see zoo.bench.settle_batchnorm)."""
     model = zoo.load(name).eval()
-    if zoo.info(name).family in ("rtdetr", "dfine"):
-        settle_batchnorm(model, size)
+    settle_batchnorm(model, size)
     return model
 
 

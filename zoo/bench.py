@@ -34,14 +34,17 @@ def count_macs(model, x) -> int:
 
 
 def settle_batchnorm(model, size: int, batches: int = 3) -> None:
-    """Give an untrained model's BatchNorm layers running statistics from a few random batches (in place).
+    """Give an untrained model's BatchNorm layers running statistics from a few random batches (in place),
+    if the model says its fresh activations collapse (``collapses_untrained``); otherwise do nothing.
 
     Fresh, a deep network keeps the default statistics (mean 0, variance 1) in eval mode, so activations may
     shrink layer by layer: transformers' DETRs draw conv weights from N(0, 0.02) and their encoders see
     ~1e-12, where every query scores the same and the top-300 choice is a tie that PyTorch and onnxruntime
     break differently. Random batches give the activations a trained model's scale. For timing and export
-    checks of models without trained weights.
+    checks of models without trained weights (other families are left as they are: their checks pass fresh).
     """
+    if not getattr(model, "collapses_untrained", False):
+        return
     import torch
 
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.models.yolov10 import COCO_CLASSES
 from zoo.registry import ModelSpec, Paper, Reported, WeightTag, register_spec
 
 NUM_QUERIES = 300
@@ -33,8 +34,11 @@ class RealTimeDETR(nn.Module):
 
     ``self.detr`` is the transformers model itself (its state-dict keys are the Hub checkpoints' keys under
     ``detr.``); ``forward(images)`` gives detections in eval mode, ``forward(images, targets)`` the loss
-    dictionary in train mode (see :class:`ModelLoss`).
+    dictionary in train mode (see :class:`ModelLoss`). ``collapses_untrained``: fresh, its eval-mode
+    activations vanish (see :func:`zoo.bench.settle_batchnorm`).
     """
+
+    collapses_untrained = True
 
     def __init__(self, detr: nn.Module) -> None:
         super().__init__()
@@ -64,7 +68,7 @@ class RealTimeDETR(nn.Module):
         """Class logits ``[B, Q, C]`` and normalised cxcywh boxes ``[B, Q, 4]`` -> ``[B, Q, 6]`` detections."""
         dtype = logits.dtype
         logits, boxes = logits.float(), boxes.float()
-        b, q, c = logits.shape
+        q, c = logits.shape[1:]
         scores, index = logits.sigmoid().flatten(1).topk(q, dim=1)  # the best (query, class) pairs
         labels = index % c
         query = torch.div(index, c, rounding_mode="floor")
@@ -291,8 +295,6 @@ DFINE = Paper(
 
 def _register(name: str, kind: str, backbone: dict, config: dict, weights: tuple[WeightTag, ...], reported: tuple[Reported, ...],
               paper: Paper, description: str) -> None:
-    from zoo.models.yolov10 import COCO_CLASSES
-
     # every module whose rows are classes (D-FINE also ties the decoder's class heads to top-level names)
     heads = ("detr.model.enc_score_head", "detr.model.decoder.class_embed", "detr.model.denoising_class_embed", "detr.class_embed")
     register_spec(
