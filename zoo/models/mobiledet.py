@@ -182,20 +182,17 @@ class MobileDetBackbone(nn.Module):
         cpu = variant == "cpu"
         act = nn.Hardswish if cpu else nn.ReLU6  # TF's swish6 is x * relu6(x + 3) / 6, i.e. hard-swish
         stem, table = VARIANTS[variant]
-        blocks, c, stride, strides = [ConvBN(3, stem, 3, 2, act=act)], stem, 2, [2]
+        blocks, channels, strides = [ConvBN(3, stem, 3, 2, act=act)], [stem], [2]
         for kind, k, ratio, out, s, residual, repeats in table:
             for i in range(repeats):
-                blocks.append(make_block(kind, c, out, k, s if i == 0 else 1, ratio, residual, act, se=cpu and kind != "tucker"))
-                c = out
-                stride *= s if i == 0 else 1
-                strides.append(stride)
+                stride = s if i == 0 else 1
+                blocks.append(make_block(kind, channels[-1], out, k, stride, ratio, residual, act, se=cpu and kind != "tucker"))
+                channels.append(out)
+                strides.append(strides[-1] * stride)
         self.blocks = nn.Sequential(*blocks)
-        # C1..C5: the last block at each resolution (TF's endpoints)
-        ends = [i for i in range(1, len(strides)) if i == len(strides) - 1 or strides[i + 1] != strides[i]]
-        self.feature_info = [
-            {"num_chs": _out_channels(self.blocks[i]), "reduction": strides[i], "module": f"blocks.{i}"} for i in ends
-        ]
-        self.endpoints = ends
+        # C1..C5 (TF's endpoints): the last block at each resolution
+        self.endpoints = [i for i in range(1, len(strides)) if i == len(strides) - 1 or strides[i + 1] != strides[i]]
+        self.feature_info = [{"num_chs": channels[i], "reduction": strides[i], "module": f"blocks.{i}"} for i in self.endpoints]
 
     def forward_intermediates(self, x: torch.Tensor, indices=None, norm: bool = False, output_fmt: str = "NCHW",
                               intermediates_only: bool = True, **_) -> list[torch.Tensor]:
@@ -203,19 +200,16 @@ class MobileDetBackbone(nn.Module):
         from timm.models._features import feature_take_indices
 
         take, last = feature_take_indices(len(self.endpoints), indices)
+        wanted = {self.endpoints[t] for t in take}
         out = []
         for i, block in enumerate(self.blocks[: self.endpoints[last] + 1]):
             x = block(x)
-            if i in [self.endpoints[t] for t in take]:
+            if i in wanted:
                 out.append(x)
         return out
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.forward_intermediates(x, indices=(3, 4))
-
-
-def _out_channels(module: nn.Module) -> int:
-    return [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
 
 
 class MobileDetClassifier(nn.Module):
