@@ -11,6 +11,7 @@ from torch.nn import functional as F
 import zoo
 from zoo.bench import count_macs
 from zoo.models.mobiledet import (
+    BOX_WEIGHTS,
     MobileDet,
     MobileDetBackbone,
     SqueezeExcite,
@@ -127,7 +128,7 @@ def test_eval_applies_tf_post_processing_per_image_and_class():
     anchors = make_anchors([f.shape[-2:] for f in feats], x.shape[-2:])
     assert det.shape == (2, 100, 6)
     for i in range(2):
-        decoded = BoxCoder((10.0, 10.0, 5.0, 5.0)).decode_single(out["bbox_regression"][i], anchors)
+        decoded = BoxCoder(BOX_WEIGHTS).decode_single(out["bbox_regression"][i], anchors)
         scores = out["cls_logits"][i, :, 1:].sigmoid()
         anchor, label = (t.flatten() for t in torch.meshgrid(torch.arange(scores.shape[0]), torch.arange(5), indexing="ij"))
         keep = batched_nms(decoded[anchor], scores.flatten(), label, 0.6)[:100]

@@ -44,6 +44,7 @@ EXTRA_DEPTHS = (512, 256, 256, 128)
 ASPECT_RATIOS = (1.0, 2.0, 0.5, 3.0, 0.3333)
 MIN_SCALE, MAX_SCALE = 0.2, 0.95
 MIN_SIDE = 33  # TF's check_min_image_dim
+BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # TF's faster_rcnn_box_coder scales (y, x, h, w), as torchvision's (x, y, w, h)
 
 
 def scale_filters(filters: int, multiplier: float, base: int = 8) -> int:
@@ -283,9 +284,8 @@ class MobileDet(nn.Module):
         self.variant, self.num_classes, self.max_det = variant, num_classes, max_det
         self.iou_threshold, self.score_threshold, self.topk_candidates = iou_threshold, score_threshold, topk_candidates
         self.backbone = MobileDetBackbone(variant)
-        channels = [self.backbone.feature_info[i]["num_chs"] for i in (3, 4)]
-        for depth in EXTRA_DEPTHS:
-            channels.append(max(depth, 16))  # TF: depth_fn with min_depth 16 at multiplier 1
+        # C4, C5, then the extra layers (TF's min_depth 16 does not bind at depth multiplier 1)
+        channels = [self.backbone.feature_info[i]["num_chs"] for i in (3, 4)] + list(EXTRA_DEPTHS)
         self.extras = nn.ModuleList(_extra_block(a, b) for a, b in zip(channels[1:-1], channels[2:]))
         self.num_anchors = [len(level) for level in anchor_shapes()]
         self.head = SSDLiteHead(channels, self.num_anchors, num_classes + 1, partial(nn.BatchNorm2d, **HEAD_BN))
@@ -318,7 +318,7 @@ class MobileDet(nn.Module):
         dtype = logits.dtype
         regression, logits = regression.float(), logits.float()
         batch, num_anchors, nc = logits.shape[0], logits.shape[1], self.num_classes
-        boxes = BoxCoder((10.0, 10.0, 5.0, 5.0)).decode_single(regression.reshape(-1, 4), anchors.repeat(batch, 1))
+        boxes = BoxCoder(BOX_WEIGHTS).decode_single(regression.reshape(-1, 4), anchors.repeat(batch, 1))
         boxes = boxes.reshape(batch, num_anchors, 4)
         scores = logits[..., 1:].sigmoid().flatten(1)  # [B, A * nc]
         k = min(self.topk_candidates, scores.shape[1])
@@ -361,7 +361,7 @@ class SSDFocalLoss(nn.Module):
         from torchvision.ops import box_iou, sigmoid_focal_loss
 
         logits, regression, anchors = outputs["cls_logits"].float(), outputs["bbox_regression"].float(), outputs["anchors"]
-        matcher, coder = SSDMatcher(self.iou_threshold), BoxCoder((10.0, 10.0, 5.0, 5.0))
+        matcher, coder = SSDMatcher(self.iou_threshold), BoxCoder(BOX_WEIGHTS)
         cls_targets = torch.zeros_like(logits)
         box_loss = logits.new_zeros(())
         matches = 0
