@@ -85,3 +85,24 @@ def test_extracted_model_is_smaller_with_identical_outputs(granularity):
 def test_nested_mlp_refuses_a_hidden_norm():
     with pytest.raises(ValueError, match="no norm"):
         NestedMlp(8, 32, norm_layer=torch.nn.LayerNorm)
+
+
+def test_extracted_model_saves_loads_and_exports(tmp_path):
+    import json
+
+    import zoo
+    from zoo.export import export
+
+    torch.manual_seed(0)
+    model = zoo.load("matvit_ti", num_classes=5, img_size=64).eval()
+    mixed = ["s"] * 6 + ["l"] * 6
+    small = extract(model, mixed).eval()
+    zoo.save(small, tmp_path / "small")
+    saved = json.loads((tmp_path / "small" / "config.json").read_text())["model_kwargs"]
+    assert saved == {"size": "ti", "img_size": 64, "mlp_dims": [96] * 6 + [384] * 6}
+    again = zoo.load(str(tmp_path / "small")).eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model.set_granularity(mixed)(x))
+    result = export(again, "onnx", imgsz=64, out=tmp_path / "small.onnx")
+    assert result.verification["random"]["ok"] and count(again) < count(model)

@@ -15,6 +15,10 @@ from zoo.errors import NoPretrainedWeightsError, RegistryError, UnknownModelErro
 from zoo.registry import ModelSpec, Reported, register_model
 
 
+# Families whose papers' numbers research could not yet retrieve (printed only in figures); they report nothing.
+NO_SOURCED_NUMBERS = {"matformer": "MatViT accuracies per granularity are in the paper's figures (research/matformer_snn.md A2)"}
+
+
 def test_list_models_patterns_task_and_pretrained():
     names = zoo.list_models()
     assert names == sorted(names) and len(names) >= 25
@@ -76,7 +80,10 @@ def test_specs_are_frozen_and_carry_paper_data():
     for name in zoo.list_models():
         s = zoo.info(name)
         assert s.paper and s.paper.arxiv and s.paper.bibtex.lstrip().startswith("@"), name
-        assert s.headline is not None and s.headline.source.startswith(("arXiv:", "tensorflow/")), name
+        if s.family in NO_SOURCED_NUMBERS:
+            assert not s.reported, f"{name}: reported numbers are now sourced; drop the family from NO_SOURCED_NUMBERS"
+        else:
+            assert s.headline is not None and s.headline.source.startswith(("arXiv:", "tensorflow/")), name
         assert all(w.license for w in s.weights), name
 
 

@@ -3,5 +3,4 @@
 Imported by the registry on the first query (never by ``import zoo``), so each family file must keep
 heavy imports (timm, transformers) inside its builders.
 """
-from zoo.models import efficientformer, fastvit, mobiledet, mobileone, nas_mobile, nextvit, rtdetr, yolov10  # noqa: F401
-# zoo.models.matformer (issue #9, in progress) is not registered yet: it is imported where it is used
+from zoo.models import efficientformer, fastvit, matformer, mobiledet, mobileone, nas_mobile, nextvit, rtdetr, yolov10  # noqa: F401

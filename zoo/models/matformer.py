@@ -10,19 +10,23 @@ MatViT is timm's ``VisionTransformer`` (Apache-2.0) with :class:`NestedMlp` as i
 exactly a plain ViT's of the same dimensions and timm's ViT keys load under the ``vit.`` prefix. Written
 here: only the prefix-sliced MLP and the switching/extraction around it (no library provides them).
 
-Status: the building blocks of issue #9. The family is not registered yet (the paper's per-granularity
-accuracies, needed as reported numbers, are still to be sourced; research/matformer_snn.md, part A).
+Registered as ``matvit_ti``/``_s``/``_b``/``_l`` (ImageNet classifiers, no published PyTorch weights: the
+official MatViT checkpoints are JAX/Scenic). The paper's per-granularity accuracies are printed in figures
+that research/matformer_snn.md could not retrieve, so the specs carry no reported numbers yet.
 
 Paper: Devvrit, Kudugunta, Kusupati et al., "MatFormer: Nested Transformer for Elastic Inference",
 NeurIPS 2024, arXiv:2310.07707.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from zoo.registry import ModelSpec, Paper, register_spec
 
 GRANULARITIES = {"s": 8, "m": 4, "l": 2, "xl": 1}  # name -> divisor of the full FFN width
 # name: (embed_dim, depth, num_heads); patch 16, FFN 4 x embed_dim (scenic's matvit_dims: d_ff/8 ... d_ff)
@@ -137,4 +141,49 @@ def extract(model: MatViT, granularity: str | Sequence[str | int] | None = None)
         state[mlp + "fc1.bias"] = state[mlp + "fc1.bias"][:m]
         state[mlp + "fc2.weight"] = state[mlp + "fc2.weight"][:, :m]
     small.load_state_dict(state)
+    spec = getattr(model, "zoo_spec", None)
+    if spec is not None:  # zoo.save records the widths, so zoo.load rebuilds the small model
+        small.zoo_spec = dataclasses.replace(spec, default_kwargs={**spec.default_kwargs, "mlp_dims": widths})
     return small.train(model.training)
+
+
+# -- registration ------------------------------------------------------------------------------------
+
+MATFORMER = Paper(
+    title="MatFormer: Nested Transformer for Elastic Inference",
+    arxiv="2310.07707",
+    code_url="https://github.com/google-research/scenic/tree/main/scenic/projects/matvit",
+    code_license="Apache-2.0",
+    bibtex="""@inproceedings{devvrit2024matformer,
+  title={{MatFormer}: Nested Transformer for Elastic Inference},
+  author={Devvrit and Kudugunta, Sneha and Kusupati, Aditya and Dettmers, Tim and Chen, Kaifeng and Dhillon, Inderjit and Tsvetkov, Yulia and Hajishirzi, Hannaneh and Kakade, Sham and Farhadi, Ali and Jain, Prateek},
+  booktitle={Advances in Neural Information Processing Systems (NeurIPS)},
+  year={2024}
+}""",
+)
+
+
+def _build(num_classes: int = 1000, size: str = "ti", img_size: int = 224, mlp_dims: list[int] | None = None,
+           drop_path_rate: float = 0.0) -> MatViT:
+    return MatViT(size, num_classes, img_size=img_size, mlp_dims=mlp_dims, drop_path_rate=drop_path_rate)
+
+
+for _size, (_dim, _depth, _heads) in VIT_SIZES.items():
+    register_spec(
+        ModelSpec(
+            name=f"matvit_{_size}",
+            family="matformer",
+            task="classification",
+            builder=_build,
+            default_kwargs={"size": _size},
+            input_size=(3, 224, 224),
+            fixed_input_size=True,  # learned position embeddings for 224/16 = 14x14 patches (img_size= changes it)
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+            crop_pct=0.9,
+            classifier=("vit.head",),
+            paper=MATFORMER,
+            description=f"MatViT-{_size.upper()}/16: ViT (dim {_dim}, depth {_depth}, {_heads} heads) whose MLPs nest "
+                        "d_ff/8, /4, /2 and d_ff (set_granularity, zoo.models.matformer.extract)",
+        )
+    )
