@@ -102,7 +102,8 @@ def restart_best(trainer) -> None:
 # -- discovery -------------------------------------------------------------------------------------
 
 ENTRY_POINT_GROUP = "zoo.plugins"
-BUILTIN = {"distill": "zoo.plugins.distill:Distill", "prune": "zoo.plugins.prune:Prune", "qat": "zoo.plugins.qat:QAT"}
+BUILTIN = {"distill": "zoo.plugins.distill:Distill", "matformer": "zoo.plugins.matformer:MatFormer", "prune": "zoo.plugins.prune:Prune",
+           "qat": "zoo.plugins.qat:QAT"}
 
 
 def _resolve(ref: str) -> type[Plugin]:

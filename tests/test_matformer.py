@@ -106,3 +106,114 @@ def test_extracted_model_saves_loads_and_exports(tmp_path):
         torch.testing.assert_close(again(x), model.set_granularity(mixed)(x))
     result = export(again, "onnx", imgsz=64, out=tmp_path / "small.onnx")
     assert result.verification["random"]["ok"] and count(again) < count(model)
+
+
+def test_plugin_samples_granularities_and_restores_xl():
+    from types import SimpleNamespace
+
+    from zoo.errors import ConfigError
+    from zoo.plugins.matformer import MatFormer, MatFormerConfig
+
+    model = tiny()
+    task = SimpleNamespace(model=model, add_loss_term=lambda *a: None)
+    trainer = SimpleNamespace(global_rank=0)
+    plugin = MatFormer(MatFormerConfig(weights=[1, 1, 0, 2]))
+    plugin.setup(trainer, task, "fit")
+    seen = []
+    for step in range(200):
+        plugin.on_train_batch_start(trainer, task, None, step)
+        seen.append(model.granularity[0])
+        plugin.on_train_batch_end(trainer, task, None, None, step)
+        assert model.granularity == [768] * 12
+    counts = {w: seen.count(w) for w in (96, 192, 384, 768)}
+    assert counts[384] == 0 and counts[768] > counts[96] > 20 and counts[192] > 20  # probabilities 1:1:0:2
+    with pytest.raises(ConfigError, match="non-negative numbers, one per granularity"):
+        MatFormer(MatFormerConfig(weights=[1, 2]))
+    with pytest.raises(ConfigError, match="keep xl"):
+        MatFormer(MatFormerConfig(mode="sum", granularities=["s", "m"]))
+    with pytest.raises(ConfigError, match="matvit"):
+        MatFormer().setup(trainer, SimpleNamespace(model=SimpleNamespace(zoo_spec=SimpleNamespace(name="resnet"))), "fit")
+
+
+def test_plugin_sum_mode_adds_every_other_granularity():
+    from types import SimpleNamespace
+
+    from zoo.plugins.matformer import MatFormer, MatFormerConfig
+
+    model = tiny().train()
+    terms = {}
+    task = SimpleNamespace(model=model, train_loss=torch.nn.CrossEntropyLoss(),
+                           add_loss_term=lambda name, fn: terms.__setitem__(name, fn))
+    MatFormer(MatFormerConfig(mode="sum", weights=[0.5, 1, 1, 2])).setup(SimpleNamespace(global_rank=0), task, "fit")
+    x, y = torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
+    loss, items = terms["matformer"](x, None, y)
+    assert set(items) == {"s", "m", "l"} and model.granularity == [768] * 12
+    torch.testing.assert_close(loss, 0.25 * items["s"] + 0.5 * items["m"] + 0.5 * items["l"])
+    loss.backward()
+    assert model.mlps[0].fc1.weight.grad[:384].abs().sum() > 0 and model.mlps[0].fc1.weight.grad[384:].abs().sum() == 0
+
+
+def test_recipe_trains_all_granularities_and_saves_xl(tmp_path):
+    import zoo
+    from zoo.train import compose, run
+
+    cfg = compose("matvit_ti_digits", [f"out_dir={tmp_path}", "trainer.enable_progress_bar=false", "trainer.max_epochs=1",
+                                       "trainer.limit_train_batches=4", "trainer.limit_val_batches=2", "plugins.matformer.mode=sum"])
+    summary = run(cfg, tmp_path / "run")
+    assert 0.0 <= summary["val_top1"] <= 1.0
+    assert "train/matformer_s" in (tmp_path / "run" / "logs" / "metrics.csv").read_text()
+    model = zoo.load(str(tmp_path / "run"))
+    assert model.granularity == [768] * 12 and model.zoo_spec.input_size == (3, 64, 64)
+
+
+def test_search_measures_the_heuristic_settings_and_keeps_the_budget(tmp_path):
+    import zoo
+    from zoo.matformer import candidates, plot_search, search
+
+    settings = candidates(12)
+    assert len(settings) == 4 + 3 * 11 and all(s == sorted(s, key=list(GRANULARITIES).index) for s in settings)
+    torch.manual_seed(0)
+    model = zoo.load("matvit_ti", num_classes=3, img_size=32).eval()
+    data = [(torch.rand(8, 3, 32, 32), torch.randint(0, 3, (8,)))]
+    found = search(model, budget=3.0e6, metric="params", data=data)
+    assert model.granularity == [768] * 12  # left at full width
+    assert len(found["results"]) == 37 and found["best"]["params"] <= 3.0e6 and found["quality"] == "top1"
+    assert all(0 <= r["top1"] <= 1 for r in found["results"]) and found["pareto"]
+    costs = [r["params"] for r in found["pareto"]]
+    assert costs == sorted(costs)
+    timed = search(model, metric="latency_ms", runs=2)
+    assert timed["best"]["setting"] == ["xl"] * 12 and all(r["latency_ms"] > 0 for r in timed["results"])
+    assert plot_search(found, tmp_path / "search.png").stat().st_size > 0
+    with pytest.raises(zoo.errors.BadArgumentError, match="no setting fits"):
+        search(model, budget=10, metric="params")
+
+
+def test_cli_exports_the_largest_setting_within_a_latency_budget(tmp_path, capsys):
+    import zoo
+    from zoo.cli import main as cli
+
+    model = zoo.load("matvit_ti", num_classes=3, img_size=32)
+    zoo.save(model, tmp_path / "m")
+    assert cli(["export", str(tmp_path / "m"), "--budget-ms", "1000", "--out", str(tmp_path / "m.onnx")]) == 0
+    printed = capsys.readouterr().out
+    assert "chose ['xl', 'xl'" in printed and (tmp_path / "m.search.png").is_file() and (tmp_path / "m.onnx").is_file()
+    assert cli(["export", "mobilenetv3_small_100", "--budget-ms", "5"]) != 0
+    assert "mobilenetv3_small_100 is not a MatFormer model" in capsys.readouterr().err
+
+
+def test_dense_vit_weights_load_with_units_ordered_by_importance(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    import zoo
+    from zoo.models.matformer import importance_order
+
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_tiny_patch16_224", num_classes=4, img_size=32).eval()
+    save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(tmp_path / "vit.safetensors"))
+    model = zoo.load("matvit_ti", num_classes=4, img_size=32, weights=tmp_path / "vit.safetensors").eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), vit(x), rtol=1e-4, atol=1e-5)  # a permutation of hidden units
+    for mlp in model.mlps:
+        assert importance_order(mlp.fc1.weight, mlp.fc2.weight).tolist() == list(range(768))  # already sorted

@@ -30,13 +30,14 @@ _LAZY = {
     "errors": "zoo.errors",
     "export": "zoo.export",  # the package is callable: zoo.export(model, "onnx", ...)
     "ExportResult": "zoo.export",
+    "matformer": "zoo.matformer",  # zoo.matformer.extract(model, "m")
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from zoo import errors
-    from zoo import export
+    from zoo import export, matformer
     from zoo.api import load, save
     from zoo.export import ExportResult
     from zoo.registry import ModelInfo, ModelSpec, Paper, Reported, WeightTag, info, list_models, register_model
@@ -47,7 +48,7 @@ def __getattr__(name: str):
     if module is None:
         raise AttributeError(f"module 'zoo' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if name in ("errors", "export") else getattr(mod, name)
+    value = mod if name in ("errors", "export", "matformer") else getattr(mod, name)
     globals()[name] = value
     return value
 

@@ -48,7 +48,8 @@ EXAMPLES = {
         "  zoo export mobilenetv3_small_100 --format onnx\n"
         "  zoo export runs/quickstart/2026-01-01_12-00-00 --format onnx --dynamic\n"
         "  zoo export efficientformer_l1 --format coreml --half --image-input\n"
-        "  zoo export nextvit_small --format tensorrt --half   # needs a CUDA GPU and tensorrt"
+        "  zoo export nextvit_small --format tensorrt --half   # needs a CUDA GPU and tensorrt\n"
+        "  zoo export runs/matvit_ti_digits/<time> --budget-ms 2   # MatFormer: the largest Mix'n'Match model within 2 ms"
     ),
     "bench": (
         "Measures params, MACs (torch.utils.flop_counter), latency p50/p90 over --runs after --warmup, throughput,\n"
@@ -126,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-simplify", dest="simplify", action="store_false", help="skip onnxslim")
     p.add_argument("--image-input", action="store_true", help="coreml: take RGB images and normalise inside the model")
     p.add_argument("--out", help="output path (default: RUN/export/model.EXT or exports/NAME.EXT)")
+    p.add_argument("--budget-ms", type=float, help="MatFormer models: measure the Mix'n'Match settings here (batch 1) "
+                   "and export the largest one within this latency (a PNG of the search is written next to it)")
     p.set_defaults(run=_cmd_export)
 
     p = command("bench", "Benchmark models: params, MACs, latency, throughput, memory, share of peak.")
@@ -279,12 +282,30 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from zoo.export import export
+    from zoo.export import default_path, export
 
-    result = export(args.source, args.format, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic, half=args.half,
-                    opset=args.opset, simplify=args.simplify, out=args.out, image_input=args.image_input)
+    source, out, searched = args.source, args.out, None
+    if args.budget_ms is not None:
+        import zoo
+        from zoo.errors import BadArgumentError
+
+        model = zoo.load(args.source)
+        if not callable(getattr(model, "set_granularity", None)):
+            raise BadArgumentError(f"--budget-ms picks a MatFormer granularity; {model.zoo_spec.name} is not a MatFormer model")
+        searched = zoo.matformer.search(model, budget=args.budget_ms, metric="latency_ms")
+        best = searched["best"]
+        print(f"chose {best['setting']} ({best['params']:,} params, {best['latency_ms']:.2f} ms here) "
+              f"among {len(searched['results'])} Mix'n'Match settings")
+        out = out or default_path(model.zoo_spec.name, args.format, args.source)
+        source = zoo.matformer.extract(model, best["setting"])
+    result = export(source, args.format, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic, half=args.half,
+                    opset=args.opset, simplify=args.simplify, out=out, image_input=args.image_input)
     print(result.summary())
     print(f"wrote {result.path}")
+    if searched is not None:
+        from zoo.matformer import plot_search
+
+        print(f"wrote {plot_search(searched, result.path.with_suffix('.search.png'))}")
     return 0
 
 

@@ -7,8 +7,9 @@ bias stays whole. Attention, embeddings, widths and depth are not nested (as in 
 without copying weights; :func:`extract` returns a physically smaller standalone model with the same outputs.
 
 MatViT is timm's ``VisionTransformer`` (Apache-2.0) with :class:`NestedMlp` as its MLP, so its parameters are
-exactly a plain ViT's of the same dimensions and timm's ViT keys load under the ``vit.`` prefix. Written
-here: only the prefix-sliced MLP and the switching/extraction around it (no library provides them).
+exactly a plain ViT's of the same dimensions. Dense ViT weights (timm's keys) load through :func:`from_dense`,
+which also orders each MLP's hidden units by importance so the nested prefixes start from the strongest.
+Written here: only the prefix-sliced MLP and the switching/extraction around it (no library provides them).
 
 Registered as ``matvit_ti``/``_s``/``_b``/``_l`` (ImageNet classifiers, no published PyTorch weights: the
 official MatViT checkpoints are JAX/Scenic). The paper's per-granularity accuracies are printed in figures
@@ -147,6 +148,32 @@ def extract(model: MatViT, granularity: str | Sequence[str | int] | None = None)
     return small.train(model.training)
 
 
+# -- dense weights -----------------------------------------------------------------------------------
+
+
+def importance_order(fc1_weight: torch.Tensor, fc2_weight: torch.Tensor) -> torch.Tensor:
+    """Hidden units from most to least important: the product of a unit's input-weight and output-weight
+    norms (how strongly it can read the input and write the output), so a prefix keeps the strongest."""
+    return (fc1_weight.float().norm(dim=1) * fc2_weight.float().norm(dim=0)).argsort(descending=True)
+
+
+def from_dense(state_dict: dict, model: nn.Module | None = None) -> dict:
+    """A plain (timm) ViT state dict -> MatViT's: keys under ``vit.``, each MLP's hidden units reordered by
+    :func:`importance_order`. The full model computes exactly what the ViT did (a permutation of hidden units
+    changes nothing); the prefixes start from the most important units, to fine-tune into granularities."""
+    state = {k if k.startswith("vit.") else f"vit.{k}": v for k, v in state_dict.items()}
+    i = 0
+    while f"vit.blocks.{i}.mlp.fc1.weight" in state:
+        mlp = f"vit.blocks.{i}.mlp."
+        order = importance_order(state[mlp + "fc1.weight"], state[mlp + "fc2.weight"])
+        state[mlp + "fc1.weight"] = state[mlp + "fc1.weight"][order]
+        if mlp + "fc1.bias" in state:
+            state[mlp + "fc1.bias"] = state[mlp + "fc1.bias"][order]
+        state[mlp + "fc2.weight"] = state[mlp + "fc2.weight"][:, order]
+        i += 1
+    return state
+
+
 # -- registration ------------------------------------------------------------------------------------
 
 MATFORMER = Paper(
@@ -183,7 +210,8 @@ for _size, (_dim, _depth, _heads) in VIT_SIZES.items():
             crop_pct=0.9,
             classifier=("vit.head",),
             paper=MATFORMER,
+            convert_state_dict=from_dense,  # timm ViT weights: weights=PATH loads them with reordered MLP units
             description=f"MatViT-{_size.upper()}/16: ViT (dim {_dim}, depth {_depth}, {_heads} heads) whose MLPs nest "
-                        "d_ff/8, /4, /2 and d_ff (set_granularity, zoo.models.matformer.extract)",
+                        "d_ff/8, /4, /2 and d_ff (set_granularity, zoo.matformer.extract)",
         )
     )
