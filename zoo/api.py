@@ -350,6 +350,8 @@ def _build(spec: ModelSpec, num_classes: int, kwargs: dict, replace_kwargs: bool
     labels = spec.labels if spec.labels is not None and len(spec.labels) == num_classes else None
     size = model_kwargs.get("img_size")  # builders that take one (ViTs) are built for that input size
     input_size = (spec.input_size[0], *((size, size) if isinstance(size, int) else size)) if size else spec.input_size
+    if model_kwargs.get("context_length"):  # language models: the number of tokens
+        input_size = (int(model_kwargs["context_length"]),)
     spec = dataclasses.replace(spec, num_classes=num_classes, default_kwargs=model_kwargs, labels=labels, input_size=tuple(input_size))
     model.zoo_spec = spec
     return model, spec

@@ -204,7 +204,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 "params": _fmt_reported(spec.reported_value("params")),
                 "macs": _fmt_reported(spec.reported_value("macs"))
                 or (f"{_fmt_reported(spec.reported_value('flops'))} FLOPs" if spec.reported_value("flops") else ""),
-                "input": "x".join(str(s) for s in spec.input_size[1:]),
+                "input": f"{spec.input_size[0]} tokens" if spec.takes_tokens else "x".join(str(s) for s in spec.input_size[1:]),
                 "reported": f"{headline.metric} {_fmt_reported(headline)}" if headline else "",
                 "weights_license": (weights.license if weights else "no weights"),
             }
@@ -255,9 +255,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
         out(spec.description)
     pre = spec.preprocessing()
     smallest = f" (at least {spec.min_input_size}x{spec.min_input_size})" if spec.min_input_size else ""
-    out(f"input       {pre['input_size']}{' (fixed)' if spec.fixed_input_size else smallest}, {pre['interpolation']}, crop_pct {pre['crop_pct']}")
-    out(f"normalise   mean {pre['mean']}  std {pre['std']}")
-    out(f"classes     {spec.num_classes}")
+    if spec.takes_tokens:
+        out(f"input       {spec.input_size[0]} token ids (the context length{', fixed' if spec.fixed_input_size else ''})")
+        out(f"vocabulary  {spec.num_classes}")
+    else:
+        out(f"input       {pre['input_size']}{' (fixed)' if spec.fixed_input_size else smallest}, {pre['interpolation']}, crop_pct {pre['crop_pct']}")
+        out(f"normalise   mean {pre['mean']}  std {pre['std']}")
+        out(f"classes     {spec.num_classes}")
     out(f"code        licence {spec.license}; built by {data['builder']}")
     if spec.weights:
         out("weights     (tag: Hub repo, licence, dataset)")

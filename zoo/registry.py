@@ -112,7 +112,7 @@ class ModelSpec:
     task: str
     builder: Callable[..., Any]
     default_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    input_size: tuple[int, int, int] = (3, 224, 224)
+    input_size: tuple[int, ...] = (3, 224, 224)  # (C, H, W); a language model's: (context length,)
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     interpolation: str = "bicubic"
@@ -147,6 +147,11 @@ class ModelSpec:
         state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         state["default_kwargs"] = dict(self.default_kwargs)
         return (_spec_from_fields, (state,))
+
+    @property
+    def takes_tokens(self) -> bool:
+        """A language model: its input is token ids ``[B, input_size[0]]``, its classes its vocabulary."""
+        return self.task == "language-modeling"
 
     # -- weights ---------------------------------------------------------------------------------
     @property

@@ -116,7 +116,12 @@ def deploy_form(model):
     return deploy
 
 
-def _input_size(spec, imgsz: int | None) -> tuple[int, int, int]:
+def _input_size(spec, imgsz: int | None) -> tuple[int, ...]:
+    if spec.takes_tokens:
+        if imgsz is not None:
+            raise BadArgumentError(f"{spec.name} is a language model: its input is {spec.input_size[0]} token ids, "
+                                   "not an image; drop --imgsz (build another context with context_length=)")
+        return tuple(spec.input_size)
     c, h, w = spec.input_size
     if imgsz is None:
         return (c, h, w)
@@ -141,6 +146,11 @@ def sample_inputs(spec, size: tuple[int, int, int], batch: int) -> dict[str, Any
     from timm.data import create_transform
 
     generator = torch.Generator().manual_seed(0)
+    if spec.takes_tokens:  # random ids, and real text: this module's docstring as UTF-8 bytes, repeated
+        random = example_input(spec, size, batch, generator)
+        text = list(__doc__.encode("utf-8")) * (1 + size[0] // len(__doc__))
+        real = torch.tensor(text[: size[0]], dtype=torch.long).clamp_max(spec.num_classes - 1)
+        return {"random": random, "real": real.unsqueeze(0).expand(batch, -1).contiguous()}
     random = torch.randn(batch, *size, generator=generator)
     image = np.asarray(load_sample_image("flower.jpg"))
     if spec.task == "detection":  # detectors take letterboxed RGB in 0..1; random input in that range too
@@ -153,6 +163,15 @@ def sample_inputs(spec, size: tuple[int, int, int], batch: int) -> dict[str, Any
                                  crop_pct=spec.crop_pct)
     photo = transform(Image.fromarray(image))
     return {"random": random, "real": photo.unsqueeze(0).expand(batch, -1, -1, -1).contiguous()}
+
+
+def example_input(spec, size: tuple[int, ...], batch: int, generator=None):
+    """A random input of the model's kind: token ids for language models, N(0, 1) images otherwise."""
+    import torch
+
+    if spec.takes_tokens:
+        return torch.randint(0, spec.num_classes, (batch, *size), generator=generator)
+    return torch.randn(batch, *size, generator=generator)
 
 
 INT8_STEPS = 16  # int8 outputs: within 1/16 of their 256-step range

@@ -13,7 +13,7 @@ from zoo.errors import BadArgumentError, ZooError
 from zoo.export import INT8_STEPS, ExportResult, compare_outputs, metadata, sample_inputs
 
 log = logging.getLogger(__name__)
-INPUT, OUTPUT = "images", "output"
+INPUT, TOKENS, OUTPUT = "images", "input_ids", "output"  # input names: images, or a language model's token ids
 MAX_BYTES = 2**31 - 1  # protobuf's limit for one self-contained file
 
 
@@ -36,7 +36,7 @@ def export_onnx(model, spec, path: Path, size, *, batch=1, dynamic=False, half=F
         reference = {name: model(x).numpy() for name, x in inputs.items()}
     example = inputs["random"]
     if dynamic and batch == 1:  # torch.export specialises size-1 dimensions; trace a dynamic batch at 2
-        example = example.repeat(2, 1, 1, 1)
+        example = _twice(example)
     proto, exporter = _torch_export(model, example, dynamic, opset, notes)
     if simplify:
         import onnxslim
@@ -63,7 +63,7 @@ def export_onnx(model, spec, path: Path, size, *, batch=1, dynamic=False, half=F
             got = runner.run(None, {runner.get_inputs()[0].name: x.numpy()})[0]
             verification[name] = compare_outputs(spec, reference[name], got, int8_step=int8_step)
         if dynamic and batch == 1:  # a second batch size proves the batch axis really is dynamic
-            x2 = inputs["random"].repeat(2, 1, 1, 1)
+            x2 = _twice(inputs["random"])
             with torch.no_grad():
                 verification["random_batch2"] = compare_outputs(spec, model(x2).numpy(), runner.run(None, {runner.get_inputs()[0].name: x2.numpy()})[0],
                                                                 int8_step=int8_step)
@@ -76,12 +76,17 @@ def export_onnx(model, spec, path: Path, size, *, batch=1, dynamic=False, half=F
     return ExportResult(
         path=path,
         format="onnx",
-        inputs=[{"name": runner.get_inputs()[0].name, "shape": [batch_dim, *size], "dtype": "float32"}],
+        inputs=[{"name": runner.get_inputs()[0].name, "shape": [batch_dim, *size], "dtype": str(example.dtype).removeprefix("torch.")}],
         outputs=[{"name": o.name, "shape": o.shape, "dtype": "float32"} for o in runner.get_outputs()],
         verification=verification,
         metadata=props,
         notes=notes,
     )
+
+
+def _twice(x):
+    """The batch repeated: an input of batch 2 from one of batch 1."""
+    return x.repeat(2, *[1] * (x.dim() - 1))
 
 
 def output_step(proto) -> float:
@@ -104,13 +109,14 @@ def _torch_export(model, x, dynamic: bool, opset: int, notes: list[str]):
     import onnx
     import torch
 
+    name = INPUT if x.is_floating_point() else TOKENS
     try:
         kwargs = {}
         if dynamic:
             kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=1024)},)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset, input_names=[INPUT],
+            program = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset, input_names=[name],
                                         output_names=[OUTPUT], external_data=False, verbose=False, **kwargs)
         return program.model_proto, "torch.onnx dynamo"
     except Exception as e:  # noqa: BLE001 - any exporter failure falls back, with its reason
@@ -120,8 +126,8 @@ def _torch_export(model, x, dynamic: bool, opset: int, notes: list[str]):
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         target = Path(tmp) / "ts.onnx"
-        torch.onnx.export(model, (x,), str(target), dynamo=False, opset_version=min(opset, 20), input_names=[INPUT],
-                          output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}} if dynamic else None)
+        torch.onnx.export(model, (x,), str(target), dynamo=False, opset_version=min(opset, 20), input_names=[name],
+                          output_names=[OUTPUT], dynamic_axes={name: {0: "batch"}, OUTPUT: {0: "batch"}} if dynamic else None)
         return onnx.load(str(target)), "torch.onnx torchscript"
 
 
