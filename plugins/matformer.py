@@ -1,4 +1,4 @@
-"""``matformer``: train every nested granularity of a MatFormer model (``matvit_*``) in one run.
+"""``matformer``: train every nested granularity of a MatFormer model (``matvit_*``, ``matlm_*``) in one run.
 
 Two objectives, both from the official code (research/matformer_snn.md, A1):
 
@@ -35,7 +35,7 @@ class MatFormer(Plugin):
     name = "matformer"
     order = 5  # before distillation, which then distils into the granularity of the step
     Config = MatFormerConfig
-    tasks = ("classification",)
+    tasks = ("classification", "language-modeling")
     changes = "nothing: the full nested model is saved and exported; extract smaller ones with zoo.matformer.extract"
 
     def __init__(self, config: MatFormerConfig | None = None) -> None:
@@ -60,7 +60,7 @@ class MatFormer(Plugin):
         if stage != "fit":
             return
         if not callable(getattr(pl_module.model, "set_granularity", None)):
-            raise ConfigError(f"plugin 'matformer' trains nested models (matvit_*); {pl_module.model.zoo_spec.name} is not one")
+            raise ConfigError(f"plugin 'matformer' trains nested models (matvit_*, matlm_*); {pl_module.model.zoo_spec.name} is not one")
         self._random.seed(self.config.seed + trainer.global_rank)
         if self.config.mode == "sum":
             pl_module.add_loss_term("matformer", self._other_granularities(pl_module))

@@ -217,3 +217,148 @@ def test_dense_vit_weights_load_with_units_ordered_by_importance(tmp_path):
         torch.testing.assert_close(model(x), vit(x), rtol=1e-4, atol=1e-5)  # a permutation of hidden units
     for mlp in model.mlps:
         assert importance_order(mlp.fc1.weight, mlp.fc2.weight).tolist() == list(range(768))  # already sorted
+
+
+# -- MatLM ------------------------------------------------------------------------------------------
+
+
+def gpt2(size: str):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from zoo.models.matformer import LM_SIZES
+
+    dim, depth, heads, context = LM_SIZES[size]
+    config = GPT2Config(vocab_size=256, n_positions=context, n_embd=dim, n_layer=depth, n_head=heads, bos_token_id=0, eos_token_id=0)
+    return GPT2LMHeadModel(config)
+
+
+@pytest.mark.parametrize("size", ["nano", "mini", "small"])
+def test_full_matlm_has_gpt2s_parameter_count(size):
+    import zoo
+
+    assert count(zoo.load(f"matlm_{size}")) == count(gpt2(size))  # tied embeddings in both
+
+
+def test_matlm_computes_exactly_what_gpt2_does_from_its_weights():
+    import zoo
+    from zoo.models.matformer import from_gpt2
+
+    torch.manual_seed(0)
+    reference = gpt2("nano").eval()
+    model = zoo.load("matlm_nano").eval()
+    model.load_state_dict(from_gpt2(reference.state_dict()))
+    tokens = torch.randint(0, 256, (2, 77))
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens), reference(tokens).logits, atol=1e-5, rtol=1e-5)
+        # the MLP units were reordered by importance, so the smaller granularities start from the strongest
+        fc1, fc2 = model.mlps[0].fc1.weight, model.mlps[0].fc2.weight
+        strength = fc1.norm(dim=1) * fc2.norm(dim=0)
+        assert torch.all(strength[:-1] >= strength[1:])
+
+
+def test_matlm_is_causal_nests_and_extracts():
+    import zoo
+
+    torch.manual_seed(0)
+    model = zoo.load("matlm_nano", context_length=64).eval()
+    tokens = torch.randint(0, 256, (2, 64))
+    changed = tokens.clone()
+    changed[:, 40] = (changed[:, 40] + 1) % 256
+    with torch.no_grad():
+        full = model(tokens)
+        assert full.shape == (2, 64, 256)
+        torch.testing.assert_close(model(changed)[:, :40], full[:, :40])  # no token sees a later one
+        assert not torch.allclose(model(changed)[:, 40:], full[:, 40:])
+        mixed = ["s", "m", "l", "xl"]
+        nested = model.set_granularity(mixed)(tokens)
+        small = extract(model, mixed).eval()
+        torch.testing.assert_close(small(tokens), nested)
+        assert small.granularity == [64, 128, 256, 512] and count(small) < count(model)
+        model.set_granularity("xl")
+    with pytest.raises(RuntimeError, match="65 tokens > context length 64"):
+        model(torch.zeros(1, 65, dtype=torch.long))
+    prompt = torch.tensor([[100, 101, 102]])
+    out = model.generate(prompt, 5, temperature=0)
+    assert out.shape == (1, 8) and torch.equal(out[:, :3], prompt)
+    assert torch.equal(out, model.generate(prompt, 5, temperature=0))  # greedy is deterministic
+
+
+def test_extracted_matlm_saves_loads_and_exports_token_input(tmp_path):
+    import zoo
+    from zoo.export import export
+
+    torch.manual_seed(0)
+    model = zoo.load("matlm_nano", context_length=32).eval()
+    small = extract(model, "m")
+    zoo.save(small, tmp_path / "small")
+    again = zoo.load(str(tmp_path / "small")).eval()
+    assert again.zoo_spec.input_size == (32,) and again.granularity == [128] * 4
+    result = export(again, "onnx", dynamic=True, out=tmp_path / "lm.onnx")
+    assert result.inputs[0]["name"] == "input_ids" and result.inputs[0]["dtype"] == "int64"
+    assert all(result.verification[k]["ok"] for k in ("random", "real", "random_batch2"))
+    with pytest.raises(zoo.errors.BadArgumentError, match="language model"):
+        export(again, "onnx", imgsz=64, out=tmp_path / "x.onnx")
+
+
+def test_text_data_puts_each_file_whole_in_one_split(tmp_path):
+    from omegaconf import OmegaConf
+
+    import zoo
+    from zoo.data.text import TextDataModule
+    from zoo.errors import DataError
+
+    for i in range(40):
+        (tmp_path / f"doc{i:02d}.txt").write_text(f"file {i:02d} " * 40)
+    cfg = OmegaConf.create({"source": "files", "root": str(tmp_path), "pattern": "*.txt", "max_bytes": 10**6,
+                            "val_fraction": 0.2, "context": 16, "val_windows": None, "batch_size": 4})
+    data = TextDataModule(cfg, zoo.info("matlm_nano"))
+    data.setup()
+    train, val = data.train_bytes.decode(), data.val_bytes.decode()
+    in_train = {i for i in range(40) if f"file {i:02d}" in train}
+    in_val = {i for i in range(40) if f"file {i:02d}" in val}
+    assert in_train and in_val and not in_train & in_val and in_train | in_val == set(range(40))
+    x, y = next(iter(data.val_dataloader()))
+    assert x.shape == (4, 16) and x.dtype == torch.long and torch.equal(x[:, 1:], y[:, :-1])  # targets: the next bytes
+    with pytest.raises(DataError, match="data.root is not set"):
+        TextDataModule(OmegaConf.merge(cfg, {"root": None}), zoo.info("matlm_nano")).setup()
+    with pytest.raises(DataError, match="longer than matlm_nano's context of 256"):
+        TextDataModule(OmegaConf.merge(cfg, {"context": 1000}), zoo.info("matlm_nano")).setup()
+
+
+def test_lm_recipe_trains_every_granularity_on_the_stdlib(tmp_path):
+    import json
+
+    import zoo
+    from zoo.train import compose, run
+
+    cfg = compose("matlm_nano_stdlib", [f"out_dir={tmp_path}", "trainer.enable_progress_bar=false", "trainer.max_epochs=2",
+                                        "trainer.limit_train_batches=3", "trainer.limit_val_batches=2",
+                                        "data.max_bytes=200000", "plugins.matformer.mode=sum"])
+    summary = run(cfg, tmp_path / "run")
+    assert summary["task"] == "language-modeling" and set(summary["val_loss_per_granularity"]) == {"s", "m", "l", "xl"}
+    assert summary["val_loss"] < 5.6  # below a uniform guess over 256 bytes (ln 256 = 5.55) after 6 steps
+    assert (tmp_path / "run" / "eval" / "granularities.png").stat().st_size > 0
+    assert "train/matformer_s" in (tmp_path / "run" / "logs" / "metrics.csv").read_text()
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint"))
+    import csv
+
+    logged = [float(r["val/loss"]) for r in csv.DictReader(open(tmp_path / "run" / "logs" / "metrics.csv")) if r.get("val/loss")]
+    assert len(logged) == 2 and state["monitor"] == "val/loss"
+    assert float(state["best_model_score"]) == pytest.approx(min(logged))  # the lowest loss is the best
+    model = zoo.load(str(tmp_path / "run"))
+    assert model.granularity == [512] * 4 and model.zoo_spec.input_size == (128,)
+    assert json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())["granularities"]["xl"] == pytest.approx(summary["val_loss"])
+
+
+def test_search_on_a_language_model_ranks_by_loss():
+    import zoo
+    from zoo.matformer import search
+
+    torch.manual_seed(0)
+    model = zoo.load("matlm_nano", context_length=16).eval()
+    tokens = torch.randint(0, 256, (4, 17))
+    found = search(model, budget=700_000, metric="params", data=[(tokens[:, :-1], tokens[:, 1:])])
+    assert found["quality"] == "loss" and len(found["results"]) == 4 + 3 * 3
+    fitting = [r for r in found["results"] if r["params"] <= 700_000]
+    assert found["best"]["loss"] == min(r["loss"] for r in fitting) and "top1" not in found["best"]

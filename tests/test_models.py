@@ -36,6 +36,7 @@ def small_input(spec, batch: int = 2) -> torch.Tensor:
 NOT_REPORTED = {"mnasnet_100": "MnasNet-B1 appears only in the paper's SE ablation", "spnasnet_100": "the paper gives accuracy and latency only"}
 NOT_REPORTED |= {f"mobiledet_{v}_cls": "the paper has no classifier (exact counts: tests/test_mobiledet.py)" for v in ("cpu", "edgetpu", "dsp", "gpu")}
 NOT_REPORTED |= {f"matvit_{s}": "no MatViT numbers sourced yet; equal to timm's ViT (tests/test_matformer.py)" for s in ("ti", "s", "b", "l")}
+NOT_REPORTED |= {f"matlm_{s}": "our own sizes; equal to GPT-2 of the same dims (tests/test_matformer.py)" for s in ("nano", "mini", "small")}
 # Printed counts that the released architecture does not reach; each is explained in the spec's note.
 KNOWN_DEVIATIONS = {"efficientformerv2_s0": 0.03, "mobiledet_edgetpu": 0.012}
 

@@ -288,11 +288,16 @@ def format_table(document: dict[str, Any], names: Sequence[str] | None = None) -
         if names is not None and r["model"] not in names:
             continue
         if "error" in r:
-            table.add_row(r["model"], r["backend"], str(r["batch"]), "x".join(map(str, r["input_size"][1:])), "", "", r["error"][:40], "", "", "", "")
+            table.add_row(r["model"], r["backend"], str(r["batch"]), _size_label(r["input_size"]), "", "", r["error"][:40], "", "", "", "")
             continue
         table.add_row(
-            r["model"], r["backend"], str(r["batch"]), "x".join(map(str, r["input_size"][1:])), f"{r['params'] / 1e6:.2f}M",
+            r["model"], r["backend"], str(r["batch"]), _size_label(r["input_size"]), f"{r['params'] / 1e6:.2f}M",
             f"{r['macs'] / 1e9:.3f}", f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['throughput_per_s']:.1f}",
             f"{100 * r['fraction_of_peak']:.1f}" if "fraction_of_peak" in r else "", f"{r.get('peak_cuda_mb', r['peak_rss_growth_mb']):.0f}",
         )
     return table
+
+
+def _size_label(size) -> str:
+    """HxW for images, "N tok" for a language model's tokens."""
+    return f"{size[0]} tok" if len(size) == 1 else "x".join(map(str, size[1:]))

@@ -1,6 +1,6 @@
 """Elastic MatFormer models, the public face of :mod:`zoo.models.matformer`.
 
-``model.set_granularity("m")`` switches a loaded ``matvit_*`` model in place; :func:`extract` cuts out a
+``model.set_granularity("m")`` switches a loaded ``matvit_*`` or ``matlm_*`` model in place; :func:`extract` cuts out a
 standalone smaller model with identical outputs, which ``zoo.save``/``zoo.load`` round-trip and
 ``zoo export`` exports; :func:`search` picks Mix'n'Match settings under a budget measured on this machine.
 """
@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import BadArgumentError
-from zoo.models.matformer import GRANULARITIES, MatViT, NestedMlp, extract
+from zoo.models.matformer import GRANULARITIES, MatLM, MatViT, Nested, NestedMlp, decode_bytes, encode_bytes, extract
 
-__all__ = ["GRANULARITIES", "MatViT", "NestedMlp", "extract", "candidates", "search", "plot_search"]
+__all__ = ["GRANULARITIES", "MatViT", "MatLM", "Nested", "NestedMlp", "extract", "encode_bytes", "decode_bytes",
+           "candidates", "search", "plot_search"]
 METRICS = ("latency_ms", "params", "macs")
 
 
@@ -28,15 +29,16 @@ def candidates(depth: int, granularities: Sequence[str] = tuple(GRANULARITIES)) 
     return settings
 
 
-def search(model: MatViT, budget: float | None = None, metric: str = "latency_ms", data: Iterable | None = None,
+def search(model: Nested, budget: float | None = None, metric: str = "latency_ms", data: Iterable | None = None,
            *, runs: int = 20, threads: int | None = None) -> dict[str, Any]:
     """Measure every :func:`candidates` setting of ``model`` and return them with the Pareto set.
 
     ``metric``: the cost, ``latency_ms`` (batch-1 p50 of the extracted model on this machine, ``runs`` calls),
-    ``params`` or ``macs``. ``data``: optional ``(images, labels)`` batches; each setting's top-1 and loss on
-    them come from the nested model switched to it. ``budget``: the largest cost allowed; ``best`` is the
-    most accurate setting within it (without ``data``: the one with the most parameters). The model is left
-    at its full width.
+    ``params`` or ``macs``. ``data``: optional ``(inputs, targets)`` batches (images and labels, or a language
+    model's tokens and next tokens); each setting's top-1 and loss (or loss alone) on them come from the
+    nested model switched to it. ``budget``: the largest cost allowed; ``best`` is the most accurate (lowest
+    loss) setting within it (without ``data``: the one with the most parameters). The model is left at its
+    full width.
     """
     import torch
 
@@ -47,8 +49,7 @@ def search(model: MatViT, budget: float | None = None, metric: str = "latency_ms
     if threads:
         torch.set_num_threads(threads)
     batches = list(data) if data is not None else []
-    c, h, w = model.zoo_spec.input_size if hasattr(model, "zoo_spec") else (3, *model.vit.patch_embed.img_size)
-    x = torch.rand(1, c, h, w, generator=torch.Generator().manual_seed(0))
+    x = model.example_input()
     full = model.granularity
     results = []
     try:
@@ -66,18 +67,24 @@ def search(model: MatViT, budget: float | None = None, metric: str = "latency_ms
                 hits = seen = 0
                 loss = 0.0
                 with torch.inference_mode():
-                    for images, labels in batches:
-                        logits = model(images).float()
-                        loss += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-                        hits += (logits.argmax(-1) == labels).sum().item()
-                        seen += labels.numel()
-                row["top1"], row["loss"] = hits / max(seen, 1), loss / max(seen, 1)
+                    for inputs, targets in batches:
+                        logits = model(inputs).float().flatten(0, -2)  # language models: one row per token
+                        targets = targets.flatten()
+                        loss += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
+                        hits += (logits.argmax(-1) == targets).sum().item()
+                        seen += targets.numel()
+                row["loss"] = loss / max(seen, 1)
+                if not isinstance(model, MatLM):
+                    row["top1"] = hits / max(seen, 1)
             results.append(row)
     finally:
         model.set_granularity(full)
-    quality = "top1" if batches else "params"  # without data, more parameters stand in for better
-    pareto = [r for r in results if not any(o[metric] <= r[metric] and o[quality] > r[quality]
-                                            or o[metric] < r[metric] and o[quality] >= r[quality] for o in results)]
+    quality = ("loss" if isinstance(model, MatLM) else "top1") if batches else "params"  # without data: more params
+    sign = -1 if quality == "loss" else 1
+    for r in results:
+        r["_score"] = sign * r[quality]  # higher is better
+    pareto = [r for r in results if not any(o[metric] <= r[metric] and o["_score"] > r["_score"]
+                                            or o[metric] < r[metric] and o["_score"] >= r["_score"] for o in results)]
     for r in results:
         r["pareto"] = r in pareto
     fitting = [r for r in results if budget is None or r[metric] <= budget]
@@ -85,7 +92,9 @@ def search(model: MatViT, budget: float | None = None, metric: str = "latency_ms
         cheapest = min(results, key=lambda r: r[metric])
         raise BadArgumentError(f"no setting fits {metric} <= {budget}: the smallest ({cheapest['setting'][0]} everywhere) "
                                f"costs {cheapest[metric]:.4g}; raise the budget")
-    best = max(fitting, key=lambda r: (r[quality], -r[metric]))
+    best = max(fitting, key=lambda r: (r["_score"], -r[metric]))
+    for r in results:
+        del r["_score"]
     return {"metric": metric, "budget": budget, "quality": quality, "results": results,
             "pareto": sorted(pareto, key=lambda r: r[metric]), "best": best}
 

@@ -8,8 +8,9 @@ DDP launcher can re-run this module for each rank (``python -m zoo.train ...``).
 A run writes ``runs/<recipe>/<time>/``: ``config.yaml`` (resolved), ``checkpoints/{best,last}.ckpt``
 (written atomically), ``logs/metrics.csv``, ``tensorboard/``, ``model/`` (``zoo.save``: loads back with
 ``zoo.load(run_dir)``), ``eval/`` (metrics JSON and plots: a confusion matrix for classifiers, per-class
-AP and a sheet of predictions for detectors) and ``summary.json``. The model's task picks the
-DataModule and the LightningModule (``ClassificationTask`` or ``DetectionTask``).
+AP and a sheet of predictions for detectors, loss per granularity for MatFormer language models) and
+``summary.json``. The model's task picks the DataModule and the LightningModule (``ClassificationTask``,
+``DetectionTask`` or ``LanguageModelingTask``).
 """
 from __future__ import annotations
 
@@ -186,18 +187,19 @@ def _atomic_checkpoint_io():
     return AtomicCheckpointIO()
 
 
-MONITOR = {"classification": "val/top1", "detection": "val/map"}  # what picks the best checkpoint
+MONITOR = {"classification": "val/top1", "detection": "val/map", "language-modeling": "val/loss"}  # picks the best checkpoint
+EXAMPLE_RECIPE = {"classification": "quickstart", "detection": "yolov10n_shapes", "language-modeling": "matlm_nano_stdlib"}
 
 
 def _task_kind(cfg, spec) -> str:
     """The model's task, checked against the recipe's task settings (a detector in a classifier recipe...)."""
     recipe_kind = cfg.task.get("kind", "classification")
     if spec.task not in MONITOR:
-        raise ConfigError(f"{spec.name} is a {spec.task} model; zoo train handles {' and '.join(MONITOR)} models")
+        raise ConfigError(f"{spec.name} is a {spec.task} model; zoo train handles {', '.join(MONITOR)} models")
     if spec.task != recipe_kind:
         raise ConfigError(
             f"{spec.name} is a {spec.task} model but recipe {cfg.recipe!r} trains {recipe_kind} models; "
-            f"use a {spec.task} recipe (e.g. {'yolov10n_shapes' if spec.task == 'detection' else 'quickstart'}) "
+            f"use a {spec.task} recipe (e.g. {EXAMPLE_RECIPE[spec.task]}) "
             f"or a {recipe_kind} model"
         )
     return spec.task
@@ -233,6 +235,12 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         from zoo.tasks.detection import DetectionTask as Task
 
         data = DetectionDataModule(cfg.data, spec, seed=cfg.seed)
+    elif kind == "language-modeling":
+        from zoo.data.text import TextDataModule
+        from zoo.tasks.language_modeling import LanguageModelingTask as Task
+
+        context = cfg.model.get("kwargs", {}).get("context_length")  # the model's context, as built
+        data = TextDataModule(cfg.data, dataclasses.replace(spec, input_size=(context,)) if context else spec, seed=cfg.seed)
     else:
         from zoo.data.classification import ClassificationDataModule
         from zoo.tasks.classification import ClassificationTask as Task
@@ -248,15 +256,18 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         cfg.model.name,
         pretrained=cfg.model.pretrained,
         num_classes=num_classes,
-        labels=tuple(data.classes) if cfg.model.pretrained else None,  # classes the weights know keep their rows
+        labels=tuple(data.classes) if cfg.model.pretrained and kind != "language-modeling" else None,  # classes the weights know keep their rows
         weights=cfg.model.get("weights"),
         **OmegaConf.to_container(cfg.model.kwargs, resolve=True),
     )
-    model.zoo_spec = dataclasses.replace(model.zoo_spec, labels=tuple(data.classes), **_spec_preprocessing(data))
+    labels = None if kind == "language-modeling" else tuple(data.classes)  # a vocabulary of bytes needs no names
+    model.zoo_spec = dataclasses.replace(model.zoo_spec, labels=labels, **_spec_preprocessing(data))
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
     options = {k: v for k, v in cfg.task.items() if k != "kind"}
     if kind == "detection":
         task = Task(model, num_classes, optim=optim, class_names=data.classes, **options)
+    elif kind == "language-modeling":
+        task = Task(model, optim=optim, **options)
     else:
         task = Task(model, num_classes, optim=optim, **options)
 
@@ -272,7 +283,7 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         dirpath=run_dir / "checkpoints",
         filename="best",
         monitor=MONITOR[kind],
-        mode="max",
+        mode=_mode(MONITOR[kind]),
         save_last=True,
         auto_insert_metric_name=False,
         enable_version_counter=False,
@@ -282,7 +293,8 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         all_callbacks.append(RichProgressBar(leave=True))
     stop = cfg.early_stopping
     if stop.get("patience"):
-        all_callbacks.append(EarlyStopping(monitor=stop.monitor or MONITOR[kind], mode=stop.mode, patience=stop.patience))
+        monitor = stop.monitor or MONITOR[kind]
+        all_callbacks.append(EarlyStopping(monitor=monitor, mode=stop.mode or _mode(monitor), patience=stop.patience))
     loggers = [
         CSVLogger(save_dir=str(run_dir), name="logs", version=""),
         TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False),
@@ -295,6 +307,11 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         plugins=[_atomic_checkpoint_io()],
     )
     return Prepared(trainer, task, data, model, best)
+
+
+def _mode(metric: str) -> str:
+    """Whether a larger value of ``metric`` is better (accuracy, mAP) or a smaller one (losses)."""
+    return "min" if "loss" in metric else "max"
 
 
 def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
@@ -332,6 +349,13 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
 
         metrics = evaluate_detection(final, data.val_dataloader(), data.classes, run_dir / "eval", title=title)
         summary.update(val_map=metrics["map"], val_map50=metrics["map50"])
+    elif model.zoo_spec.task == "language-modeling":
+        from zoo.evaluate import evaluate_language_model
+
+        metrics = evaluate_language_model(final, data.val_dataloader(), run_dir / "eval", title=title)
+        summary.update(val_loss=metrics["loss"], val_bpt=metrics["bits_per_token"])
+        if "granularities" in metrics:
+            summary["val_loss_per_granularity"] = metrics["granularities"]
     else:
         metrics = evaluate(final, data.val_dataloader(), data.classes, run_dir / "eval", title=title)
         summary.update(val_top1=metrics["top1"], val_loss=metrics["loss"])
@@ -422,20 +446,27 @@ def _hydra_task(cfg) -> None:
 def _headline(summary: dict[str, Any]) -> str:
     if "val_map" in summary:
         return f"val/map50: {summary['val_map50']:.4f}  val/map: {summary['val_map']:.4f}"
+    if "val_bpt" in summary:
+        per = summary.get("val_loss_per_granularity")
+        nested = ("  (s/m/l/xl: " + "/".join(f"{v:.4f}" for v in per.values()) + ")") if per else ""
+        return f"val/loss: {summary['val_loss']:.4f}  val/bpt: {summary['val_bpt']:.4f}{nested}"
     return f"val/top1: {summary['val_top1']:.4f}  val/loss: {summary['val_loss']:.4f}"
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    detection = "val_map" in summary
-    result = (f"val mAP@.5 {summary['val_map50']:.3f}, mAP@[.5:.95] {summary['val_map']:.3f}" if detection
-              else f"val top-1 {summary['val_top1']:.2%}")
-    files = "per_class_ap.png, predictions.png" if detection else "confusion_matrix.png"
+    if "val_map" in summary:
+        result, files = f"val mAP@.5 {summary['val_map50']:.3f}, mAP@[.5:.95] {summary['val_map']:.3f}", "per_class_ap.png, predictions.png"
+    elif "val_bpt" in summary:
+        result = f"val loss {summary['val_loss']:.4f} nats/token ({summary['val_bpt']:.3f} bits)"
+        files = "granularities.png" if "val_loss_per_granularity" in summary else ""
+    else:
+        result, files = f"val top-1 {summary['val_top1']:.2%}", "confusion_matrix.png"
     print(
         f"\n{result} after {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, "
         f"{summary['wall_time_s']:.0f} s\n"
         f"run directory : {summary['run_dir']}\n"
         f"model         : {summary['model_dir']}  (zoo.load({summary['run_dir']!r}))\n"
-        f"evaluation    : {summary['eval_dir']}/metrics.json, {files}"
+        f"evaluation    : {summary['eval_dir']}/metrics.json{', ' + files if files else ''}"
     )
 
 

@@ -73,12 +73,16 @@ class Nested(nn.Module):
     """What MatViT and MatLM share: their blocks' MLPs are :class:`NestedMlp`, switched by granularity.
 
     Subclasses set ``d_ff`` (the full MLP width), expose ``blocks`` and implement ``rebuild(mlp_dims)``
-    (the same architecture with MLPs of those widths: what :func:`extract` fills)."""
+    (the same architecture with MLPs of those widths: what :func:`extract` fills) and ``example_input``."""
 
     d_ff: int
     blocks: Sequence[nn.Module]
 
     def rebuild(self, mlp_dims: Sequence[int]) -> Nested:
+        raise NotImplementedError
+
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        """An input to time the model with (search, benchmarks)."""
         raise NotImplementedError
 
     @property
@@ -146,6 +150,11 @@ class MatViT(Nested):
 
     def rebuild(self, mlp_dims: Sequence[int]) -> MatViT:
         return MatViT(self.size, self.num_classes, img_size=self.vit.patch_embed.img_size[0], mlp_dims=mlp_dims)
+
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        """A seeded random image batch of the size the model was built for."""
+        size = self.vit.patch_embed.img_size
+        return torch.rand(batch, 3, *size, generator=torch.Generator().manual_seed(0))
 
     def forward_intermediates(self, x: torch.Tensor, *args, **kwargs):
         return self.vit.forward_intermediates(x, *args, **kwargs)
@@ -222,6 +231,10 @@ class MatLM(Nested):
         for block in self.blocks:
             x = block(x, is_causal=True)
         return F.linear(self.norm(x), self.tok_emb.weight)  # output projection tied to the embedding
+
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        """Seeded random token ids filling the context."""
+        return torch.randint(0, self.vocab_size, (batch, self.context_length), generator=torch.Generator().manual_seed(0))
 
     @torch.no_grad()
     def generate(self, tokens: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,

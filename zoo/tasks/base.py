@@ -13,7 +13,8 @@ from torch import nn
 
 
 class TaskBase(L.LightningModule):
-    """Base of ``ClassificationTask`` and ``DetectionTask``; subclasses set ``self.model`` and ``self.optim``."""
+    """Base of the classification, detection and language-modeling tasks; subclasses set ``self.model``,
+    ``self.optim`` and ``self.ema`` (:meth:`make_ema`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -27,6 +28,20 @@ class TaskBase(L.LightningModule):
     def add_trained_module(self, name: str, module: nn.Module) -> None:
         """A plugin's module whose parameters the optimizer trains with the model's."""
         self.plugin_modules[name] = module
+
+    def make_ema(self, decay: float | None):
+        """timm's ``ModelEmaV3`` of the model (its decay ramps up early on), or None when ``decay`` is unset."""
+        if not decay:
+            return None
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(self.model, decay=decay, use_warmup=True)
+        ema.requires_grad_(False)
+        return ema
+
+    def eval_model(self) -> nn.Module:
+        """The weights to validate and to ship: the EMA when enabled."""
+        return self.ema.module if getattr(self, "ema", None) is not None else self.model
 
     def reset_ema(self) -> None:
         """Restart the EMA from the current weights (after a plugin changed the model's structure)."""

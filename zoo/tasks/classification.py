@@ -46,20 +46,11 @@ class ClassificationTask(TaskBase):
         else:
             self.train_loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.val_loss = nn.CrossEntropyLoss()
-        self.ema = None
-        if ema_decay:
-            from timm.utils import ModelEmaV3
-
-            self.ema = ModelEmaV3(self.model, decay=ema_decay, use_warmup=True)  # decay ramps up early on
-            self.ema.requires_grad_(False)
+        self.ema = self.make_ema(ema_decay)
         self.top1 = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro")
         self.top5 = MulticlassAccuracy(num_classes=num_classes, top_k=min(5, num_classes), average="micro")
         # Compiled forward kept outside the module tree, so checkpoints keep the model's own key names.
         self.__dict__["_train_forward"] = torch.compile(self.model) if compile else self.model
-
-    def eval_model(self) -> nn.Module:
-        """The weights to validate and to ship: the EMA when enabled."""
-        return self.ema.module if self.ema is not None else self.model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.eval_model()(self._prepare(x))

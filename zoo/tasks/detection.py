@@ -41,20 +41,11 @@ class DetectionTask(TaskBase):
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.ema = None
-        if ema_decay:
-            from timm.utils import ModelEmaV3
-
-            self.ema = ModelEmaV3(self.model, decay=ema_decay, use_warmup=True)  # decay ramps up early on
-            self.ema.requires_grad_(False)
+        self.ema = self.make_ema(ema_decay)
         from zoo.metrics import DetectionMetric
 
         self.metric = DetectionMetric(num_classes, class_names)
         self.__dict__["_train_forward"] = torch.compile(self.model) if compile else self.model
-
-    def eval_model(self) -> nn.Module:
-        """The weights to validate and to ship: the EMA when enabled."""
-        return self.ema.module if self.ema is not None else self.model
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
