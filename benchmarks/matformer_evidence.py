@@ -1,17 +1,21 @@
-"""MatFormer's claim on a small scale: one MatViT-Ti trained with all granularities nested against four ViT-Ti
-trained independently at the S, M, L and XL MLP widths, on the embedded `digits` data, on this CPU.
+"""MatFormer's claim on a small scale, on this CPU: one nested model trained with all granularities against
+four models trained independently at the S, M, L and XL MLP widths.
 
-    python benchmarks/matformer_evidence.py [--epochs 30] [--mode sample] [--out runs/bench/matformer] [--update-readme]
+    python benchmarks/matformer_evidence.py --model vit [--epochs 30] [--mode sample] [--update-readme]
+    python benchmarks/matformer_evidence.py --model lm  [--epochs 3]  [--mode sample] [--update-readme]
 
-Every run uses recipe ``matvit_ti_digits`` (same seed, data, optimizer and number of epochs): the MatFormer run
-with its ``matformer`` plugin (``--mode``: sample, one granularity per step, or sum, all every step), each
-independent run without the plugin and with its MLPs built at one width (``model.kwargs.mlp_dims``). So each
-independent model gets as many steps as the whole MatFormer run, which in sample mode spends about a quarter
-of its steps on each granularity. Val top-1 of every model is measured here on the 360 val images, the
-MatFormer model at each granularity and at Mix'n'Match settings between them (first half of the layers at
-one granularity, second half at the next: non-decreasing with depth, as the paper's heuristic prefers).
-Parameters are those of the extracted standalone model. ``--update-readme`` writes the table into README.md
-between the matformer-evidence markers.
+``--model vit``: MatViT-Ti on the embedded `digits` data (recipe ``matvit_ti_digits``), val top-1.
+``--model lm``: MatLM-nano on the Python standard library's sources (recipe ``matlm_nano_stdlib``), val loss.
+
+Every run uses the recipe (same seed, data, optimizer and number of epochs): the MatFormer run with its
+``matformer`` plugin (``--mode``: sample, one granularity per step, or sum, all every step), each independent
+run without the plugin and with its MLPs built at one width (``model.kwargs.mlp_dims``). So each independent
+model gets as many steps as the whole MatFormer run, which in sample mode spends about a quarter of its steps
+on each granularity. Every model is measured here on the recipe's validation data, the MatFormer model at
+each granularity and at Mix'n'Match settings between them (first half of the layers at one granularity,
+second half at the next: non-decreasing with depth, as the paper's heuristic prefers). Parameters are those
+of the extracted standalone model. ``--update-readme`` writes the table into README.md between the markers
+``matformer-evidence`` (vit) or ``matlm-evidence`` (lm).
 """
 from __future__ import annotations
 
@@ -20,79 +24,113 @@ import json
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-START, END = "<!-- matformer-evidence:start -->", "<!-- matformer-evidence:end -->"
 ORDER = ["s", "m", "l", "xl"]
+SETUPS = {
+    "vit": {"recipe": "matvit_ti_digits", "epochs": 30, "marker": "matformer-evidence", "metric": "top-1",
+            "what": "MatViT-Ti/16 on `digits` (64x64, 360 val images)"},
+    "lm": {"recipe": "matlm_nano_stdlib", "epochs": 3, "marker": "matlm-evidence", "metric": "val loss (nats/byte)",
+           "what": "MatLM-nano (byte-level, d_model 128, 4 layers, 128-byte windows) on the Python standard library's sources"},
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--model", default="vit", choices=list(SETUPS))
+    parser.add_argument("--epochs", type=int, help="per run (default: 30 for vit, 3 for lm)")
     parser.add_argument("--mode", default="sample", choices=["sample", "sum"])
-    parser.add_argument("--out", default="runs/bench/matformer")
+    parser.add_argument("--out", help="runs go here (default: runs/bench/matformer_<model>)")
+    parser.add_argument("--reuse", action="store_true", help="keep runs already in --out (e.g. the independent ones, "
+                                                                 "when only --mode changed)")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args()
+    setup = SETUPS[args.model]
+    epochs = args.epochs or setup["epochs"]
 
     import zoo
     from zoo._io import atomic_write_text
-    from zoo.data.classification import ClassificationDataModule
-    from zoo.evaluate import evaluate
     from zoo.matformer import GRANULARITIES
-    from zoo.train import compose, machine, run
+    from zoo.train import compose, machine, prepare, run
 
-    out = Path(args.out)
-    common = ["trainer.enable_progress_bar=false", f"trainer.max_epochs={args.epochs}"]
-    summaries = {"matformer": run(compose("matvit_ti_digits", [*common, f"plugins.matformer.mode={args.mode}"]), out / "matformer")}
-    d_ff = zoo.load(str(out / "matformer")).d_ff
+    out = Path(args.out or f"runs/bench/matformer_{args.model}")
+    recipe = setup["recipe"]
+    common = ["trainer.enable_progress_bar=false", f"trainer.max_epochs={epochs}"]
+
+    def train(name: str, overrides: list[str]) -> dict:
+        done = out / name / "summary.json"
+        if args.reuse and done.is_file() and json.loads(done.read_text())["epochs"] == epochs:
+            return json.loads(done.read_text())
+        return run(compose(recipe, [*common, *overrides]), out / name)
+
+    matformer = f"matformer_{args.mode}"
+    summaries = {matformer: train(matformer, [f"plugins.matformer.mode={args.mode}"])}
+    nested = zoo.load(str(out / matformer))
+    depth = len(nested.mlps)
     for g in ORDER:
-        widths = [d_ff // GRANULARITIES[g]] * 12
-        summaries[g] = run(compose("matvit_ti_digits", [*common, "plugins=[]", f"+model.kwargs.mlp_dims={widths}"]), out / g)
+        summaries[g] = train(g, ["plugins=[]", f"+model.kwargs.mlp_dims={[nested.d_ff // GRANULARITIES[g]] * depth}"])
 
-    cfg = compose("matvit_ti_digits")
-    data = ClassificationDataModule(cfg.data, zoo.info("matvit_ti"), seed=cfg.seed)
+    data = prepare(compose(recipe, ["trainer.enable_progress_bar=false"]), out / "data").data  # the recipe's val data
     data.setup("validate")
-    loader, classes = data.val_dataloader(), data.classes
+    measure = _measure(args.model, data)
 
-    def top1(model) -> float:
-        return evaluate(model.eval(), loader, classes, progress=False)["top1"]
-
-    nested = zoo.load(str(out / "matformer"))
     settings = {g: g for g in ORDER}
+    half = depth // 2
     for a, b in zip(ORDER, ORDER[1:]):
-        settings[f"{a}/{b}"] = [a] * 6 + [b] * 6
+        settings[f"{a}/{b}"] = [a] * half + [b] * (depth - half)
     rows = []
     for label, setting in settings.items():
         small = zoo.matformer.extract(nested, setting)
         independent = zoo.load(str(out / label)) if label in ORDER else None
         rows.append({"setting": label, "params": sum(p.numel() for p in small.parameters()),
-                     "matformer_top1": top1(nested.set_granularity(setting)),
-                     "independent_top1": top1(independent) if independent is not None else None})
-        shown = f"{rows[-1]['independent_top1']:.2%}" if independent is not None else "-"
-        print(f"{label}: {rows[-1]['params']:,} params, MatFormer {rows[-1]['matformer_top1']:.2%}, independent {shown}", flush=True)
+                     "matformer": measure(nested.set_granularity(setting)),
+                     "independent": measure(independent) if independent is not None else None})
+        print(f"{label}: {rows[-1]['params']:,} params, MatFormer {_fmt(args.model, rows[-1]['matformer'])}, "
+              f"independent {_fmt(args.model, rows[-1]['independent'])}", flush=True)
     rows.sort(key=lambda r: r["params"])
 
     m = machine()
     total = sum(s["wall_time_s"] for s in summaries.values())
+    better = "higher" if args.model == "vit" else "lower"
     lines = [
-        f"MatViT-Ti/16 on `digits` (64x64, 360 val images), {args.epochs} epochs per run, MatFormer objective "
-        f"`mode={args.mode}`; measured by `python benchmarks/matformer_evidence.py` on {m['cpu']}, "
-        f"{m['threads']} threads, torch {m['torch']}, {m['date']} ({total / 60:.0f} min for the five runs). "
-        "s/m, m/l, l/xl: Mix'n'Match (first six layers at the first granularity, last six at the second), "
+        f"{setup['what']}, {epochs} epochs per run, MatFormer objective `mode={args.mode}`; {setup['metric']}, "
+        f"{better} is better. Measured by `python benchmarks/matformer_evidence.py --model {args.model}` on {m['cpu']}, "
+        f"{m['threads']} threads, Python {m['python']}, torch {m['torch']}, {m['date']} ({total / 60:.0f} min for the five runs; the MatFormer run alone {summaries[matformer]['wall_time_s'] / 60:.0f} min). "
+        f"s/m, m/l, l/xl: Mix'n'Match (first {half} layers at the first granularity, last {depth - half} at the second), "
         "never trained as such:",
         "",
-        "| MLP widths | params (extracted) | MatFormer top-1 | independently trained top-1 |",
+        f"| MLP widths | params (extracted) | MatFormer {setup['metric']} | independently trained {setup['metric']} |",
         "|---|---:|---:|---:|",
     ]
     for r in rows:
-        independent = f"{r['independent_top1']:.2%}" if r["independent_top1"] is not None else "-"
-        lines.append(f"| {r['setting']} | {r['params'] / 1e6:.3f}M | {r['matformer_top1']:.2%} | {independent} |")
+        lines.append(f"| {r['setting']} | {r['params'] / 1e6:.3f}M | {_fmt(args.model, r['matformer'])} | "
+                     f"{_fmt(args.model, r['independent'])} |")
     print("\n" + "\n".join(lines))
-    atomic_write_text(out / "evidence.json", json.dumps({"machine": m, "epochs": args.epochs, "mode": args.mode, "rows": rows,
-                                                          "runs": {k: {"val_top1": v.get("val_top1"), "wall_time_s": v["wall_time_s"]}
-                                                                   for k, v in summaries.items()}}, indent=2) + "\n")
+    runs = {k: {key: v.get(key) for key in ("val_top1", "val_loss", "wall_time_s")} for k, v in summaries.items()}
+    atomic_write_text(out / "evidence.json", json.dumps({"machine": m, "model": args.model, "epochs": epochs, "mode": args.mode,
+                                                          "rows": rows, "runs": runs}, indent=2) + "\n")
     if args.update_readme:
         from zoo._io import replace_marked_block
 
-        print(f"updated {replace_marked_block(README, START, END, chr(10).join([START, *lines, END]))}")
+        start, end = f"<!-- {setup['marker']}:start -->", f"<!-- {setup['marker']}:end -->"
+        print(f"updated {replace_marked_block(README, start, end, chr(10).join([start, *lines, end]))}")
+
+
+def _measure(model: str, data):
+    """model -> its val top-1 (vit) or val loss (lm) on the recipe's validation data."""
+    if model == "vit":
+        from zoo.evaluate import evaluate
+
+        loader, classes = data.val_dataloader(), data.classes
+        return lambda m: evaluate(m.eval(), loader, classes, progress=False)["top1"]
+    from zoo.evaluate import evaluate_language_model
+
+    loader = data.val_dataloader()
+    return lambda m: evaluate_language_model(m.eval(), loader, progress=False, granularities=False)["loss"]
+
+
+def _fmt(model: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2%}" if model == "vit" else f"{value:.4f}"
 
 
 if __name__ == "__main__":

@@ -362,3 +362,31 @@ def test_search_on_a_language_model_ranks_by_loss():
     assert found["quality"] == "loss" and len(found["results"]) == 4 + 3 * 3
     fitting = [r for r in found["results"] if r["params"] <= 700_000]
     assert found["best"]["loss"] == min(r["loss"] for r in fitting) and "top1" not in found["best"]
+
+
+def test_distillation_from_a_trained_xl_into_the_sampled_granularities(tmp_path):
+    """The two plugins compose: each step distils the frozen full (XL) teacher into the granularity drawn."""
+    import zoo
+    from zoo.train import compose, run
+
+    teacher = zoo.load("matvit_ti", num_classes=10, img_size=64)
+    zoo.save(teacher, tmp_path / "teacher")
+    cfg = compose("matvit_ti_digits", [f"out_dir={tmp_path}", "trainer.enable_progress_bar=false", "trainer.max_epochs=1",
+                                       "trainer.limit_train_batches=4", "trainer.limit_val_batches=1",
+                                       "plugins=[matformer,distill]", f"plugins.distill.teacher={tmp_path / 'teacher'}"])
+    summary = run(cfg, tmp_path / "run")
+    logged = (tmp_path / "run" / "logs" / "metrics.csv").read_text()
+    assert "train/distill_kd" in logged and 0.0 <= summary["val_top1"] <= 1.0
+    assert zoo.load(str(tmp_path / "run")).granularity == [768] * 12
+
+
+def test_zoo_eval_measures_a_language_model_on_text(tmp_path, capsys):
+    import zoo
+    from zoo.cli import main as cli
+
+    zoo.save(zoo.load("matlm_nano", context_length=32), tmp_path / "lm")
+    assert cli(["eval", str(tmp_path / "lm"), "data.max_bytes=100000", "--out", str(tmp_path / "eval")]) == 0
+    printed = capsys.readouterr().out
+    assert "nats/token" in printed and "per granularity: s " in printed and (tmp_path / "eval" / "granularities.png").is_file()
+    assert cli(["eval", str(tmp_path / "lm"), "data=digits"]) != 0
+    assert "matlm_nano is a language model; evaluate it on text" in capsys.readouterr().err

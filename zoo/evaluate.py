@@ -104,9 +104,11 @@ def plot_confusion(confusion: torch.Tensor, class_names: Sequence[str], path: Pa
 @torch.no_grad()
 def evaluate_language_model(
     model: nn.Module, loader: DataLoader, out_dir: str | Path | None = None, *, title: str = "", progress: bool = True,
+    granularities: bool = True,
 ) -> dict[str, Any]:
-    """Mean next-token loss (nats), bits per token and perplexity over ``loader``; a nested (MatFormer)
-    model is measured at every granularity too, with ``granularities.png``. Optionally ``metrics.json``."""
+    """Mean next-token loss (nats), bits per token and perplexity over ``loader``; a full nested (MatFormer)
+    model is measured at every granularity too (``granularities``), with ``granularities.png``. Optionally
+    ``metrics.json``."""
     import math
 
     def measure() -> dict[str, float]:
@@ -121,7 +123,8 @@ def evaluate_language_model(
     model.eval()
     device = next(model.parameters()).device
     metrics: dict[str, Any] = measure()
-    if callable(getattr(model, "set_granularity", None)) and len(set(model.granularity)) == 1:
+    mlps = getattr(model, "mlps", None) if granularities else None
+    if mlps and all(m.max_width == model.d_ff for m in mlps):  # a full nested model (not an extracted one)
         from zoo.models.matformer import GRANULARITIES
 
         full = model.granularity
@@ -272,16 +275,26 @@ def main(argv: list[str]) -> int:
     for o in overrides:
         if o.startswith("data="):
             check_group_choice("data", o.split("=", 1)[1])
+    model = zoo.load(args.source).eval()
+    spec = model.zoo_spec
+    if spec.takes_tokens and not any(o.startswith("data=") for o in overrides):
+        overrides = ["data=stdlib", *overrides]  # a language model's default: the standard library's sources
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("eval", overrides=overrides)
     given = {o.split("=", 1)[0].lstrip("+") for o in overrides}
     for key in ("img_size", "crop_pct"):  # the model's own preprocessing unless asked otherwise
         if f"data.{key}" not in given and key in cfg.data:
             cfg.data[key] = None
-    model = zoo.load(args.source).eval()
-    spec = model.zoo_spec
     detection = spec.task == "detection"
-    if detection:
+    if spec.takes_tokens:
+        from zoo.data.text import SOURCES as TEXT_SOURCES
+        from zoo.data.text import TextDataModule
+
+        if cfg.data.source not in TEXT_SOURCES:
+            raise DataError(f"{spec.name} is a language model; evaluate it on text (data=stdlib, or "
+                            f"data=stdlib data.source=files data.root=PATH), not data={cfg.data.source}")
+        data = TextDataModule(cfg.data, spec, seed=cfg.seed)
+    elif detection:
         from zoo.data.detection import SOURCES, DetectionDataModule
 
         if cfg.data.source not in SOURCES:
@@ -290,7 +303,7 @@ def main(argv: list[str]) -> int:
         data = DetectionDataModule(cfg.data, spec, seed=cfg.seed, with_train=False)
     else:
         data = ClassificationDataModule(cfg.data, spec, seed=cfg.seed)
-    if spec.num_classes != data.num_classes:
+    if spec.num_classes != data.num_classes:  # a language model's vocabulary against the data's
         raise DataError(f"{args.source} predicts {spec.num_classes} classes but the data has {data.num_classes}; evaluate on matching data")
     if spec.labels is not None and list(spec.labels) != list(data.classes):
         raise DataError(f"the model's labels ({', '.join(spec.labels[:5])}, ...) differ from the data's ({', '.join(data.classes[:5])}, ...)")
@@ -303,7 +316,13 @@ def main(argv: list[str]) -> int:
         out = Path("runs") / "eval" / spec.name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     title = f"{spec.name} on {cfg.data.source} (val)"
     print(f"{spec.name} on {data.describe()}")
-    if detection:
+    if spec.takes_tokens:
+        metrics = evaluate_language_model(model, data.val_dataloader(), out, title=title)
+        per = metrics.get("granularities")
+        print(f"loss {metrics['loss']:.4f} nats/token   {metrics['bits_per_token']:.3f} bits/token   perplexity "
+              f"{metrics['perplexity']:.2f}   ({metrics['tokens']:,} tokens)"
+              + ("\nper granularity: " + ", ".join(f"{g} {v:.4f}" for g, v in per.items()) if per else ""))
+    elif detection:
         metrics = evaluate_detection(model, data.val_dataloader(), data.classes, out, title=title)
         print(f"mAP@[.5:.95] {metrics['map']:.4f}   mAP@.5 {metrics['map50']:.4f}   mAP@.75 {metrics['map75']:.4f}   "
               f"({metrics['images']} images, {metrics['objects']} objects)")

@@ -43,6 +43,10 @@ class TaskBase(L.LightningModule):
         """The weights to validate and to ship: the EMA when enabled."""
         return self.ema.module if getattr(self, "ema", None) is not None else self.model
 
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if getattr(self, "ema", None) is not None:
+            self.ema.update(self.model, step=self.global_step)
+
     def reset_ema(self) -> None:
         """Restart the EMA from the current weights (after a plugin changed the model's structure)."""
         if getattr(self, "ema", None) is not None:

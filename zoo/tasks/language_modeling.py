@@ -43,10 +43,6 @@ class LanguageModelingTask(TaskBase):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=y.numel())
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if self.ema is not None:
-            self.ema.update(self.model, step=self.global_step)
-
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         loss = self.train_loss(self(x), y)
