@@ -14,7 +14,8 @@ model gets as many steps as the whole MatFormer run, which in sample mode spends
 on each granularity. Every model is measured here on the recipe's validation data, the MatFormer model at
 each granularity and at Mix'n'Match settings between them (first half of the layers at one granularity,
 second half at the next: non-decreasing with depth, as the paper's heuristic prefers). Parameters are those
-of the extracted standalone model. ``--update-readme`` writes the table into README.md between the markers
+of the extracted standalone model, and so is the latency (eager PyTorch, batch 1, p50 of 200 calls on this
+machine: the whole table comes from one process, so its rows compare). ``--update-readme`` writes the table into README.md between the markers
 ``matformer-evidence`` (vit) or ``matlm-evidence`` (lm).
 """
 from __future__ import annotations
@@ -78,9 +79,9 @@ def main() -> None:
         settings[f"{a}/{b}"] = [a] * half + [b] * (depth - half)
     rows = []
     for label, setting in settings.items():
-        small = zoo.matformer.extract(nested, setting)
+        small = zoo.matformer.extract(nested, setting).eval()
         independent = zoo.load(str(out / label)) if label in ORDER else None
-        rows.append({"setting": label, "params": sum(p.numel() for p in small.parameters()),
+        rows.append({"setting": label, "params": sum(p.numel() for p in small.parameters()), "latency_ms": _latency(small),
                      "matformer": measure(nested.set_granularity(setting)),
                      "independent": measure(independent) if independent is not None else None})
         print(f"{label}: {rows[-1]['params']:,} params, MatFormer {_fmt(args.model, rows[-1]['matformer'])}, "
@@ -91,17 +92,18 @@ def main() -> None:
     total = sum(s["wall_time_s"] for s in summaries.values())
     better = "higher" if args.model == "vit" else "lower"
     lines = [
-        f"{setup['what']}, {epochs} epochs per run, MatFormer objective `mode={args.mode}`; {setup['metric']}, "
+        f"{setup['what']}, {epochs} epoch{'s' * (epochs != 1)} per run, MatFormer objective `mode={args.mode}`; {setup['metric']}, "
         f"{better} is better. Measured by `python benchmarks/matformer_evidence.py --model {args.model}` on {m['cpu']}, "
         f"{m['threads']} threads, Python {m['python']}, torch {m['torch']}, {m['date']} ({total / 60:.0f} min for the five runs; the MatFormer run alone {summaries[matformer]['wall_time_s'] / 60:.0f} min). "
         f"s/m, m/l, l/xl: Mix'n'Match (first {half} layers at the first granularity, last {depth - half} at the second), "
         "never trained as such:",
         "",
-        f"| MLP widths | params (extracted) | MatFormer {setup['metric']} | independently trained {setup['metric']} |",
-        "|---|---:|---:|---:|",
+        f"| MLP widths | params (extracted) | latency (extracted, eager, batch 1) | MatFormer {setup['metric']} | "
+        f"independently trained {setup['metric']} |",
+        "|---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['setting']} | {r['params'] / 1e6:.3f}M | {_fmt(args.model, r['matformer'])} | "
+        lines.append(f"| {r['setting']} | {r['params'] / 1e6:.3f}M | {r['latency_ms']:.2f} ms | {_fmt(args.model, r['matformer'])} | "
                      f"{_fmt(args.model, r['independent'])} |")
     print("\n" + "\n".join(lines))
     runs = {k: {key: v.get(key) for key in ("val_top1", "val_loss", "wall_time_s")} for k, v in summaries.items()}
@@ -112,6 +114,17 @@ def main() -> None:
 
         start, end = f"<!-- {setup['marker']}:start -->", f"<!-- {setup['marker']}:end -->"
         print(f"updated {replace_marked_block(README, start, end, chr(10).join([start, *lines, end]))}")
+
+
+def _latency(model) -> float:
+    """p50 of 200 batch-1 calls on the model's own example input (eager PyTorch, this machine's threads)."""
+    import torch
+
+    from zoo.bench import time_calls
+
+    x = model.example_input()
+    with torch.inference_mode():
+        return time_calls(lambda: model(x), runs=200, warmup=10)["p50_ms"]
 
 
 def _measure(model: str, data):
