@@ -252,15 +252,15 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
             f"model.num_classes={cfg.model.num_classes} but the data has {data.num_classes} classes "
             f"({', '.join(data.classes[:5])}{', ...' if data.num_classes > 5 else ''}); remove the override"
         )
+    labels = None if kind == "language-modeling" else tuple(data.classes)  # a vocabulary of bytes needs no names
     model = zoo.load(
         cfg.model.name,
         pretrained=cfg.model.pretrained,
         num_classes=num_classes,
-        labels=tuple(data.classes) if cfg.model.pretrained and kind != "language-modeling" else None,  # classes the weights know keep their rows
+        labels=labels if cfg.model.pretrained else None,  # classes the weights know keep their rows
         weights=cfg.model.get("weights"),
         **OmegaConf.to_container(cfg.model.kwargs, resolve=True),
     )
-    labels = None if kind == "language-modeling" else tuple(data.classes)  # a vocabulary of bytes needs no names
     model.zoo_spec = dataclasses.replace(model.zoo_spec, labels=labels, **_spec_preprocessing(data))
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
     options = {k: v for k, v in cfg.task.items() if k != "kind"}
