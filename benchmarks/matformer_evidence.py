@@ -15,8 +15,9 @@ on each granularity. Every model is measured here on the recipe's validation dat
 each granularity and at Mix'n'Match settings between them (first half of the layers at one granularity,
 second half at the next: non-decreasing with depth, as the paper's heuristic prefers). Parameters are those
 of the extracted standalone model, and so is the latency (eager PyTorch, batch 1, p50 of 200 calls on this
-machine: the whole table comes from one process, so its rows compare). ``--update-readme`` writes the table into README.md between the markers
-``matformer-evidence`` (vit) or ``matlm-evidence`` (lm).
+machine: the whole table comes from one process, so its rows compare). ``--update-readme`` writes the table
+into README.md between the markers ``matformer-evidence`` (vit) or ``matlm-evidence`` (lm), with ``-sum``
+appended for ``--mode sum``. ``--reuse`` keeps finished runs, so a second mode retrains only the MatFormer run.
 """
 from __future__ import annotations
 
@@ -112,7 +113,8 @@ def main() -> None:
     if args.update_readme:
         from zoo._io import replace_marked_block
 
-        start, end = f"<!-- {setup['marker']}:start -->", f"<!-- {setup['marker']}:end -->"
+        marker = setup["marker"] + ("" if args.mode == "sample" else f"-{args.mode}")  # one README block per mode
+        start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
         print(f"updated {replace_marked_block(README, start, end, chr(10).join([start, *lines, end]))}")
 
 
