@@ -275,7 +275,7 @@ def test_matlm_is_causal_nests_and_extracts():
         torch.testing.assert_close(small(tokens), nested)
         assert small.granularity == [64, 128, 256, 512] and count(small) < count(model)
         model.set_granularity("xl")
-    with pytest.raises(RuntimeError, match="65 tokens > context length 64"):
+    with pytest.raises(ValueError, match="65 tokens > context length 64"):
         model(torch.zeros(1, 65, dtype=torch.long))
     prompt = torch.tensor([[100, 101, 102]])
     out = model.generate(prompt, 5, temperature=0)
@@ -298,6 +298,8 @@ def test_extracted_matlm_saves_loads_and_exports_token_input(tmp_path):
     assert all(result.verification[k]["ok"] for k in ("random", "real", "random_batch2"))
     with pytest.raises(zoo.errors.BadArgumentError, match="language model"):
         export(again, "onnx", imgsz=64, out=tmp_path / "x.onnx")
+    with pytest.raises(zoo.errors.BadArgumentError, match="export it to onnx"):
+        export(again, "coreml", out=tmp_path / "x.mlpackage")
 
 
 def test_text_data_puts_each_file_whole_in_one_split(tmp_path):

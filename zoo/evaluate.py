@@ -127,11 +127,14 @@ def evaluate_language_model(
     if mlps and all(m.max_width == model.d_ff for m in mlps):  # a full nested model (not an extracted one)
         from zoo.models.matformer import GRANULARITIES
 
-        full = model.granularity
+        full, losses = model.granularity, {}
         try:
-            metrics["granularities"] = {g: measure()["loss"] for g in GRANULARITIES if model.set_granularity(g)}
+            for g in GRANULARITIES:
+                model.set_granularity(g)
+                losses[g] = measure()["loss"]
         finally:
             model.set_granularity(full)
+        metrics["granularities"] = losses
     if out_dir is not None:
         out = Path(out_dir)
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")

@@ -81,6 +81,9 @@ def export(
             "an int8 (QAT) model exports to onnx, and to tensorrt from its Q/DQ ONNX graph; coremltools does not "
             "read torchao's int8 graphs: export the fp32 model to coreml and quantize there (coremltools.optimize)"
         )
+    if spec.takes_tokens and (fmt == "coreml" or image_input):
+        raise BadArgumentError(f"{spec.name} is a language model (token ids in): export it to onnx, or to tensorrt "
+                               "from its ONNX graph; CoreML export here takes image models")
     deploy = deploy_form(model)
     if fmt == "onnx":
         from zoo.export.onnx import export_onnx

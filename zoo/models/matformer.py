@@ -226,7 +226,9 @@ class MatLM(Nested):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         length = tokens.shape[1]
-        torch._check(length <= self.context_length, lambda: f"{length} tokens > context length {self.context_length}")
+        if length > self.context_length:
+            raise ValueError(f"{length} tokens > context length {self.context_length}: feed at most {self.context_length} "
+                             "(generate() keeps the last ones), or build the model with a longer context_length")
         x = self.drop(self.tok_emb(tokens) + self.pos_emb[:, :length])
         for block in self.blocks:
             x = block(x, is_causal=True)
