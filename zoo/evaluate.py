@@ -130,6 +130,9 @@ def evaluate_language_model(
         full, losses = model.granularity, {}
         try:
             for g in GRANULARITIES:
+                if model.widths(g) == full:  # the setting just measured
+                    losses[g] = metrics["loss"]
+                    continue
                 model.set_granularity(g)
                 losses[g] = measure()["loss"]
         finally:

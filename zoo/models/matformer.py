@@ -25,6 +25,7 @@ NeurIPS 2024, arXiv:2310.07707.
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Sequence
 
@@ -69,7 +70,7 @@ class NestedMlp(nn.Module):
         return self.drop2(F.linear(h, weight, self.fc2.bias))
 
 
-class Nested(nn.Module):
+class Nested(nn.Module, metaclass=abc.ABCMeta):
     """What MatViT and MatLM share: their blocks' MLPs are :class:`NestedMlp`, switched by granularity.
 
     Subclasses set ``d_ff`` (the full MLP width), expose ``blocks`` and implement ``rebuild(mlp_dims)``
@@ -78,12 +79,13 @@ class Nested(nn.Module):
     d_ff: int
     blocks: Sequence[nn.Module]
 
+    @abc.abstractmethod
     def rebuild(self, mlp_dims: Sequence[int]) -> Nested:
-        raise NotImplementedError
+        """The same architecture with MLPs of these widths (fresh weights)."""
 
+    @abc.abstractmethod
     def example_input(self, batch: int = 1) -> torch.Tensor:
         """An input to time the model with (search, benchmarks)."""
-        raise NotImplementedError
 
     @property
     def mlps(self) -> list[NestedMlp]:
