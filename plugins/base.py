@@ -102,8 +102,9 @@ def restart_best(trainer) -> None:
 # -- discovery -------------------------------------------------------------------------------------
 
 ENTRY_POINT_GROUP = "zoo.plugins"
-BUILTIN = {"distill": "zoo.plugins.distill:Distill", "matformer": "zoo.plugins.matformer:MatFormer", "prune": "zoo.plugins.prune:Prune",
-           "qat": "zoo.plugins.qat:QAT"}
+BUILTIN = {"ann2snn": "zoo.plugins.ann2snn:ANN2SNN", "distill": "zoo.plugins.distill:Distill",
+           "matformer": "zoo.plugins.matformer:MatFormer", "prune": "zoo.plugins.prune:Prune", "qat": "zoo.plugins.qat:QAT",
+           "timesteps": "zoo.plugins.timesteps:Timesteps"}
 
 
 def _resolve(ref: str) -> type[Plugin]:

@@ -337,7 +337,7 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     task.load_state_dict(state)
     final = task.eval_model().cpu().eval()
-    final.zoo_spec = model.zoo_spec
+    final.zoo_spec = getattr(final, "zoo_spec", model.zoo_spec)  # a plugin that rebuilt the model (ann2snn) set its own
     zoo.save(final, run_dir / "model")
     if getattr(final, "zoo_quantization", None):  # evaluate the int8 model zoo.load gives, not the QAT graph
         final = zoo.load(run_dir / "model")
