@@ -11,7 +11,8 @@ from torch import nn
 
 import zoo
 from zoo import snn
-from zoo.models.snn import IF, LIF, ParametricLIF, Spikformer, SpikingModel, neurons, set_timesteps, spike, streaming
+from zoo.models.snn import (IF, LIF, ParametricLIF, SpikeMaxPool, Spikformer, SpikingModel, gate_maxpools, neurons,
+                            set_timesteps, spike, streaming, temporal)
 
 
 def tiny_spikformer(**kwargs) -> Spikformer:
@@ -69,6 +70,15 @@ def test_learnable_threshold_and_leak_get_gradients():
     n = IF(learn_threshold=True, learn_leak=True, reset="soft", scaled=True)
     n(torch.rand(3, 2, 8) * 2).sum().backward()
     assert n.v_threshold.grad is not None and n.leak.grad is not None
+
+
+def test_spike_maxpool_passes_the_most_active_input():
+    a = torch.tensor([1.0, 0, 1, 0, 1, 0, 1, 0])  # rate 1/2
+    b = torch.tensor([0.0, 1, 0, 0, 0, 1, 0, 0])  # rate 1/4, firing when a does not
+    x = torch.stack([a, b], -1).reshape(8, 1, 1, 1, 2)  # [T, B, C, H, W]: one window of two inputs
+    assert nn.functional.max_pool2d(x.flatten(0, 1), (1, 2)).mean() == 0.75  # plain max: fires when either fires
+    gated = SpikeMaxPool((1, 2))(x)
+    assert torch.equal(gated.flatten(), a)  # the rate of the most active input, 1/2
 
 
 def test_bad_neuron_options_are_named():
@@ -218,9 +228,13 @@ def test_converted_registered_model_saves_and_loads(tmp_path):
     zoo.save(converted, tmp_path / "m")
     loaded = zoo.load(str(tmp_path / "m")).eval()
     assert loaded.timesteps == 6 and [float(n.v_threshold) for n in neurons(loaded)] == thresholds
+    assert sum(isinstance(m, SpikeMaxPool) for m in loaded.modules()) == 1  # the stem's max-pool, gated
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(loaded(x), converted(x))
+        with streaming(loaded) as stream:  # spike counts and membranes both carried between steps
+            stepped = sum(stream.step(x) for _ in range(6)) / 6
+        assert torch.allclose(stepped, loaded(x), atol=1e-5)
     ranked = snn.accuracy_over_timesteps(loaded, [(x, torch.tensor([0, 1]))], [1, 3, 6])
     assert set(ranked) == {1, 3, 6} and loaded.timesteps == 6
 
@@ -286,11 +300,19 @@ def test_energy_counts_spike_rates_and_synaptic_operations():
     assert report.snn_energy_mj == pytest.approx((report.snn_macs * 4.6 + report.synaptic_ops * 0.9) * 1e-9)
 
 
-def test_per_step_export_runs_the_membranes_through_onnxruntime(tmp_path, tiny):
+@pytest.mark.parametrize("gated", [False, True])
+def test_per_step_export_runs_the_states_through_onnxruntime(tmp_path, tiny, gated):
+    import copy
+
+    onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     model, x, _ = tiny
+    model = gate_maxpools(copy.deepcopy(model), 4) if gated else model
     with torch.no_grad():
-        assert model.forward_steps(x[:1]).abs().sum() > 0  # a model whose outputs are not trivially zero
+        steps = model.forward_steps(x[:4])
+    assert (steps[-1].argmax(-1) != steps[-1, 0].argmax(-1)).any()  # the outputs depend on the input
     result = snn.export_step(model, tmp_path / "step.onnx", imgsz=32)
-    assert result["steps"] == 4 and result["states"] == len(neurons(model)) and result["max_abs_diff"] <= 1e-4
-    assert (tmp_path / "step.onnx").is_file() and not (tmp_path / "step.onnx.tmp").exists()
+    assert result["steps"] == 4 and result["states"] == len(temporal(model)) and result["max_abs_diff"] <= 1e-4
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "step.onnx")).metadata_props}
+    assert len(json.loads(props["initial_states"])) == result["states"] and props["timesteps"] == "4"
+    assert not (tmp_path / "step.onnx.tmp").exists()

@@ -136,10 +136,13 @@ def bench_model(
     x = example_input(spec, size, batch, torch.Generator().manual_seed(0))
     params = sum(p.numel() for p in model.parameters())
     macs = count_macs(model, x[:1])
+    spiking = spiking_view(model, spec, size)
     rows = []
     for backend in backends:
         row = {"model": name, "backend": backend, "batch": batch, "input_size": list(size), "threads": threads,
                "device": device, "params": params, "macs": macs}
+        if spiking is not None:
+            row["snn"] = spiking
         try:
             row.update(_time_backend(model, spec, x, backend, threads, runs, warmup, device))
         except Exception as e:  # one backend failing must not lose the others' numbers
@@ -149,6 +152,65 @@ def bench_model(
             row["gflops_per_s"] = 2 * macs * batch / (row["p50_ms"] / 1e3) / 1e9
         rows.append(row)
     return rows
+
+
+def spiking_view(model, spec, size) -> dict[str, Any] | None:
+    """An SNN's energy view on a real photo (scikit-learn's sample): spike rates per neuron layer, synaptic
+    operations and the MACs left (direct-encoded first layer) against the ANN's MACs, in mJ with the 45 nm
+    constants SNN papers use (:mod:`zoo.snn`). ``None`` for other models."""
+    from zoo.snn import energy, is_spiking
+
+    if not is_spiking(model):
+        return None
+    from zoo.export import sample_inputs
+
+    report = energy(model, sample_inputs(spec, size, 1)["real"])
+    rates = report.spike_rates
+    return {"timesteps": report.timesteps, "ann_macs": report.ann_macs, "snn_macs": report.snn_macs,
+            "synaptic_ops": report.synaptic_ops, "ann_energy_mj": report.ann_energy_mj, "snn_energy_mj": report.snn_energy_mj,
+            "mean_spike_rate": sum(rates.values()) / max(len(rates), 1), "spike_rates": rates, "energy_source": report.source}
+
+
+def format_energy_table(document: dict[str, Any], names: Sequence[str] | None = None) -> Any | None:
+    """Spiking models' energy view (one row per model), or None when the document has none."""
+    from rich.table import Table
+
+    rows = {r["model"]: r["snn"] for r in document["results"] if "snn" in r and (names is None or r["model"] in names)}
+    if not rows:
+        return None
+    source = next(iter(rows.values()))["energy_source"]
+    table = Table(title=f"Spiking models on a real photo: energy per image ({source})")
+    for col in ("model", "T", "mean spike rate", "ANN GMACs", "SNN GMACs (first layer)", "GSOPs", "ANN mJ", "SNN mJ", "SNN/ANN"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, e in rows.items():
+        table.add_row(name, str(e["timesteps"]), f"{e['mean_spike_rate']:.3f}", f"{e['ann_macs'] / 1e9:.3f}",
+                      f"{e['snn_macs'] / 1e9:.3f}", f"{e['synaptic_ops'] / 1e9:.3f}", f"{e['ann_energy_mj']:.3f}",
+                      f"{e['snn_energy_mj']:.3f}", f"{e['snn_energy_mj'] / e['ann_energy_mj']:.2f}")
+    return table
+
+
+def plot_spike_rates(document: dict[str, Any], path: Path, names: Sequence[str]) -> Path | None:
+    """Bar chart of the per-layer spike rates of the spiking models among ``names`` (one panel each)."""
+    rows = {r["model"]: r["snn"] for r in document["results"] if "snn" in r and r["model"] in names}
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 1, figsize=(10, 2.6 * len(rows)), squeeze=False)
+    for ax, (name, e) in zip(axes[:, 0], rows.items()):
+        rates = e["spike_rates"]
+        ax.bar(range(len(rates)), list(rates.values()), color="tab:purple")
+        ax.set_xticks(range(len(rates)), list(rates), rotation=90, fontsize=6)
+        ax.set_ylabel("spikes / neuron / step")
+        ax.set_title(f"{name} (T={e['timesteps']}): mean rate {e['mean_spike_rate']:.3f}, "
+                     f"{e['snn_energy_mj']:.3f} mJ vs ANN {e['ann_energy_mj']:.3f} mJ", fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
 
 
 def _time_backend(model, spec, x, backend: str, threads: int, runs: int, warmup: int, device: str) -> dict[str, float]:
@@ -230,6 +292,9 @@ def bench(
     atomic_write_text(path, json.dumps(document, indent=2) + "\n")
     document["path"] = str(path)
     document["plot"] = str(plot_pareto(document, path.with_suffix(".png")))
+    spikes = plot_spike_rates(document, path.with_name(path.stem + "-spike-rates.png"), names)
+    if spikes is not None:
+        document["spike_plot"] = str(spikes)
     return document
 
 

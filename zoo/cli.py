@@ -57,7 +57,8 @@ EXAMPLES = {
         "examples:\n"
         "  zoo bench mobilenetv3_small_100 mobileone_s0\n"
         "  zoo bench --all --backends torch,compile,onnxruntime\n"
-        "  zoo bench efficientformer_l1 --batch 1 8 --threads 1 --imgsz 224"
+        "  zoo bench efficientformer_l1 --batch 1 8 --threads 1 --imgsz 224\n"
+        "  zoo bench sew_resnet18 --imgsz 64   # spiking models add spike rates, synaptic ops and energy"
     ),
     "predict": (
         "Letterboxes each image to the model's input size (or --imgsz), keeps detections with score >= --conf, maps\n"
@@ -316,7 +317,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from zoo.bench import bench, format_table
+    from zoo.bench import bench, format_energy_table, format_table
     from zoo.errors import BadArgumentError
     from zoo.registry import get_spec, list_models
 
@@ -328,8 +329,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     document = bench(names, backends=[b.strip() for b in args.backends.split(",") if b.strip()], batch_sizes=args.batch,
                      imgsz=args.imgsz, threads=args.threads, runs=args.runs, warmup=args.warmup, device=args.device,
                      out_dir=args.out)
-    Console(width=max(140, Console().width)).print(format_table(document, names))
-    print(f"wrote {document['path']} and {document['plot']}")
+    console = Console(width=max(140, Console().width))
+    console.print(format_table(document, names))
+    energy = format_energy_table(document, names)
+    if energy is not None:
+        console.print(energy)
+    print(f"wrote {document['path']} and {document['plot']}" + (f" and {document['spike_plot']}" if "spike_plot" in document else ""))
     return 0
 
 

@@ -15,7 +15,7 @@
 - :func:`energy`: spike rates per layer and synaptic operations against the ANN's MACs, priced with the
   45 nm constants SNN papers use (Horowitz, "Computing's energy problem", ISSCC 2014: 32-bit float
   multiply-accumulate 4.6 pJ, accumulate 0.9 pJ).
-- :func:`export_step`: ONNX of one timestep with the membranes as extra inputs and outputs, the form an
+- :func:`export_step`: ONNX of one timestep with the layers' states as extra inputs and outputs, the form an
   early-exit runtime needs (the unrolled fixed-``T`` graph comes from ``zoo export``).
 
 Written here: none of these is in a library we can depend on (spikingjelly's converter targets its own
@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.models.snn import IF, Neuron, SpikingModel, neurons, set_timesteps, streaming
+from zoo.models.snn import IF, Neuron, SpikingModel, gate_maxpools, neurons, set_timesteps, streaming, temporal
 
 E_MAC_PJ = 4.6  # 32-bit float multiply-accumulate, 45 nm (Horowitz, ISSCC 2014: multiply 3.7 pJ + add 0.9 pJ)
 E_AC_PJ = 0.9  # 32-bit float add, 45 nm (same source)
@@ -136,7 +136,7 @@ def choose_threshold(steps: torch.Tensor, labels: torch.Tensor, max_drop: float 
     accuracy on ``steps``/``labels``: the paper picks it from such a Pareto front on held-out data."""
     full = (steps.mean(1).argmax(-1) == labels).float().mean().item()
     best, best_steps = 1.0, float(steps.shape[1])
-    for threshold in candidates or [round(0.5 + 0.01 * i, 2) for i in range(50)] + [0.995, 0.999, 0.9999]:
+    for threshold in candidates or [round(0.1 + 0.01 * i, 2) for i in range(90)] + [0.995, 0.999, 0.9999]:
         predictions, exits = dynamic_confidence(steps, threshold, temperature)
         accuracy = (predictions == labels).float().mean().item()
         if accuracy >= full - max_drop and exits.float().mean().item() < best_steps:
@@ -163,7 +163,7 @@ def evaluate_dynamic_confidence(model: nn.Module, val_batches: Iterable, calibra
     accumulated = steps.cumsum(1)
     per_step = [(accumulated[:, t].argmax(-1) == labels).float().mean().item() for t in range(T)]
     sweep = []
-    for th in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999]:
+    for th in [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999]:
         p, e = dynamic_confidence(steps, th, temperature)
         sweep.append({"threshold": th, "accuracy": (p == labels).float().mean().item(), "average_steps": e.float().mean().item()})
     result = DynamicConfidenceResult(
@@ -260,7 +260,8 @@ def activation_percentiles(ann: nn.Module, batches: Iterable, percentile: float 
 def convert(ann: nn.Module, batches: Iterable, timesteps: int = 32, percentile: float = 99.9, v_init: float = 0.5,
             learn: bool = False, max_batches: int = 10) -> nn.Module:
     """An SNN from a trained ReLU network: each ``nn.ReLU`` becomes a soft-reset IF neuron whose threshold is the
-    ``percentile`` of that ReLU's outputs on the calibration ``batches`` and whose spikes are that high.
+    ``percentile`` of that ReLU's outputs on the calibration ``batches`` and whose spikes are that high; each
+    ``nn.MaxPool2d`` becomes a :class:`~zoo.models.snn.SpikeMaxPool` (gated by spike counts).
 
     Args:
         ann: the trained ANN (left unchanged). A registered spiking architecture built with ``neuron="relu"``
@@ -278,12 +279,14 @@ def convert(ann: nn.Module, batches: Iterable, timesteps: int = 32, percentile: 
         parent = snn.get_submodule(parent_name) if parent_name else snn
         neuron = IF(v_threshold=threshold, timesteps=timesteps, **settings)
         setattr(parent, child, neuron.to(next(ann.parameters()).device))
+    gate_maxpools(snn, timesteps)
     if not isinstance(snn, SpikingModel):
         snn = Converted(snn, timesteps)
     set_timesteps(snn, timesteps)
     spec = getattr(ann, "zoo_spec", None)
     if spec is not None and not isinstance(snn, Converted):
-        kwargs = dict(spec.default_kwargs) | {"neuron": "if", "neuron_kwargs": settings, "timesteps": timesteps}
+        kwargs = dict(spec.default_kwargs) | {"neuron": "if", "neuron_kwargs": settings, "timesteps": timesteps,
+                                              "spike_maxpool": True}
         snn.zoo_spec = dataclasses.replace(spec, default_kwargs=kwargs)
     return snn
 
@@ -408,7 +411,7 @@ def energy(model: nn.Module, x: torch.Tensor) -> EnergyReport:
 # -- per-step export ----------------------------------------------------------------------------------------
 
 class StepModule(nn.Module):
-    """One timestep as a pure function: ``(image, *membranes) -> (logits, *membranes)``."""
+    """One timestep as a pure function: ``(image, *states) -> (logits, *states)`` (membranes, spike counts)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -423,26 +426,25 @@ class StepModule(nn.Module):
 
 @torch.no_grad()
 def initial_states(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """The membranes before the first step (shapes for this input size and batch)."""
+    """The states before the first step (membranes, spike counts), shaped for this input size and batch."""
     with streaming(model) as stream:
         stream.step(x)
-        shapes = [v.shape for v in stream.states]
-    out = []
-    for n, shape in zip(neurons(model), shapes):
-        start = n.v_init * n.v_threshold if n.reset == "soft" else n.v_reset + n.v_init * n.v_threshold
-        out.append(torch.zeros(shape) + start)
-    return out
+        after_one = stream.states
+    return [m.initial_state(v) for m, v in zip(temporal(model), after_one)]
 
 
 def export_step(model: nn.Module, path: str | Path, imgsz: int | None = None, batch: int = 1,
                 tolerance: float = 1e-4) -> dict[str, Any]:
-    """ONNX of one timestep (membranes in, membranes out) for early-exit runtimes, verified in onnxruntime.
+    """ONNX of one timestep (states in, states out) for early-exit runtimes, verified in onnxruntime.
 
-    Runs ``T`` steps in onnxruntime feeding the membranes back, and checks each step's logits against
-    :func:`streaming` in PyTorch. Returns the verification numbers. Input names: ``image``, ``v0``... ;
-    outputs ``logits``, ``v0_out``...; the initial membranes are in the model's metadata as ``v_init``.
+    Inputs ``image`` and ``s0``, ``s1``... (each temporal layer's state: membranes, spike counts); outputs
+    ``logits`` (this step's) and ``s0_out``...: feed them back as the next step's states. Each state starts
+    filled with one value, listed in the model's metadata as ``initial_states`` (JSON), so a runtime needs
+    nothing from PyTorch. Runs ``T`` steps in onnxruntime against :func:`streaming` in PyTorch; beyond
+    ``tolerance`` nothing is written. Returns the verification numbers.
     """
     import numpy as np
+    import onnx
     import onnxruntime as ort
 
     from zoo.export import example_input
@@ -453,23 +455,30 @@ def export_step(model: nn.Module, path: str | Path, imgsz: int | None = None, ba
     size = imgsz or (spec.input_size[-1] if spec else 32)
     x = torch.randn(batch, 3, size, size) if spec is None else example_input(spec, (spec.input_size[0], size, size), batch=batch)
     states = initial_states(model, x)
-    names = [f"v{i}" for i in range(len(states))]
+    names = [f"s{i}" for i in range(len(states))]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.onnx.export(StepModule(model).eval(), (x, *states), str(tmp), input_names=["image", *names],
-                      output_names=["logits", *(f"{n}_out" for n in names)], dynamo=True, external_data=False)
-    session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-    feeds_states = [s.numpy() for s in states]
-    worst = 0.0
-    with torch.no_grad(), streaming(model) as stream:
-        for _ in range(model.timesteps):
-            expected = stream.step(x).numpy()
-            outputs = session.run(None, {"image": x.numpy(), **dict(zip(names, feeds_states))})
-            worst = max(worst, float(np.abs(outputs[0] - expected).max()))
-            feeds_states = outputs[1:]
-    if worst > tolerance:
+    try:
+        torch.onnx.export(StepModule(model).eval(), (x, *states), str(tmp), input_names=["image", *names],
+                          output_names=["logits", *(f"{n}_out" for n in names)], dynamo=True, external_data=False)
+        proto = onnx.load(str(tmp))
+        for key, value in {"zoo_name": spec.name if spec else "", "timesteps": str(model.timesteps),
+                           "initial_states": json.dumps([float(v.flatten()[0]) for v in states])}.items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.save(proto, str(tmp))
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        feeds = [np.full(v.shape, float(v.flatten()[0]), dtype=np.float32) for v in states]  # from the metadata alone
+        worst = 0.0
+        with torch.no_grad(), streaming(model) as stream:
+            for _ in range(model.timesteps):
+                expected = stream.step(x).numpy()
+                outputs = session.run(None, {"image": x.numpy(), **dict(zip(names, feeds))})
+                worst = max(worst, float(np.abs(outputs[0] - expected).max()))
+                feeds = outputs[1:]
+        if worst > tolerance:
+            raise ZooError(f"per-step ONNX differs from PyTorch by {worst:.3g} (> {tolerance}); nothing written")
+        tmp.replace(path)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise ZooError(f"per-step ONNX differs from PyTorch by {worst:.3g} (> {tolerance}); nothing written")
-    tmp.replace(path)
     return {"path": str(path), "steps": model.timesteps, "states": len(states), "max_abs_diff": worst, "tolerance": tolerance}

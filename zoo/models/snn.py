@@ -12,7 +12,7 @@ Networks fold time into the batch: convolutions, BatchNorm, pooling and linear l
 (BatchNorm's statistics run over time and batch, as spikingjelly's ``SeqToANNContainer``), neurons unfold
 it. Input is direct-encoded (the real-valued image enters the first layer at every step) and the logits
 are averaged over time. With ``neuron="relu"`` the same classes build the ANN twin that
-:func:`zoo.snn.convert` turns into an SNN.
+:func:`zoo.snn.convert` turns into an SNN (``spike_maxpool=True`` then gates its max-pools by spike counts).
 
 - Spiking ResNet and SEW-ResNet (Fang et al., "Deep Residual Learning in Spiking Neural Networks",
   NeurIPS 2021, arXiv:2102.04159): timm's ``ResNet`` with neurons for ReLUs; SEW blocks fire before the
@@ -67,7 +67,64 @@ def spike(x: torch.Tensor, surrogate: str = "atan", alpha: float | None = None) 
     return (x >= 0).to(x.dtype)  # plain comparison: what inference and the exporters see
 
 
-class Neuron(nn.Module):
+class Temporal(nn.Module):
+    """A layer with a state over time: neurons (the membrane) and the spiking max-pool (spike counts).
+
+    It takes ``[T, B, ...]``, or time folded into the batch once ``timesteps`` is set. Its state starts from
+    :meth:`initial_state` at every call, except inside :func:`streaming`, which carries it to the next call.
+    """
+
+    def __init__(self, timesteps: int | None = None) -> None:
+        super().__init__()
+        self.timesteps = timesteps
+        self._carry: list | None = None  # set by streaming(): the state carried to the next call
+
+    def initial_state(self, like: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError  # pragma: no cover - every subclass defines it
+
+    def _unfold(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(0, (self.timesteps, -1)) if self.timesteps is not None else x
+
+    def _fold(self, y: torch.Tensor) -> torch.Tensor:
+        return y.flatten(0, 1) if self.timesteps is not None else y
+
+    def _start(self, like: torch.Tensor) -> torch.Tensor:
+        carried = self._carry[0] if self._carry is not None else None
+        return carried if carried is not None else self.initial_state(like)
+
+    def _end(self, state: torch.Tensor) -> None:
+        if self._carry is not None:
+            self._carry[0] = state
+
+
+class SpikeMaxPool(Temporal):
+    """Max-pooling for converted SNNs: each window passes the spike of the input that has fired most so far.
+
+    Plain max-pooling of spikes fires whenever any input in the window fires, so its rate overshoots the
+    ANN's maximum; gating by spike counts (Rueckauer et al., Front. Neurosci. 2017) keeps the rate of the
+    most active input. Replaces ``nn.MaxPool2d`` in networks built with ``spike_maxpool=True``.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, timesteps: int | None = None) -> None:
+        super().__init__(timesteps)
+        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+
+    def initial_state(self, like):
+        return torch.zeros_like(like)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = self._unfold(x)
+        counts = self._start(seq[0])
+        out = []
+        for x_t in seq:
+            counts = counts + x_t
+            _, index = nn.functional.max_pool2d(counts, self.kernel_size, self.stride, self.padding, return_indices=True)
+            out.append(x_t.flatten(2).gather(2, index.flatten(2)).view_as(index))
+        self._end(counts)
+        return self._fold(torch.stack(out))
+
+
+class Neuron(Temporal):
     """Integrate, fire, reset, over the leading time dimension. Subclasses define :meth:`charge`.
 
     Args:
@@ -83,7 +140,7 @@ class Neuron(nn.Module):
     def __init__(self, v_threshold: float = 1.0, reset: str = "hard", v_reset: float = 0.0, surrogate: str = "atan",
                  alpha: float | None = None, detach_reset: bool = False, learn_threshold: bool = False,
                  v_init: float = 0.0, scaled: bool = False, timesteps: int | None = None, inplace: bool = False) -> None:
-        super().__init__()  # ``inplace`` is accepted (and ignored) so timm can build us where it builds ReLU
+        super().__init__(timesteps)  # ``inplace`` is accepted (and ignored) so timm can build us where it builds ReLU
         if reset not in ("hard", "soft"):
             raise ValueError(f"reset must be 'hard' or 'soft', not {reset!r}")
         if surrogate not in SURROGATES:
@@ -94,20 +151,19 @@ class Neuron(nn.Module):
         else:
             self.register_buffer("v_threshold", threshold)  # saved: conversion sets one per layer
         self.reset, self.v_reset, self.surrogate, self.alpha = reset, float(v_reset), surrogate, alpha
-        self.detach_reset, self.v_init, self.scaled, self.timesteps = detach_reset, float(v_init), scaled, timesteps
-        self._carry: list | None = None  # set by streaming(): the membrane carried to the next call
+        self.detach_reset, self.v_init, self.scaled = detach_reset, float(v_init), scaled
+
+    def initial_state(self, like):
+        start = self.v_init * self.v_threshold.detach()
+        return torch.zeros_like(like) + (start if self.reset == "soft" else self.v_reset + start)
 
     def charge(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover - every subclass defines it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        folded = self.timesteps is not None
-        seq = x.unflatten(0, (self.timesteps, -1)) if folded else x
+        seq = self._unfold(x)
         threshold = self.v_threshold
-        v = self._carry[0] if self._carry is not None and self._carry[0] is not None else None
-        if v is None:
-            start = self.v_init * threshold if self.reset == "soft" else self.v_reset + self.v_init * threshold
-            v = torch.zeros_like(seq[0]) + start
+        v = self._start(seq[0])
         out = []
         for x_t in seq:
             h = self.charge(v, x_t)
@@ -115,10 +171,8 @@ class Neuron(nn.Module):
             r = s.detach() if self.detach_reset else s
             v = h - r * threshold if self.reset == "soft" else h * (1 - r) + self.v_reset * r
             out.append(s * threshold if self.scaled else s)
-        if self._carry is not None:
-            self._carry[0] = v
-        spikes = torch.stack(out)
-        return spikes.flatten(0, 1) if folded else spikes
+        self._end(v)
+        return self._fold(torch.stack(out))
 
     def extra_repr(self) -> str:
         return (f"v_threshold={float(self.v_threshold):.4g}, reset={self.reset}, surrogate={self.surrogate}"
@@ -173,6 +227,21 @@ def neurons(model: nn.Module) -> list[Neuron]:
     return [m for m in model.modules() if isinstance(m, Neuron)]
 
 
+def temporal(model: nn.Module) -> list[Temporal]:
+    """The layers with a state over time (neurons, spiking max-pools), in module order."""
+    return [m for m in model.modules() if isinstance(m, Temporal)]
+
+
+def gate_maxpools(model: nn.Module, timesteps: int) -> nn.Module:
+    """Replace every ``nn.MaxPool2d`` with :class:`SpikeMaxPool` (in place), for converted networks."""
+    for name, m in list(model.named_modules()):
+        if isinstance(m, nn.MaxPool2d):
+            parent, _, child = name.rpartition(".")
+            pool = SpikeMaxPool(m.kernel_size, m.stride, m.padding, timesteps=timesteps)
+            setattr(model.get_submodule(parent) if parent else model, child, pool)
+    return model
+
+
 def make_neuron(kind: str = "lif", inplace: bool = False, **kwargs) -> nn.Module:
     """A neuron by name (``if``, ``lif``, ``plif``), or ``relu`` for the ANN twin."""
     if kind == "relu":
@@ -188,7 +257,7 @@ def set_timesteps(model: nn.Module, timesteps: int) -> nn.Module:
     if int(timesteps) < 1:
         raise ValueError(f"timesteps must be >= 1, not {timesteps}")
     for m in model.modules():
-        if isinstance(m, Neuron):
+        if isinstance(m, Temporal):
             m.timesteps = int(timesteps)
         if isinstance(m, SpikingModel):
             m.timesteps = int(timesteps)
@@ -218,19 +287,20 @@ class Stream:
     """One step per :meth:`step` call, membranes carried between calls (see :func:`streaming`)."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.model, self.neurons = model, neurons(model)
+        self.model, self.layers = model, temporal(model)
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_steps(x)[0]
 
     @property
     def states(self) -> list[torch.Tensor | None]:
-        return [n._carry[0] for n in self.neurons]
+        """Each temporal layer's state (membranes, spike counts), ``None`` before the first step."""
+        return [m._carry[0] for m in self.layers]
 
     @states.setter
     def states(self, values) -> None:
-        for n, v in zip(self.neurons, values, strict=True):
-            n._carry[0] = v
+        for m, v in zip(self.layers, values, strict=True):
+            m._carry[0] = v
 
     def keep(self, index: torch.Tensor) -> None:
         """Keep only these samples' membranes (the others exited early)."""
@@ -246,13 +316,13 @@ def streaming(model: nn.Module) -> Iterator[Stream]:
     """
     saved = getattr(model, "timesteps", None)
     set_timesteps(model, 1)
-    for n in neurons(model):
-        n._carry = [None]
+    for m in temporal(model):
+        m._carry = [None]
     try:
         yield Stream(model)
     finally:
-        for n in neurons(model):
-            n._carry = None
+        for m in temporal(model):
+            m._carry = None
         set_timesteps(model, saved or 1)
 
 
@@ -308,7 +378,7 @@ def _neuron_factory(neuron: str, neuron_kwargs: dict | None, timesteps: int):
 
 
 def _resnet(depth: int, sew: bool, num_classes: int = 1000, timesteps: int = 4, neuron: str = "if",
-            neuron_kwargs: dict | None = None, drop_rate: float = 0.0, **kwargs):
+            neuron_kwargs: dict | None = None, spike_maxpool: bool = False, drop_rate: float = 0.0, **kwargs):
     from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
     class SpikingResNet(SpikingModel, ResNet):
@@ -321,7 +391,7 @@ def _resnet(depth: int, sew: bool, num_classes: int = 1000, timesteps: int = 4, 
     model = SpikingResNet(block=block, layers=layers, num_classes=num_classes, drop_rate=drop_rate,
                           act_layer=_neuron_factory(neuron, neuron_kwargs, timesteps), **kwargs)
     model.timesteps = _steps(neuron, timesteps)
-    return model
+    return gate_maxpools(model, model.timesteps) if spike_maxpool else model
 
 
 # -- VGG ---------------------------------------------------------------------------------------------------
@@ -336,7 +406,7 @@ class SpikingVGG(SpikingModel, nn.Module):
     """torchvision's VGG with BatchNorm (same module names and parameter counts), neurons for ReLUs."""
 
     def __init__(self, depth: int = 11, num_classes: int = 1000, timesteps: int = 4, neuron: str = "if",
-                 neuron_kwargs: dict | None = None, drop_rate: float = 0.5) -> None:
+                 neuron_kwargs: dict | None = None, spike_maxpool: bool = False, drop_rate: float = 0.5) -> None:
         super().__init__()
         act = _neuron_factory(neuron, neuron_kwargs, timesteps)
         layers: list[nn.Module] = []
@@ -355,6 +425,8 @@ class SpikingVGG(SpikingModel, nn.Module):
             nn.Linear(4096, num_classes),
         )
         self.timesteps = _steps(neuron, timesteps)
+        if spike_maxpool:
+            gate_maxpools(self, self.timesteps)
 
     def forward_body(self, x):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
@@ -409,7 +481,7 @@ class Spikformer(SpikingModel, nn.Module):
 
     def __init__(self, embed_dim: int = 384, depth: int = 4, num_heads: int = 12, mlp_ratio: float = 4.0,
                  num_classes: int = 10, in_chans: int = 3, timesteps: int = 4, neuron: str = "lif",
-                 neuron_kwargs: dict | None = None) -> None:
+                 neuron_kwargs: dict | None = None, spike_maxpool: bool = False) -> None:
         super().__init__()
         kwargs = {"tau": 2.0, "detach_reset": True} | dict(neuron_kwargs or {}) if neuron in ("lif", "plif") else neuron_kwargs
         act = _neuron_factory(neuron, kwargs, timesteps)
@@ -427,6 +499,8 @@ class Spikformer(SpikingModel, nn.Module):
         self.blocks = nn.Sequential(*[SpikformerBlock(embed_dim, num_heads, mlp_ratio, act, attn_act) for _ in range(depth)])
         self.head = nn.Linear(embed_dim, num_classes)
         self.timesteps = _steps(neuron, timesteps)
+        if spike_maxpool:
+            gate_maxpools(self, self.timesteps)
 
     def forward_body(self, x):
         x = self.patch_embed(x)
@@ -483,7 +557,7 @@ _RESNETS = {
     "spiking_resnet18": (18, False, 11.69, 62.32),
     "spiking_resnet34": (34, False, 21.80, 61.86),
 }
-_SNN_NOTE = "timesteps=T (default 4), neuron=if|lif|plif|relu; zoo.snn: dynamic confidence, conversion, energy"
+_SNN_NOTE = "timesteps=T (default 4), neuron=if|lif|plif|relu, spike_maxpool; zoo.snn: early exit, conversion, energy"
 
 for _name, (_depth, _sew, _params, _top1) in _RESNETS.items():
     register_spec(
