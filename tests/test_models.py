@@ -88,7 +88,12 @@ def test_forward_with_new_head(name):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", CLASSIFIERS)
+# Classifiers with no feature-pyramid seam (zoo.load(..., features_only=True) says so): a VGG's and Spikformer's
+# maps are not a detection backbone's pyramid in any released model.
+NO_FEATURES = {"spiking_vgg11", "spiking_vgg16", "spikformer_4_384"}
+
+
+@pytest.mark.parametrize("name", [n for n in CLASSIFIERS if n not in NO_FEATURES])
 def test_features_only_gives_multiscale_maps(name):
     spec = zoo.info(name)
     model = zoo.load(name, features_only=True).eval()
@@ -130,6 +135,12 @@ def test_registry_data_agrees_with_timm(name):
         if spec.classifier:
             expected = cfg.classifier if isinstance(cfg.classifier, tuple) else (cfg.classifier,)
             assert spec.classifier == tuple(expected)
+
+
+@pytest.mark.parametrize("name", sorted(NO_FEATURES))
+def test_models_without_feature_maps_say_so(name):
+    with pytest.raises(zoo.errors.ZooError, match="does not expose feature maps"):
+        zoo.load(name, features_only=True)
 
 
 def test_loaded_model_carries_spec_and_preprocessing():

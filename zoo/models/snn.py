@@ -385,6 +385,13 @@ def _resnet(depth: int, sew: bool, num_classes: int = 1000, timesteps: int = 4, 
         def forward_body(self, x):
             return ResNet.forward(self, x)
 
+        def forward_intermediates(self, x, *args, **kwargs):
+            """timm's feature maps (``features_only=True``), as firing rates: each map averaged over the T steps."""
+            T = self.timesteps
+            out = ResNet.forward_intermediates(self, x.unsqueeze(0).expand(T, *x.shape).flatten(0, 1), *args, **kwargs)
+            rates = lambda maps: [m.unflatten(0, (T, -1)).mean(0) for m in maps]  # noqa: E731
+            return rates(out) if isinstance(out, list) else (out[0].unflatten(0, (T, -1)).mean(0), rates(out[1]))
+
     kind, layers = RESNET_LAYERS[depth]
     sew_basic, sew_bottleneck = _sew_blocks() if sew else (BasicBlock, Bottleneck)
     block = (sew_basic if sew else BasicBlock) if kind == "basic" else (sew_bottleneck if sew else Bottleneck)
@@ -548,7 +555,7 @@ VGG = Paper(
 }""",
 )
 
-_SEW_LOGS = "SEW-ResNet official ImageNet logs (origin_logs/imagenet), T=4, best epoch"
+_SEW_LOGS = "arXiv:2102.04159 (ImageNet, T=4; best-epoch top-1 read from the official logs, origin_logs/imagenet)"
 # name: (depth, sew, params M, top-1 reported) -- research/matformer_snn.md B3
 _RESNETS = {
     "sew_resnet18": (18, True, 11.69, 63.18),
@@ -582,6 +589,11 @@ for _name, (_depth, _sew, _params, _top1) in _RESNETS.items():
         )
     )
 
+_VGG_PARAMS = {11: (133, "A"), 16: (138, "D")}  # VGG paper, Table 2 (millions, without BatchNorm: BN adds 0.01M)
+_VGG_TOP1 = {16: (Reported("top1", 69.00, "%", "arXiv:2110.05929 (ECCV 2022 version's abstract): a spiking VGG16 at T=1",
+                           "imagenet-1k", 224, note="the one-timestep method's VGG16 (converted, LIF with trained "
+                           "thresholds and leaks), not this model trained as registered"),)}
+
 for _depth in (11, 16):
     register_spec(
         ModelSpec(
@@ -594,6 +606,9 @@ for _depth in (11, 16):
             interpolation="bilinear",
             classifier=("classifier.6",),
             paper=VGG,
+            reported=(Reported("params", float(_VGG_PARAMS[_depth][0]), "M",
+                               f"arXiv:1409.1556, Table 2 (configuration {_VGG_PARAMS[_depth][1]}; spiking neurons add none)"),
+                      *_VGG_TOP1.get(_depth, ())),
             description=f"Spiking VGG-{_depth} (torchvision's VGG-BN layout and keys, IF neurons for ReLUs); {_SNN_NOTE}",
         )
     )
