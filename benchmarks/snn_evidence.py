@@ -1,6 +1,6 @@
 """Spiking networks on this CPU: direct training, Dynamic Confidence, ANN-to-SNN conversion, one timestep.
 
-    python benchmarks/snn_evidence.py [--reuse] [--update-readme]
+    python benchmarks/snn_evidence.py [--reuse] [--record] [--update-readme]
 
 Runs three recipes on the embedded `digits` data (32x32, 1437 train / 360 val images), into runs/bench/snn/:
 
@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench/snn", help="runs go here")
     parser.add_argument("--reuse", action="store_true", help="keep finished runs in --out")
     parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--record", action="store_true", help="also write each run's result into its recipe's header "
+                                                               "(as `zoo train recipe=NAME record_result=true` would)")
     args = parser.parse_args()
 
     import torch
@@ -40,7 +42,7 @@ def main() -> None:
     import zoo
     from zoo import snn
     from zoo._io import atomic_write_text
-    from zoo.train import compose, machine, prepare, run
+    from zoo.train import compose, machine, prepare, record_result, run
 
     out = Path(args.out)
     summaries = {}
@@ -50,6 +52,9 @@ def main() -> None:
             summaries[recipe] = json.loads(done.read_text())
         else:
             summaries[recipe] = run(compose(recipe, ["trainer.enable_progress_bar=false"]), out / recipe)
+            if args.record:
+                record_result(recipe, summaries[recipe], f"zoo train recipe={recipe} record_result=true "
+                                                         "trainer.enable_progress_bar=false")
     data = prepare(compose(RECIPES[0], ["trainer.enable_progress_bar=false"]), out / "data").data
     data.setup("fit")
     val, train = data.val_dataloader(), data.train_dataloader()
