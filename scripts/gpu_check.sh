@@ -3,7 +3,7 @@
 # a CUDA latency table from `zoo bench --device cuda`, and the TensorRT export path (which builds, runs and
 # compares an engine where the tensorrt package is installed, and otherwise must stop with its clear message).
 # Uses the machine's own torch/timm: the repository is put on PYTHONPATH, nothing is installed.
-# Results go to $OUT (default: gpu_check_out/). ONLY=detr runs the RT-DETR / D-FINE sections alone.
+# Results go to $OUT (default: gpu_check_out/). ONLY=detr runs the RT-DETR / D-FINE sections alone (no SNN section).
 set -uo pipefail
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT="$(realpath -m "${OUT:-gpu_check_out}")"
@@ -49,3 +49,13 @@ for model in dfine_n rtdetr_r18; do
     trainer.limit_val_batches=5 trainer.enable_progress_bar=false out_dir="$OUT/detr_$model" 2>&1 | tail -4 | tee "$OUT/detr_train_$model.log"
   echo "exit code of the $model CUDA training: ${PIPESTATUS[0]}"
 done
+if [ "${ONLY:-all}" != detr ]; then
+echo "== SNN: SEW-ResNet-18 (T=4) trained 20 steps on CUDA, CUDA latency with the energy view, TensorRT of the unrolled graph =="
+train recipe=sew_resnet18_digits trainer.max_epochs=1 trainer.limit_train_batches=20 trainer.enable_progress_bar=false \
+  out_dir="$OUT/snn" 2>&1 | tail -3 | tee "$OUT/snn_train.log"
+echo "exit code of the SNN CUDA training: ${PIPESTATUS[0]}"
+timeout 150 python3 -m zoo.cli bench sew_resnet18 spikformer_4_384 --device cuda --backends torch --batch 1 32 --runs 50 \
+  --warmup 10 --out "$OUT" 2>&1 | grep -v "Warning\|warn(" | tee "$OUT/bench_snn.log"
+timeout 200 python3 -m zoo.cli export sew_resnet18 --format tensorrt --half --no-simplify --out "$OUT/sew_resnet18.engine" 2>&1 | tail -5 | tee "$OUT/tensorrt_snn.log"
+echo "exit code of the SNN TensorRT export: ${PIPESTATUS[0]}"
+fi

@@ -316,3 +316,21 @@ def test_per_step_export_runs_the_states_through_onnxruntime(tmp_path, tiny, gat
     props = {p.key: p.value for p in onnx.load(str(tmp_path / "step.onnx")).metadata_props}
     assert len(json.loads(props["initial_states"])) == result["states"] and props["timesteps"] == "4"
     assert not (tmp_path / "step.onnx.tmp").exists()
+
+
+def test_cli_per_step_export_and_bench_energy_view(tmp_path, capsys):
+    from zoo.cli import main as cli
+
+    out = tmp_path / "sew.step.onnx"
+    assert cli(["export", "sew_resnet18", "--per-step", "--imgsz", "32", "--out", str(out)]) == 0
+    assert out.is_file() and "chained steps verified" in capsys.readouterr().out
+    assert cli(["export", "mobilenetv3_small_100", "--per-step"]) == 2
+    assert "not spiking" in capsys.readouterr().err
+    assert cli(["bench", "sew_resnet18", "--imgsz", "32", "--backends", "torch", "--runs", "50", "--warmup", "2",
+                "--out", str(tmp_path / "bench")]) == 0
+    printed = capsys.readouterr().out
+    assert "GSOPs" in printed and "spike-rates.png" in printed
+    document = json.loads(next((tmp_path / "bench").glob("*.json")).read_text())
+    view = document["results"][0]["snn"]
+    assert view["timesteps"] == 4 and 0 < view["mean_spike_rate"] < 1 and view["synaptic_ops"] > 0
+    assert view["snn_energy_mj"] == pytest.approx((view["snn_macs"] * 4.6 + view["synaptic_ops"] * 0.9) * 1e-9)

@@ -49,7 +49,8 @@ EXAMPLES = {
         "  zoo export runs/quickstart/2026-01-01_12-00-00 --format onnx --dynamic\n"
         "  zoo export efficientformer_l1 --format coreml --half --image-input\n"
         "  zoo export nextvit_small --format tensorrt --half   # needs a CUDA GPU and tensorrt\n"
-        "  zoo export runs/matvit_ti_digits/<time> --budget-ms 2   # MatFormer: the largest Mix'n'Match model within 2 ms"
+        "  zoo export runs/matvit_ti_digits/<time> --budget-ms 2   # MatFormer: the largest Mix'n'Match model within 2 ms\n"
+        "  zoo export runs/sew_resnet18_digits/<time> --per-step   # SNN: one timestep, states in and out (early exit)"
     ),
     "bench": (
         "Measures params, MACs (torch.utils.flop_counter), latency p50/p90 over --runs after --warmup, throughput,\n"
@@ -130,6 +131,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output path (default: RUN/export/model.EXT or exports/NAME.EXT)")
     p.add_argument("--budget-ms", type=float, help="MatFormer models: measure the Mix'n'Match settings here (batch 1) "
                    "and export the largest one within this latency (a PNG of the search is written next to it)")
+    p.add_argument("--per-step", action="store_true", help="spiking models: one timestep with every layer's state as an "
+                   "input and an output (for runtimes that stop early), verified over T chained steps; ONNX only")
     p.set_defaults(run=_cmd_export)
 
     p = command("bench", "Benchmark models: params, MACs, latency, throughput, memory, share of peak.")
@@ -290,6 +293,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from zoo.export import default_path, export
 
     source, out, searched = args.source, args.out, None
+    if args.per_step:
+        import zoo
+        from zoo.errors import BadArgumentError
+        from zoo.snn import export_step, is_spiking
+
+        model = zoo.load(args.source)
+        if not is_spiking(model) or args.format != "onnx":
+            raise BadArgumentError(f"--per-step exports one timestep of a spiking model to ONNX; {model.zoo_spec.name} "
+                                   f"is {'not spiking' if not is_spiking(model) else 'spiking, but the format is ' + args.format}")
+        default = default_path(model.zoo_spec.name, "onnx", args.source)
+        path = out or default.with_name(default.stem + ".step.onnx")
+        result = export_step(model, path, imgsz=args.imgsz, batch=args.batch)
+        print(f"per-step ONNX: {result['states']} states, {result['steps']} chained steps verified in onnxruntime "
+              f"(max |diff| {result['max_abs_diff']:.2g})")
+        print(f"wrote {result['path']}")
+        return 0
     if args.budget_ms is not None:
         import zoo
         from zoo.errors import BadArgumentError

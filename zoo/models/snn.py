@@ -23,6 +23,7 @@ are averaged over time. With ``neuron="relu"`` the same classes build the ANN tw
 """
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import math
@@ -31,6 +32,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from zoo.errors import BadArgumentError
 from zoo.registry import ModelSpec, Paper, Reported, register_spec
 
 SURROGATES = {"atan": 2.0, "sigmoid": 4.0, "triangle": 1.0}  # name -> default sharpness (spikingjelly's for atan/sigmoid)
@@ -67,7 +69,7 @@ def spike(x: torch.Tensor, surrogate: str = "atan", alpha: float | None = None) 
     return (x >= 0).to(x.dtype)  # plain comparison: what inference and the exporters see
 
 
-class Temporal(nn.Module):
+class Temporal(nn.Module, metaclass=abc.ABCMeta):
     """A layer with a state over time: neurons (the membrane) and the spiking max-pool (spike counts).
 
     It takes ``[T, B, ...]``, or time folded into the batch once ``timesteps`` is set. Its state starts from
@@ -79,8 +81,9 @@ class Temporal(nn.Module):
         self.timesteps = timesteps
         self._carry: list | None = None  # set by streaming(): the state carried to the next call
 
+    @abc.abstractmethod
     def initial_state(self, like: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
+        """The state at the first step, shaped like one step's input."""
 
     def _unfold(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(0, (self.timesteps, -1)) if self.timesteps is not None else x
@@ -142,9 +145,9 @@ class Neuron(Temporal):
                  v_init: float = 0.0, scaled: bool = False, timesteps: int | None = None, inplace: bool = False) -> None:
         super().__init__(timesteps)  # ``inplace`` is accepted (and ignored) so timm can build us where it builds ReLU
         if reset not in ("hard", "soft"):
-            raise ValueError(f"reset must be 'hard' or 'soft', not {reset!r}")
+            raise BadArgumentError(f"reset must be 'hard' or 'soft', not {reset!r}")
         if surrogate not in SURROGATES:
-            raise ValueError(f"surrogate must be one of {sorted(SURROGATES)}, not {surrogate!r}")
+            raise BadArgumentError(f"surrogate must be one of {sorted(SURROGATES)}, not {surrogate!r}")
         threshold = torch.tensor(float(v_threshold))
         if learn_threshold:
             self.v_threshold = nn.Parameter(threshold)
@@ -157,8 +160,9 @@ class Neuron(Temporal):
         start = self.v_init * self.v_threshold.detach()
         return torch.zeros_like(like) + (start if self.reset == "soft" else self.v_reset + start)
 
+    @abc.abstractmethod
     def charge(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
+        """The membrane after this step's input arrives, before firing."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seq = self._unfold(x)
@@ -200,7 +204,7 @@ class LIF(Neuron):
     def __init__(self, tau: float = 2.0, decay_input: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         if tau <= 1:
-            raise ValueError(f"tau must be > 1, not {tau}")
+            raise BadArgumentError(f"tau must be > 1, not {tau}")
         self.tau, self.decay_input = float(tau), decay_input
 
     def decay(self) -> torch.Tensor | float:
@@ -248,18 +252,16 @@ def make_neuron(kind: str = "lif", inplace: bool = False, **kwargs) -> nn.Module
         return nn.ReLU()
     classes = {"if": IF, "lif": LIF, "plif": ParametricLIF}
     if kind not in classes:
-        raise ValueError(f"neuron must be one of {', '.join(NEURONS)}, not {kind!r}")
+        raise BadArgumentError(f"neuron must be one of {', '.join(NEURONS)}, not {kind!r}")
     return classes[kind](**kwargs)
 
 
 def set_timesteps(model: nn.Module, timesteps: int) -> nn.Module:
     """Run ``model`` over ``timesteps`` steps from now on (its neurons unfold ``[T*B, ...]`` with this ``T``)."""
     if int(timesteps) < 1:
-        raise ValueError(f"timesteps must be >= 1, not {timesteps}")
+        raise BadArgumentError(f"timesteps must be >= 1, not {timesteps}")
     for m in model.modules():
-        if isinstance(m, Temporal):
-            m.timesteps = int(timesteps)
-        if isinstance(m, SpikingModel):
+        if isinstance(m, (Temporal, SpikingModel)):
             m.timesteps = int(timesteps)
     return model
 
@@ -362,7 +364,7 @@ def _sew_blocks():
 def _steps(neuron: str, timesteps: int) -> int:
     """The ANN twin (``neuron="relu"``) has no time: one step, whatever ``timesteps`` says."""
     if int(timesteps) < 1:
-        raise ValueError(f"timesteps must be >= 1, not {timesteps}")
+        raise BadArgumentError(f"timesteps must be >= 1, not {timesteps}")
     return 1 if neuron == "relu" else int(timesteps)
 
 
