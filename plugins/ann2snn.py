@@ -71,6 +71,7 @@ class ANN2SNN(Plugin):
 
         model = pl_module.eval_model()
         c = self.config
+        self.ann_top1 = _top1(model, trainer.datamodule.val_dataloader())
         batches = trainer.datamodule.train_dataloader()
         snn = convert(model, batches, timesteps=c.timesteps, percentile=c.percentile, v_init=c.v_init, learn=c.learn,
                       max_batches=c.calibration_batches)
@@ -95,7 +96,6 @@ class ANN2SNN(Plugin):
             path = best.best_model_path or best.last_model_path if best is not None else ""
             if path:  # convert the best ANN, and let the run save and evaluate the SNN in its place
                 pl_module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
-            self.ann_top1 = _top1(pl_module.eval_model(), val)
             self._convert(trainer, pl_module)
             if path:
                 trainer.save_checkpoint(path, weights_only=True)
@@ -111,15 +111,20 @@ class ANN2SNN(Plugin):
 
 
 def _top1(model, batches) -> float:
+    """Top-1 of ``model`` in eval mode on ``batches``; the model's train/eval mode is left as it was."""
     import torch
 
+    was_training = model.training
     model.eval()
     correct = total = 0
     device = next(model.parameters()).device
-    with torch.no_grad():
-        for x, y in batches:
-            correct += int((model(x.to(device)).argmax(-1).cpu() == y).sum())
-            total += len(y)
+    try:
+        with torch.no_grad():
+            for x, y in batches:
+                correct += int((model(x.to(device)).argmax(-1).cpu() == y).sum())
+                total += len(y)
+    finally:
+        model.train(was_training)
     return correct / max(total, 1)
 
 

@@ -223,11 +223,11 @@ def test_converted_registered_model_saves_and_loads(tmp_path):
     ann = zoo.load("spiking_resnet18", num_classes=4, neuron="relu").eval()
     batches = [(torch.rand(8, 3, 32, 32), None)]
     converted = snn.convert(ann, batches, timesteps=6, learn=True).eval()
-    thresholds = [float(n.v_threshold) for n in neurons(converted)]
+    thresholds = [float(n.v_threshold.detach()) for n in neurons(converted)]
     assert len(thresholds) == 17 and len(set(thresholds)) > 1 and all(isinstance(n.v_threshold, nn.Parameter) for n in neurons(converted))
     zoo.save(converted, tmp_path / "m")
     loaded = zoo.load(str(tmp_path / "m")).eval()
-    assert loaded.timesteps == 6 and [float(n.v_threshold) for n in neurons(loaded)] == thresholds
+    assert loaded.timesteps == 6 and [float(n.v_threshold.detach()) for n in neurons(loaded)] == thresholds
     assert sum(isinstance(m, SpikeMaxPool) for m in loaded.modules()) == 1  # the stem's max-pool, gated
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
@@ -237,6 +237,19 @@ def test_converted_registered_model_saves_and_loads(tmp_path):
         assert torch.allclose(stepped, loaded(x), atol=1e-5)
     ranked = snn.accuracy_over_timesteps(loaded, [(x, torch.tensor([0, 1]))], [1, 3, 6])
     assert set(ranked) == {1, 3, 6} and loaded.timesteps == 6
+
+
+def test_reduce_timesteps_fine_tunes_thresholds_and_leaks_down_to_one_step():
+    torch.manual_seed(0)
+    ann = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
+    x, y = torch.rand(32, 3, 2, 2), torch.arange(32) % 3
+    model = snn.convert(ann, [(x, y)], timesteps=3, learn=True)
+    before = [float(n.v_threshold.detach()) for n in neurons(model)] + [float(n.leak.detach()) for n in neurons(model)]
+    snn.reduce_timesteps(model, [(x, y)], schedule=(3, 2, 1), epochs_per_stage=2, lr=1e-2, progress=False)
+    after = [float(n.v_threshold.detach()) for n in neurons(model)] + [float(n.leak.detach()) for n in neurons(model)]
+    assert model.timesteps == 1 and not model.training and after != before
+    with pytest.raises(zoo.errors.ZooError, match="schedule"):
+        snn.reduce_timesteps(model, [(x, y)], schedule=(2, 0))
 
 
 def test_conversion_refuses_a_network_without_relu_modules():
@@ -256,7 +269,7 @@ def test_ann2snn_and_timesteps_plugins_run_a_recipe(tmp_path):
     model = zoo.load(str(tmp_path / "run"))
     assert model.timesteps == 1 and len(neurons(model)) == 17 and isinstance(neurons(model)[0].leak, nn.Parameter)
     report = json.loads((tmp_path / "run" / "ann2snn.json").read_text())
-    assert report["converted_at_epoch"] == 2 and set(report["snn_top1"]) == {"1", "2"}
+    assert report["converted_at_epoch"] == 2 and set(report["snn_top1"]) == {"1", "2"} and 0 <= report["ann_top1"] <= 1
 
 
 def test_ann2snn_after_training_saves_the_converted_best(tmp_path):

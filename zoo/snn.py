@@ -10,8 +10,9 @@
   neuron with soft reset whose threshold is a high percentile of that ReLU's outputs on calibration data and
   whose spikes carry the threshold as their height, so firing rates approximate the ANN's activations.
 - One-timestep training (Chowdhury, Rathi and Roy, "One Timestep is All You Need", arXiv:2110.05929):
-  :func:`convert` with ``learn=True`` gives IF neurons with trainable threshold and leak; the ``timesteps``
-  plugin then fine-tunes on a decreasing schedule of ``T`` (5, 4, 3, 2, 1), each stage starting from the last.
+  :func:`convert` with ``learn=True`` gives IF neurons with trainable threshold and leak; :func:`reduce_timesteps`
+  (or, in a recipe, the ``timesteps`` plugin) then fine-tunes on a decreasing schedule of ``T`` (5, 4, 3, 2, 1),
+  each stage starting from the last.
 - :func:`energy`: spike rates per layer and synaptic operations against the ANN's MACs, priced with the
   45 nm constants SNN papers use (Horowitz, "Computing's energy problem", ISSCC 2014: 32-bit float
   multiply-accumulate 4.6 pJ, accumulate 0.9 pJ).
@@ -298,6 +299,36 @@ def with_timesteps(model: nn.Module, timesteps: int) -> nn.Module:
     if spec is not None and "timesteps" in spec.default_kwargs:
         model.zoo_spec = dataclasses.replace(spec, default_kwargs=dict(spec.default_kwargs) | {"timesteps": int(timesteps)})
     return model
+
+
+def reduce_timesteps(model: nn.Module, batches: Iterable, schedule: Sequence[int] = (5, 4, 3, 2, 1),
+                     epochs_per_stage: int = 1, lr: float = 1e-4, progress: bool = True) -> nn.Module:
+    """Fine-tune an SNN through a decreasing schedule of ``T`` (one-timestep training), in place.
+
+    Each stage trains ``epochs_per_stage`` passes over ``(images, labels)`` ``batches`` at its ``T`` with
+    cross-entropy on the time-averaged logits, starting from the previous stage's weights (Adam with
+    AMSGrad, as the paper). Use :func:`convert` with ``learn=True`` first so thresholds and leaks train too.
+    In a ``zoo train`` recipe the ``timesteps`` plugin does the same with the task's optimizer and schedule.
+    """
+    _require_spiking(model, "reduce_timesteps")
+    if not schedule or any(int(t) < 1 for t in schedule):
+        raise ZooError(f"schedule needs timesteps >= 1, e.g. (5, 4, 3, 2, 1); got {schedule}")
+    device = next(model.parameters()).device
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, amsgrad=True)
+    stages = [(int(t), epoch) for t in schedule for epoch in range(epochs_per_stage)]
+    if progress:
+        from rich.progress import track
+
+        stages = track(stages, description="reducing timesteps")
+    model.train()
+    for timesteps, _ in stages:
+        with_timesteps(model, timesteps)
+        for x, y in batches:
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(x.to(device)), y.to(device))
+            loss.backward()
+            optimizer.step()
+    return model.eval()
 
 
 @torch.no_grad()

@@ -179,7 +179,7 @@ class Neuron(Temporal):
         return self._fold(torch.stack(out))
 
     def extra_repr(self) -> str:
-        return (f"v_threshold={float(self.v_threshold):.4g}, reset={self.reset}, surrogate={self.surrogate}"
+        return (f"v_threshold={float(self.v_threshold.detach()):.4g}, reset={self.reset}, surrogate={self.surrogate}"
                 + (", scaled" if self.scaled else "") + (f", T={self.timesteps}" if self.timesteps else ""))
 
 
@@ -631,8 +631,10 @@ register_spec(
         classifier=("head",),
         paper=SPIKFORMER,
         reported=(
-            Reported("top1", 95.19, "%", "arXiv:2209.15425, CIFAR-10 results (Spikformer-4-384, T=4)", "cifar-10", 32),
-            Reported("params", 9.32, "M", "arXiv:2209.15425, CIFAR-10 results (Spikformer-4-384)"),
+            Reported("top1", 95.19, "%", "arXiv:2209.15425, CIFAR-10 results (Spikformer-4-384, T=4)", "cifar-10", 32,
+                     note="read from a summary of the paper's CIFAR table; its table number is not checked against the PDF"),
+            Reported("params", 9.32, "M", "arXiv:2209.15425, CIFAR-10 results (Spikformer-4-384)",
+                     note="ours: 9,324,730; the official model adds two LayerNorms its forward never uses (9,330,874)"),
         ),
         description=f"Spikformer-4-384 for 32x32 images (CIFAR layout: 4x4 patches, 12 heads, LIF tau 2); {_SNN_NOTE}",
     )
