@@ -2,7 +2,8 @@
 
 The recipe's model is a registered spiking architecture built with ``neuron: relu`` (its ANN twin: same
 modules, ReLUs where the neurons go). At ``start`` (a share of the epochs) each ReLU becomes a soft-reset IF
-neuron whose threshold is the ``percentile`` of its outputs on ``calibration_batches`` training batches.
+neuron whose threshold is the ``percentile`` of its outputs on ``calibration_batches`` batches of training
+images (with the evaluation transform).
 
 * ``start: 1.0`` (default): the ANN trains for the whole run and the best ANN is converted after the last
   epoch, without any SNN training; the run saves and evaluates the SNN at ``timesteps``, and writes
@@ -72,7 +73,8 @@ class ANN2SNN(Plugin):
         model = pl_module.eval_model()
         c = self.config
         self.ann_top1 = _top1(model, trainer.datamodule.val_dataloader())
-        batches = trainer.datamodule.train_dataloader()
+        data = trainer.datamodule  # training images, un-augmented where the data module can give them
+        batches = getattr(data, "calibration_dataloader", data.train_dataloader)()
         snn = convert(model, batches, timesteps=c.timesteps, percentile=c.percentile, v_init=c.v_init, learn=c.learn,
                       max_batches=c.calibration_batches)
         snn.train(pl_module.model.training)
@@ -144,8 +146,10 @@ def _write(run_dir, result: dict) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, [100 * v for v in result["snn_top1"].values()], "o-", label="converted SNN")
     if result["ann_top1"] is not None:
-        ax.axhline(100 * result["ann_top1"], color="k", linestyle="--", label="ANN")
+        ax.axhline(100 * result["ann_top1"], color="k", linestyle="--", label=f"ANN ({100 * result['ann_top1']:.2f}%)")
     ax.set_xscale("log", base=2)
+    ax.set_xticks(steps, [str(t) for t in steps])
+    ax.set_ylim(top=101)
     ax.set_xlabel("timesteps T")
     ax.set_ylabel("top-1 (%)")
     ax.grid(alpha=0.3)

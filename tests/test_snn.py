@@ -195,10 +195,18 @@ def test_early_exit_runs_only_the_steps_the_rule_needs(tiny):
 
 def test_evaluate_dynamic_confidence_writes_curve(tmp_path, tiny):
     model, x, y = tiny
-    result = snn.evaluate_dynamic_confidence(model, [(x, y)], calibration_batches=[(x[:20], y[:20])], out_dir=tmp_path)
+    result = snn.evaluate_dynamic_confidence(model, [(x, y)], out_dir=tmp_path)
+    assert result.selection == "2-fold cross-validation" and len(result.fold_thresholds) == 2
     assert 1 <= result.average_steps <= 4 and len(result.per_step_accuracy) == 4 and result.sweep
     assert json.loads((tmp_path / "dynamic_confidence.json").read_text())["threshold"] == result.threshold
     assert (tmp_path / "dynamic_confidence.png").stat().st_size > 1000
+    # judged with each other's thresholds: fold 0 with the one chosen on fold 1 and the other way round
+    steps, labels = snn.step_logits(model, [(x, y)])
+    halves = [torch.arange(40) % 2 == k for k in (0, 1)]
+    expected = [snn.choose_threshold(steps[~h], labels[~h]) for h in halves]
+    assert result.fold_thresholds == expected
+    calibrated = snn.evaluate_dynamic_confidence(model, [(x, y)], calibration_batches=[(x[:20], y[:20])])
+    assert calibrated.selection == "calibration" and calibrated.threshold == snn.choose_threshold(*snn.step_logits(model, [(x[:20], y[:20])]))
 
 
 # -- conversion --------------------------------------------------------------------------------------------------
@@ -284,6 +292,18 @@ def test_ann2snn_after_training_saves_the_converted_best(tmp_path):
     assert model.timesteps == 4 and len(neurons(model)) == 17
     report = json.loads((tmp_path / "run" / "ann2snn.json").read_text())
     assert report["ann_top1"] is not None and (tmp_path / "run" / "ann2snn.png").stat().st_size > 1000
+
+
+def test_direct_training_recipe_reports_dynamic_confidence(tmp_path):
+    from zoo.train import compose, run
+
+    cfg = compose("sew_resnet18_digits", [f"out_dir={tmp_path}", "trainer.enable_progress_bar=false", "trainer.max_epochs=1",
+                                          "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"])
+    summary = run(cfg, tmp_path / "run")
+    dc = summary["dynamic_confidence"]
+    assert dc["timesteps"] == 4 and 1 <= dc["average_steps"] <= 4 and 0 <= dc["val_top1"] <= 1
+    assert (tmp_path / "run" / "eval" / "dynamic_confidence.png").is_file()
+    assert zoo.load(str(tmp_path / "run")).timesteps == 4
 
 
 def test_plugins_refuse_what_they_cannot_train(tmp_path):

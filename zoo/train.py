@@ -359,6 +359,7 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
     else:
         metrics = evaluate(final, data.val_dataloader(), data.classes, run_dir / "eval", title=title)
         summary.update(val_top1=metrics["top1"], val_loss=metrics["loss"])
+        summary.update(_dynamic_confidence(final, data, run_dir / "eval"))
     summary.update({
         "best_checkpoint": checkpoint,
         "run_dir": str(run_dir),
@@ -369,6 +370,18 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
     })
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _dynamic_confidence(model, data, out_dir: Path) -> dict[str, Any]:
+    """For a spiking classifier over several steps: Dynamic Confidence early exit on the val data, its threshold
+    chosen by 2-fold cross-validation there (zoo.snn); nothing for other models."""
+    from zoo.snn import evaluate_dynamic_confidence, is_spiking
+
+    if not is_spiking(model) or model.timesteps < 2:
+        return {}
+    r = evaluate_dynamic_confidence(model, data.val_dataloader(), out_dir=out_dir)
+    return {"dynamic_confidence": {"threshold": r.threshold, "val_top1": r.accuracy, "average_steps": r.average_steps,
+                                   "timesteps": r.timesteps}}
 
 
 def _spec_preprocessing(data) -> dict[str, Any]:
@@ -461,6 +474,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
         files = "granularities.png" if "val_loss_per_granularity" in summary else ""
     else:
         result, files = f"val top-1 {summary['val_top1']:.2%}", "confusion_matrix.png"
+        dc = summary.get("dynamic_confidence")
+        if dc:
+            result += (f" (Dynamic Confidence early exit: {dc['val_top1']:.2%} in {dc['average_steps']:.2f} of "
+                       f"{dc['timesteps']} steps on average)")
+            files += ", dynamic_confidence.png"
     print(
         f"\n{result} after {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, "
         f"{summary['wall_time_s']:.0f} s\n"

@@ -274,6 +274,12 @@ class ClassificationDataModule(L.LightningDataModule):
         self._load()
         return self._loader(self._dataset(self.val_split, False), shuffle=False, drop_last=False)
 
+    def calibration_dataloader(self) -> DataLoader:
+        """The training images with the evaluation transform, in order: for choosing thresholds (ANN-to-SNN
+        conversion, early exit) on data that is neither augmented at random nor the validation split."""
+        self._load()
+        return self._loader(self._dataset(self.train_split, False), shuffle=False, drop_last=False)
+
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
         workers = int(self.cfg.get("num_workers", 0))
         batch = min(int(self.cfg.batch_size), len(dataset)) if drop_last else int(self.cfg.batch_size)
