@@ -93,12 +93,12 @@ class ANN2SNN(Plugin):
         from zoo.snn import accuracy_over_timesteps
 
         val = trainer.datamodule.val_dataloader()
+        best = trainer.checkpoint_callback
+        path = best.best_model_path or best.last_model_path if best is not None else ""
+        if path:  # the weights the run saves: the best ANN to convert, or the best SNN of the last stage
+            pl_module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
         if self.converted_at is None:
-            best = trainer.checkpoint_callback
-            path = best.best_model_path or best.last_model_path if best is not None else ""
-            if path:  # convert the best ANN, and let the run save and evaluate the SNN in its place
-                pl_module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
-            self._convert(trainer, pl_module)
+            self._convert(trainer, pl_module)  # the run then saves and evaluates the SNN in the ANN's place
             if path:
                 trainer.save_checkpoint(path, weights_only=True)
         if not trainer.is_global_zero:
@@ -133,7 +133,7 @@ def _top1(model, batches) -> float:
 def _write(run_dir, result: dict) -> None:
     from pathlib import Path
 
-    from zoo._io import atomic_write_text
+    from zoo._io import atomic_write, atomic_write_text
 
     out = Path(run_dir)
     atomic_write_text(out / "ann2snn.json", json.dumps(result, indent=2))
@@ -156,7 +156,5 @@ def _write(run_dir, result: dict) -> None:
     ax.legend(loc="lower right")
     ax.set_title("ANN-to-SNN conversion: accuracy as T grows")
     fig.tight_layout()
-    tmp = out / "ann2snn.tmp.png"
-    fig.savefig(tmp, dpi=120)
+    atomic_write(out / "ann2snn.png", lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
-    tmp.replace(out / "ann2snn.png")

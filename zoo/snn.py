@@ -206,6 +206,8 @@ def _plot_dynamic_confidence(r: DynamicConfidenceResult, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from zoo._io import atomic_write
+
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(range(1, r.timesteps + 1), [100 * a for a in r.per_step_accuracy], "o-", label="fixed T (stop every sample at T)")
     ax.plot([s["average_steps"] for s in r.sweep], [100 * s["accuracy"] for s in r.sweep], "s--", alpha=0.6,
@@ -219,10 +221,8 @@ def _plot_dynamic_confidence(r: DynamicConfidenceResult, path: Path) -> None:
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(f"accuracy vs timesteps: {r.average_steps:.2f} of {r.timesteps} steps ({100 * r.saving:.0f}% fewer)")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
-    tmp.replace(path)
 
 
 # -- ANN-to-SNN conversion ----------------------------------------------------------------------------------
