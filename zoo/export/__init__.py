@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo._io import atomic_write_text
 from zoo.errors import BadArgumentError
 
 FORMATS = {"onnx": ".onnx", "coreml": ".mlpackage", "tensorrt": ".engine"}
@@ -88,14 +89,35 @@ def export(
     if fmt == "onnx":
         from zoo.export.onnx import export_onnx
 
-        return export_onnx(deploy, spec, path, size, batch=batch, dynamic=dynamic, half=half, opset=opset, simplify=simplify)
-    if fmt == "coreml":
+        result = export_onnx(deploy, spec, path, size, batch=batch, dynamic=dynamic, half=half, opset=opset, simplify=simplify)
+    elif fmt == "coreml":
         from zoo.export.coreml import export_coreml
 
-        return export_coreml(deploy, spec, path, size, batch=batch, half=half, image_input=image_input)
-    from zoo.export.tensorrt import export_tensorrt
+        result = export_coreml(deploy, spec, path, size, batch=batch, half=half, image_input=image_input)
+    else:
+        from zoo.export.tensorrt import export_tensorrt
 
-    return export_tensorrt(deploy, spec, path, size, batch=batch, dynamic=dynamic, half=half, opset=opset, simplify=simplify)
+        result = export_tensorrt(deploy, spec, path, size, batch=batch, dynamic=dynamic, half=half, opset=opset, simplify=simplify)
+    write_report(result)
+    return result
+
+
+def report_path(path: str | os.PathLike) -> Path:
+    """Where the verification report of an exported file lives (model cards read it)."""
+    return Path(f"{path}.verification.json")
+
+
+def write_report(result: ExportResult) -> Path:
+    """``FILE.verification.json`` next to the export: what was checked, how closely it matched, and when."""
+    import json
+    from datetime import date
+
+    import torch
+
+    report = {"file": result.path.name, "format": result.format, "inputs": result.inputs, "outputs": result.outputs,
+              "verification": result.verification, "notes": result.notes, "date": date.today().isoformat(),
+              "torch": torch.__version__}
+    return atomic_write_text(report_path(result.path), json.dumps(report, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)) + "\n")
 
 
 def deploy_form(model):
