@@ -311,6 +311,8 @@ def plot_pareto(document: dict[str, Any], path: Path, backend: str = "torch") ->
     for row in document["results"]:
         if row["backend"] != backend or row["batch"] != 1 or "p50_ms" not in row:
             continue
+        if Path(row["model"]).is_absolute():
+            continue  # a run or saved folder: no paper number to plot it against
         headline = zoo.info(row["model"]).headline
         if headline is not None and headline.unit == "%":
             points.append((row["p50_ms"], headline.value, row["model"], headline.metric))
