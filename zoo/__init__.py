@@ -31,6 +31,7 @@ _LAZY = {
     "export": "zoo.export",  # the package is callable: zoo.export(model, "onnx", ...)
     "ExportResult": "zoo.export",
     "matformer": "zoo.matformer",  # zoo.matformer.extract(model, "m")
+    "push": "zoo.hub",  # zoo.push(run_dir, "org/name")
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from zoo import export, matformer
     from zoo.api import load, save
     from zoo.export import ExportResult
+    from zoo.hub import push
     from zoo.registry import ModelInfo, ModelSpec, Paper, Reported, WeightTag, info, list_models, register_model
 
 

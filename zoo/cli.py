@@ -70,9 +70,28 @@ EXAMPLES = {
         "  zoo predict runs/yolov10n_shapes/2026-01-01_12-00-00 photos/*.jpg --out preds/ --conf 0.4\n"
         "  zoo predict hf-hub:org/name street.png --out preds/ --imgsz 320"
     ),
+    "card": (
+        "Renders a Hugging Face model card (YAML front matter with licence, tags, datasets, pipeline_tag and, for a run,\n"
+        "model-index results; then architecture, params/MACs, speed from `zoo bench` JSON, recipe, compression, exports,\n"
+        "limitations, provenance and citation). Params and MACs are computed now; latency rows keep their date and machine.\n\n"
+        "examples:\n"
+        "  zoo card yolov10n                                 # -> model_cards/yolov10n.md\n"
+        "  zoo card runs/quickstart/2026-01-01_12-00-00      # -> RUN/README.md\n"
+        "  zoo card mobileone_s0 --out card.md --bench-dir runs/bench\n"
+        "  zoo card --all                                    # every registered model + model_cards/README.md index"
+    ),
+    "push": (
+        "Publishes config.json, model.safetensors, README.md (the card), ONNX exports with their verification reports\n"
+        "and the resolved recipe in one commit (huggingface_hub create_repo + upload_folder). The token comes from\n"
+        "HF_TOKEN or `hf auth login`, and is never printed. Load it back with zoo.load(\"hf-hub:ORG/NAME\").\n\n"
+        "examples:\n"
+        "  zoo push runs/quickstart/2026-01-01_12-00-00 --repo-id my-org/digits-mnv3\n"
+        "  zoo push my-saved-folder --repo-id my-org/parts-detector --private --revision v1"
+    ),
     "quickstart": (
-        "Trains the `quickstart` recipe (MobileNetV3-Small on the embedded digits data), evaluates it, saves it\n"
-        "and checks that it loads back. Needs no download; a few minutes on 2 CPU cores.\n\n"
+        "Trains the `quickstart` recipe (MobileNetV3-Small on the embedded digits data), evaluates it, saves it,\n"
+        "checks that it loads back, exports it to verified ONNX and writes its model card. Needs no download; a few\n"
+        "minutes on 2 CPU cores.\n\n"
         "examples:\n  zoo quickstart\n  zoo quickstart --out-dir /tmp/zoo-runs --epochs 3"
     ),
 }
@@ -136,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_export)
 
     p = command("bench", "Benchmark models: params, MACs, latency, throughput, memory, share of peak.")
-    p.add_argument("models", nargs="*", help="registered names (or --all)")
+    p.add_argument("models", nargs="*", help="registered names, run directories or zoo.save folders (or --all)")
     p.add_argument("--all", action="store_true", help="every registered classification model")
     p.add_argument("--backends", default="torch,onnxruntime", help="comma list of torch, compile, onnxruntime")
     p.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes (default 1)")
@@ -157,6 +176,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     p.set_defaults(run=_cmd_predict)
+
+    p = command("card", "Write a model card (Hugging Face format) for a registered model or a run.")
+    p.add_argument("source", nargs="?", metavar="NAME_OR_RUN", help="a registered name (arch or arch.tag), a run directory or a zoo.save folder")
+    p.add_argument("--all", action="store_true", help="a card for every registered model, plus the index, in --out (default model_cards)")
+    p.add_argument("--out", help="output file (folder with --all); default: model_cards/NAME.md, or RUN/README.md for a run")
+    p.add_argument("--bench-dir", action="append", help="folder of `zoo bench` JSON to take latency from (repeatable; default runs/bench)")
+    p.set_defaults(run=_cmd_card)
+
+    p = command("push", "Publish a run or a saved model to the Hugging Face Hub, with its card.")
+    p.add_argument("source", metavar="RUN_OR_FOLDER", help="a `zoo train` run directory or a `zoo.save` folder")
+    p.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--revision", help="branch to commit to (created from main if missing; default main)")
+    p.add_argument("--message", help="commit message")
+    p.add_argument("--bench-dir", action="append", help="folder of `zoo bench` JSON for the card (default runs/bench)")
+    p.set_defaults(run=_cmd_push)
 
     p = command("quickstart", "The main job in minutes: train, evaluate, save and reload a model on embedded data.")
     p.add_argument("--out-dir", default="runs", help="where runs go (default: runs)")
@@ -343,8 +378,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     names = list_models(task="classification") if args.all else args.models
     if not names:
         raise BadArgumentError("name the models to benchmark, or pass --all")
+    from pathlib import Path
+
+    # A run directory or zoo.save folder is keyed by its absolute path (model cards look it up that way).
+    names = [str(Path(n).resolve()) if Path(n).is_dir() else n for n in names]
     for name in names:
-        get_spec(name)  # unknown names fail before any work
+        if not Path(name).is_dir():
+            get_spec(name)  # unknown names fail before any work
     document = bench(names, backends=[b.strip() for b in args.backends.split(",") if b.strip()], batch_sizes=args.batch,
                      imgsz=args.imgsz, threads=args.threads, runs=args.runs, warmup=args.warmup, device=args.device,
                      out_dir=args.out)
@@ -354,6 +394,48 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if energy is not None:
         console.print(energy)
     print(f"wrote {document['path']} and {document['plot']}" + (f" and {document['spike_plot']}" if "spike_plot" in document else ""))
+    return 0
+
+
+def _cmd_card(args: argparse.Namespace) -> int:
+    from zoo.card import write_all, write_card
+    from zoo.errors import BadArgumentError
+
+    dirs = tuple(args.bench_dir or ("runs/bench",))
+    if args.all == bool(args.source):
+        raise BadArgumentError("give one NAME_OR_RUN, or --all for every registered model (not both)")
+    if args.all:
+        written = write_all(args.out or "model_cards", bench_dirs=dirs, progress=sys.stderr.isatty())
+        print(f"wrote {len(written) - 1} model cards and the index {written[-1]}")
+        return 0
+    _check_source(args.source)
+    print(f"wrote {write_card(args.source, args.out, bench_dirs=dirs)}")
+    return 0
+
+
+def _check_source(source: str) -> None:
+    from pathlib import Path
+
+    from zoo.errors import SourceError
+
+    if Path(source).exists() and not Path(source).is_dir():
+        raise SourceError(f"{source} is a file; give a run directory, a zoo.save folder or a registered model name")
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from zoo.errors import SourceError
+    from zoo.hub import push
+
+    if not Path(args.source).is_dir():
+        raise SourceError(f"{args.source} is not a folder; give a `zoo train` run directory or a `zoo.save` folder")
+    result = push(args.source, args.repo_id, private=args.private, revision=args.revision, commit_message=args.message,
+                  bench_dirs=tuple(args.bench_dir or ("runs/bench",)))
+    print(f"pushed {len(result['files'])} files to {result['url']} (revision {result['revision']}, commit {result['commit'][:12]}):")
+    for name in result["files"]:
+        print(f"  {name}")
+    print(f"load it with: zoo.load(\"hf-hub:{result['repo_id']}" + (f"@{result['revision']}" if result["revision"] != "main" else "") + "\")")
     return 0
 
 
