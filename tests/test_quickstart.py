@@ -22,6 +22,14 @@ def test_quickstart_meets_its_targets(tmp_path):
     assert top1 >= 0.95
     assert "reloads with the same predictions: yes" in proc.stdout
     (run_dir,) = (tmp_path / "quickstart").iterdir()
-    for part in ("model/model.safetensors", "eval/metrics.json", "eval/confusion_matrix.png", "checkpoints/best.ckpt"):
+    for part in ("model/model.safetensors", "eval/metrics.json", "eval/confusion_matrix.png", "checkpoints/best.ckpt",
+                 "export/model.onnx", "export/model.onnx.verification.json"):
         assert (run_dir / part).is_file(), part
+    # It ends with a verified export and a card, and prints where the card is.
+    assert re.search(r"ONNX export\s+: \S+model\.onnx\s+\(verified against PyTorch", proc.stdout)
+    card = Path(re.search(r"model card\s+: (\S+)", proc.stdout).group(1))
+    assert card.resolve() == (run_dir / "README.md").resolve()
+    text = card.read_text()
+    assert "model-index:" in text and f"value: {round(top1, 4)}" in text and "| `model.onnx` | onnx | real input |" in text
+    assert re.search(r"^\| torch \| 1 \| 3x\d+x\d+ \| [\d.]+ \|", text, re.M)  # timed by zoo bench, with its date
     print(f"quickstart: {elapsed:.0f} s wall, val top-1 {top1:.2%}")

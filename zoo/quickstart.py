@@ -1,8 +1,9 @@
 """``zoo quickstart``: the main job end to end on this machine, in a few minutes on 2 CPU cores.
 
 It trains a registered efficient model with the ``quickstart`` recipe on the embedded ``digits`` data,
-evaluates it, saves it, checks that the saved model loads back with the same predictions, and prints
-where everything went.
+evaluates it, saves it, checks that the saved model loads back with the same predictions, exports it to
+ONNX verified against PyTorch, times it with ``zoo bench`` and writes its model card, and prints where
+everything went.
 """
 from __future__ import annotations
 
@@ -43,6 +44,17 @@ def main(argv: list[str]) -> int:
     data = ClassificationDataModule(cfg.data, reloaded.zoo_spec, seed=cfg.seed)
     again = evaluate(reloaded, data.val_dataloader(), data.classes, progress=False)
     same = again["top1"] == summary["val_top1"] and abs(again["loss"] - summary["val_loss"]) < 1e-6
+
+    # The last steps of a model's life here: a verified export, a latency measurement and a card citing both.
+    from zoo.bench import bench
+    from zoo.card import write_card
+    from zoo.export import export
+
+    exported = export(str(run_dir), "onnx")
+    print(exported.summary())
+    bench_dir = Path(args.out_dir) / "bench"
+    bench([str(run_dir.resolve())], backends=("torch",), out_dir=bench_dir, progress=False)
+    card = write_card(run_dir, bench_dirs=(bench_dir,))
     elapsed = time.perf_counter() - started
     verdict = "meets" if summary["val_top1"] >= TARGET_TOP1 else "MISSES"
     print(
@@ -50,10 +62,13 @@ def main(argv: list[str]) -> int:
         f"  run directory : {run_dir}\n"
         f"  trained model : {run_dir / 'model'}  (reloads with the same predictions: {'yes' if same else 'NO'})\n"
         f"  evaluation    : {run_dir / 'eval' / 'metrics.json'}, {run_dir / 'eval' / 'confusion_matrix.png'}\n"
+        f"  ONNX export   : {exported.path}  (verified against PyTorch: max |diff| {exported.verification['real']['max_abs_diff']:.2g})\n"
+        f"  model card    : {card}\n"
         f"  logs          : {run_dir / 'logs' / 'metrics.csv'}, tensorboard --logdir {run_dir / 'tensorboard'}\n"
         f"next:\n"
         f"  zoo eval {run_dir} data=digits\n"
+        f"  zoo push {run_dir} --repo-id YOUR_ORG/digits-{cfg.model.name}   # publish it with its card\n"
         f"  python -c \"import zoo; m = zoo.load('{run_dir}'); print(m.zoo_spec.labels)\"\n"
         f"  zoo train recipe=quickstart model.name=mobileone_s0   # any model from `zoo list`"
     )
-    return 0 if same and summary["val_top1"] >= TARGET_TOP1 else 1
+    return 0 if same and summary["val_top1"] >= TARGET_TOP1 and exported.verification["real"]["ok"] else 1
