@@ -298,8 +298,14 @@ def bench(
     return document
 
 
+PARETO_PANELS = (  # (task, metric filter, y label): one panel per task that has points
+    ("classification", lambda r: r.unit == "%" and "imagenet" in r.dataset, "ImageNet top-1 reported by the paper (%); orange: zero-shot"),
+    ("detection", lambda r: r.metric == "box_ap", "COCO box AP reported by the paper (val2017; MobileDets: minival2014)"),
+)
+
+
 def plot_pareto(document: dict[str, Any], path: Path, backend: str = "torch") -> Path:
-    """Latency (batch 1) against the paper's reported accuracy, with the Pareto front drawn."""
+    """Latency (batch 1) against the paper's reported accuracy, one panel per task, with the Pareto front drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -307,35 +313,39 @@ def plot_pareto(document: dict[str, Any], path: Path, backend: str = "torch") ->
 
     import zoo
 
-    points = []
-    for row in document["results"]:
-        if row["backend"] != backend or row["batch"] != 1 or "p50_ms" not in row:
-            continue
-        if Path(row["model"]).is_absolute():
-            continue  # a run or saved folder: no paper number to plot it against
-        headline = zoo.info(row["model"]).headline
-        if headline is not None and headline.unit == "%":
-            points.append((row["p50_ms"], headline.value, row["model"], headline.metric))
-    fig, ax = plt.subplots(figsize=(9, 6))
-    if points:
-        points.sort()
-        ax.scatter([p[0] for p in points], [p[1] for p in points], c=["tab:orange" if p[3] != "top1" else "tab:blue" for p in points])
-        for lat, acc, name, _ in points:
-            ax.annotate(name, (lat, acc), textcoords="offset points", xytext=(4, 3), fontsize=7)
-        front, best = [], -1.0
-        for lat, acc, _, metric in points:
-            if metric == "top1" and acc > best:
-                front.append((lat, acc))
-                best = acc
-        if front:
-            ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="gray", label="Pareto front (top-1)")
-            ax.legend(loc="lower right")
-        ax.set_xscale("log")
+    panels = []
+    for task, wanted, ylabel in PARETO_PANELS:
+        points = []
+        for row in document["results"]:
+            if row["backend"] != backend or row["batch"] != 1 or "p50_ms" not in row or Path(row["model"]).is_absolute():
+                continue  # a run or saved folder has no paper number to plot against
+            spec = zoo.info(row["model"])
+            headline = spec.headline
+            if spec.task == task and headline is not None and wanted(headline):
+                points.append((row["p50_ms"], headline.value, row["model"], headline.metric))
+        if points or task == "classification":
+            panels.append((sorted(points), ylabel))
+    fig, axes = plt.subplots(1, len(panels), figsize=(9 * len(panels), 6), squeeze=False)
     m = document["machine"]
-    ax.set_xlabel(f"latency, batch 1, {backend} (ms, log scale) on {m.get('gpu') or m['cpu']}, {m['threads']} threads")
-    ax.set_ylabel("ImageNet top-1 reported by the paper (%) — orange: zero-shot")
-    ax.set_title("Measured latency vs reported accuracy")
-    ax.grid(alpha=0.3)
+    for ax, (points, ylabel) in zip(axes[0], panels):
+        if points:
+            ax.scatter([p[0] for p in points], [p[1] for p in points],
+                       c=["tab:orange" if p[3] == "zeroshot_top1" else "tab:blue" for p in points])
+            for lat, acc, name, _ in points:
+                ax.annotate(name, (lat, acc), textcoords="offset points", xytext=(4, 3), fontsize=7)
+            front, best = [], -1.0
+            for lat, acc, _, metric in points:
+                if metric != "zeroshot_top1" and acc > best:
+                    front.append((lat, acc))
+                    best = acc
+            if front:
+                ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="gray", label="Pareto front")
+                ax.legend(loc="lower right")
+            ax.set_xscale("log")
+        ax.set_xlabel(f"latency, batch 1, {backend} (ms, log scale) on {m.get('gpu') or m['cpu']}, {m['threads']} threads")
+        ax.set_ylabel(ylabel)
+        ax.set_title("Measured latency vs reported accuracy")
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
