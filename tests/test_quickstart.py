@@ -27,7 +27,7 @@ def test_quickstart_meets_its_targets(tmp_path):
         assert (run_dir / part).is_file(), part
     # It ends with a verified export and a card, and prints where the card is.
     assert re.search(r"ONNX export\s+: \S+model\.onnx\s+\(verified against PyTorch", proc.stdout)
-    card = Path(re.search(r"model card\s+: (\S+)", proc.stdout).group(1))
+    card = Path(re.search(r"the model card: (\S+)\s*$", proc.stdout).group(1))  # its last line
     assert card.resolve() == (run_dir / "README.md").resolve()
     text = card.read_text()
     assert "model-index:" in text and f"value: {round(top1, 4)}" in text and "| `model.onnx` | onnx | real input |" in text

@@ -179,6 +179,14 @@ def _recipe_model(text: str) -> str | None:
 # -- rendering -----------------------------------------------------------------------------------------
 
 
+def _dataset_ids(text: str) -> list[str]:
+    """Hub dataset ids from a weights tag's dataset ("ssld-6m -> imagenet-1k", "objects365+coco-2017")."""
+    import re
+
+    names = [re.sub(r"\s*\(.*\)", "", part).strip() for part in re.split(r"->|\+", text or "")]
+    return [DATASET_IDS.get(n, n) for n in names if n]
+
+
 def _fmt_count(n: float, unit: str = "") -> str:
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
         if abs(n) >= scale:
@@ -268,7 +276,7 @@ def build_card(source: str | os.PathLike, *, bench_dirs: Sequence[str | os.PathL
     if summary:
         datasets = [str(summary.get("data", "")).split(":", 1)[0]]
     else:
-        datasets = [DATASET_IDS.get(weights.dataset, weights.dataset)] if weights and weights.dataset else []
+        datasets = _dataset_ids(weights.dataset) if weights else []
     tags = ["efficient-zoo", spec.family, spec.task] + (["spiking-neural-network"] if spec.family == "snn" else []) \
         + (["onnx"] if run and list((run / "export").glob("*.onnx")) else [])
     title = f"{summary['recipe']}: {spec.name} trained with efficient-zoo" if summary else spec.name + (f".{spec.tag}" if spec.tag else "")
@@ -280,7 +288,7 @@ def build_card(source: str | os.PathLike, *, bench_dirs: Sequence[str | os.PathL
     body += _architecture_section(spec, facts, checked=folder is None)
     body += _speed_section(bench_name, speeds)
     body += _training_section(spec, run, summary)
-    body += _compression_section(run)
+    body += _compression_section(run, folder)
     body += _export_section(spec, run)
     body += _limitations_section(spec, weights, summary)
     body += _provenance_section(spec, folder)
@@ -402,13 +410,15 @@ def _differences(recipe: str, saved: dict) -> list[str]:
             if k not in skip and default.get(k, object()) != v]
 
 
-def _compression_section(run: Path | None) -> list[str]:
+def _compression_section(run: Path | None, folder: Path | None) -> list[str]:
     lines = ["## Compression", ""]
     plugins = {}
     if run and (run / "config.yaml").is_file():
         import yaml
 
         plugins = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("plugins") or {}
+    if folder is not None and run is None:
+        return lines + ["Not recorded: a `zoo.save` folder keeps the model, not how it was trained.", ""]
     if not plugins:
         return lines + ["None applied" + (" in this run." if run else ": the architecture as published. Distillation, QAT, "
                         "pruning and the other plugins compose in `zoo train ... plugins=[...]`."), ""]
@@ -447,7 +457,8 @@ def _limitations_section(spec, weights, summary) -> list[str]:
     if spec.reported:
         lines.append("- Paper numbers were measured by the authors with their training setup; this repo does not reproduce them.")
     if spec.family == "snn":
-        lines.append("- Spiking: energy figures assume hardware that skips zero spikes; on CPUs and GPUs it runs slower than its ANN twin.")
+        lines.append("- Spiking: its energy advantage assumes hardware that skips zero spikes; on CPUs and GPUs every timestep "
+                     "costs a dense pass (see `zoo bench NAME` for spike rates and synaptic operations).")
     if weights and weights.license != spec.license:
         lines.append(f"- The weights' licence ({weights.license}) differs from the code's ({spec.license}): check it before commercial use.")
     lines.append("- Latency depends on the machine, threads and library versions listed with each row.")
@@ -486,9 +497,8 @@ def _citation_section(spec) -> list[str]:
 def write_card(source: str | os.PathLike, out: str | os.PathLike | None = None, *,
                bench_dirs: Sequence[str | os.PathLike] = ("runs/bench",), facts: dict | None = None, repo_id: str | None = None) -> Path:
     """Render ``source``'s card to ``out`` (default: ``RUN/README.md`` for a run, ``model_cards/NAME.md`` else)."""
-    run = run_dir_of(source)
     if out is None:
-        out = (run / "README.md") if run else Path("model_cards") / f"{source}.md"
+        out = Path(source) / "README.md" if Path(str(source)).is_dir() else Path("model_cards") / f"{source}.md"
     card = build_card(source, bench_dirs=bench_dirs, facts=facts, repo_id=repo_id)
     return atomic_write_text(out, str(card))
 
@@ -565,25 +575,32 @@ def _index_plot(documents: list[dict[str, Any]], path: Path) -> Path | None:
 def _write_index(path: Path, index: list[tuple[str, dict, list]], plot: Path | None) -> Path:
     import zoo
 
+    machines: dict[str, str] = {}  # full description -> short key used in the table
+    rows = []
+    for name, facts, speeds in index:
+        spec = zoo.info(name)
+        timed = [r for r in speeds if r["backend"] == "torch" and r["batch"] == 1]
+        latency, where = "", "not measured"
+        if timed:
+            label = machine_label(timed[0]["machine"])
+            key = machines.setdefault(label, chr(ord("A") + len(machines)))
+            latency, where = f"{timed[0]['p50_ms']:.1f}", f"{key}, {timed[0].get('measured', '')}"
+        head = spec.headline
+        reported = f"{head.metric} {head.value}{head.unit} on {head.dataset} ({head.source.split(',')[0]})" if head else ""
+        size = facts["input_size"]
+        rows.append(f"| [{name}]({name}.md) | {spec.task} | {'x'.join(map(str, size[1:])) if len(size) == 3 else f'{size[0]} tok'} "
+                    f"| {_fmt_count(facts['params'])} | {facts['macs'] / 1e9:.3f} | {latency} | {where} | {reported} "
+                    f"| {facts['weights_license'] or 'no weights'} |")
     lines = ["# Model cards", "",
-             "One card per registered model, generated by `zoo card --all` (do not edit by hand: `tests/test_cards.py` "
-             "fails when a card's params, MACs or licence no longer match the code). Latency is batch 1 with the `torch` "
-             "backend, from the `zoo bench` documents in `bench/`, each with its machine and date; accuracy is the paper's "
-             "reported number with its citation in the card.", ""]
+             "One card per registered model, generated by `zoo card --all`: do not edit by hand. `tests/test_cards.py` fails "
+             "when a card's params, MACs or licence no longer match the code. Params and MACs are the deploy form's at the input "
+             "size shown. Latency is batch 1 with the `torch` backend, from the `zoo bench` documents in `bench/`, with the machine "
+             "and date it was measured on. Accuracy is the paper's reported number; each card cites it.", ""]
     if plot is not None:
         lines += [f"![latency measured here against reported accuracy]({plot.name})", ""]
+    lines += [f"Machine {key}: {label}." for label, key in machines.items()] + [""]
     lines += ["| model | task | input | params | GMACs | latency p50 (ms) | measured on | reported | weights licence |",
-              "|---|---|---|---:|---:|---:|---|---|---|"]
-    for name, facts, rows in index:
-        spec = zoo.info(name)
-        torch_rows = [r for r in rows if r["backend"] == "torch" and r["batch"] == 1]
-        latency = f"{torch_rows[0]['p50_ms']:.1f}" if torch_rows else ""
-        where = f"{machine_label(torch_rows[0]['machine'])}, {torch_rows[0].get('measured', '')}" if torch_rows else "not measured"
-        head = spec.headline
-        reported = f"{head.metric} {head.value}{head.unit} ({head.source.split(',')[0]})" if head else ""
-        lines.append(f"| [{name}]({name}.md) | {spec.task} | {'x'.join(map(str, facts['input_size'][1:])) or facts['input_size'][0]} "
-                     f"| {_fmt_count(facts['params'])} | {facts['macs'] / 1e9:.3f} | {latency} | {where} | {reported} "
-                     f"| {facts['weights_license'] or 'no weights'} |")
+              "|---|---|---|---:|---:|---:|---|---|---|", *rows]
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 

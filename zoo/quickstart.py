@@ -69,6 +69,7 @@ def main(argv: list[str]) -> int:
         f"  zoo eval {run_dir} data=digits\n"
         f"  zoo push {run_dir} --repo-id YOUR_ORG/digits-{cfg.model.name}   # publish it with its card\n"
         f"  python -c \"import zoo; m = zoo.load('{run_dir}'); print(m.zoo_spec.labels)\"\n"
-        f"  zoo train recipe=quickstart model.name=mobileone_s0   # any model from `zoo list`"
+        f"  zoo train recipe=quickstart model.name=mobileone_s0   # any model from `zoo list`\n"
+        f"\nthe model card: {card}"
     )
     return 0 if same and summary["val_top1"] >= TARGET_TOP1 and exported.verification["real"]["ok"] else 1
