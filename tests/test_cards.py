@@ -176,3 +176,12 @@ def test_card_cli_errors():
     assert cli(["card"]) == 2
     assert cli(["card", "yolov10n", "--all"]) == 2
     assert cli(["card", "not_a_model"]) == 2
+
+
+def test_push_to_an_unreachable_hub_fails_in_one_line(trained_run, hub_env, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    hub_env._reload()
+    assert cli(["push", str(trained_run), "--repo-id", "me/x"]) == 2
+    err = capsys.readouterr().err
+    assert "push to me/x at http://127.0.0.1:9 failed" in err and SECRET not in err and err.count("\n") == 1

@@ -120,6 +120,19 @@ def evict(path: Path) -> None:
             pass
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection failures: OSError, and the transport errors of whichever httpx huggingface_hub uses."""
+    import importlib
+
+    errors: list[type[BaseException]] = [OSError]
+    for module in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(module).TransportError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
 def _reason(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
@@ -169,6 +182,7 @@ def push(
         except ValueError as e:  # the Hub refused the card's front matter (validate-yaml)
             raise HubError(f"push to {repo_id} failed: the Hub refused README.md's metadata: {_reason(e)} "
                            f"{' '.join(str(e).splitlines()[1:])}; nothing was committed") from None
-        except OSError as e:
-            raise HubError(f"push to {repo_id} failed: {_reason(e)}. Nothing partial is visible on the Hub: a commit is all or nothing.") from None
+        except _transport_errors() as e:
+            raise HubError(f"push to {repo_id} at {constants.ENDPOINT} failed: {_reason(e)}. Check your connection or "
+                           "HF_ENDPOINT; nothing partial is visible on the Hub (a commit is all or nothing).") from None
     return {"url": str(url), "repo_id": repo_id, "revision": revision or "main", "commit": commit.oid, "files": files}
