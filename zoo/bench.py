@@ -1,7 +1,11 @@
 """``zoo bench``: parameters, MACs, latency, throughput and memory of models on this machine.
 
-Backends: ``torch`` (eager, inference mode), ``compile`` (``torch.compile``) and ``onnxruntime`` (the
-verified ONNX export). MACs come from ``torch.utils.flop_counter`` (FLOPs / 2) on the deploy form. A
+Backends: ``torch`` (eager, inference mode), ``compile`` (``torch.compile``), and the verified exports in
+their runtimes: ``onnxruntime``, ``openvino``, ``executorch`` and ``litert``, each at the precisions it
+carries (``precisions``: fp32, fp16, bf16, int8; int8 calibrated on random inputs times speed, not
+accuracy: ``zoo quantize`` measures that). Every (backend, precision) of a model is built first and then
+timed in interleaved rounds, so a machine that gets busier hurts all of them alike; onnxruntime's idle
+threads do not spin. MACs come from ``torch.utils.flop_counter`` (FLOPs / 2) on the deploy form. A
 matmul probe measures the machine's own peak GFLOP/s so each result also says what fraction of it the
 model reaches. Results are keyed by a machine description (CPU or GPU, threads, torch version) and
 merged into one JSON file per machine, which model cards cite; a PNG plots latency against each
@@ -21,7 +25,10 @@ from typing import Any
 from zoo._io import atomic_write, atomic_write_text
 from zoo.errors import BadArgumentError
 
-BACKENDS = ("torch", "compile", "onnxruntime")
+BACKENDS = ("torch", "compile", "onnxruntime", "openvino", "executorch", "litert")
+RUNTIME_FORMATS = {"onnxruntime": "onnx", "openvino": "openvino", "executorch": "executorch", "litert": "litert"}
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+ROUNDS = 5
 
 
 def count_macs(model, x) -> int:
@@ -123,8 +130,12 @@ def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[],
 
 
 def bench_model(
-    name: str, *, backends: Sequence[str], batch: int, imgsz: int | None, threads: int, runs: int, warmup: int, device: str
+    name: str, *, backends: Sequence[str], batch: int, imgsz: int | None, threads: int, runs: int, warmup: int, device: str,
+    precisions: Sequence[str] = ("fp32",), rounds: int = ROUNDS, calibration: Any = None,
 ) -> list[dict[str, Any]]:
+    """One row per (backend, precision) the backend carries; a failing one gets an ``error`` and the rest go on."""
+    import tempfile
+
     import torch
 
     import zoo
@@ -137,21 +148,117 @@ def bench_model(
     params = sum(p.numel() for p in model.parameters())
     macs = count_macs(model, x[:1])
     spiking = spiking_view(model, spec, size)
-    rows = []
-    for backend in backends:
-        row = {"model": name, "backend": backend, "batch": batch, "input_size": list(size), "threads": threads,
-               "device": device, "params": params, "macs": macs}
-        if spiking is not None:
-            row["snn"] = spiking
-        try:
-            row.update(_time_backend(model, spec, x, backend, threads, runs, warmup, device))
-        except Exception as e:  # one backend failing must not lose the others' numbers
-            row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-        if "mean_ms" in row:
-            row["throughput_per_s"] = batch / (row["mean_ms"] / 1e3)
-            row["gflops_per_s"] = 2 * macs * batch / (row["p50_ms"] / 1e3) / 1e9
-        rows.append(row)
+    rows, runners = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in backends:
+            for precision in backend_precisions(backend, precisions, model):
+                row = {"model": name, "backend": backend, "precision": precision, "batch": batch, "input_size": list(size),
+                       "threads": threads, "device": device, "params": params, "macs": macs}
+                if spiking is not None:
+                    row["snn"] = spiking
+                try:
+                    runners[len(rows)] = make_runner(model, spec, x, backend, precision, threads, device, Path(tmp), calibration)
+                except Exception as e:  # one backend failing must not lose the others' numbers
+                    row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                rows.append(row)
+        timed = time_interleaved(runners, runs, warmup, rounds, threads=threads,
+                                 sync=torch.cuda.synchronize if device == "cuda" else (lambda: None))
+    for i, result in timed.items():
+        row = rows[i]
+        row.update(result)
+        row["throughput_per_s"] = batch / (row["mean_ms"] / 1e3)
+        row["gflops_per_s"] = 2 * macs * batch / (row["p50_ms"] / 1e3) / 1e9
     return rows
+
+
+def backend_precisions(backend: str, precisions: Sequence[str], model) -> list[str]:
+    """The asked-for precisions this backend can run (eager and compile: fp32; a QAT model: its int8 graph)."""
+    from zoo.export import PRECISIONS as FORMAT_PRECISIONS
+
+    if getattr(model, "zoo_int8", False):
+        return ["int8"]
+    if backend not in RUNTIME_FORMATS:
+        return ["fp32"] if "fp32" in precisions else []
+    return [p for p in precisions if p in FORMAT_PRECISIONS[RUNTIME_FORMATS[backend]]]
+
+
+def make_runner(model, spec, x, backend: str, precision: str, threads: int, device: str, tmp: Path, calibration=None):
+    """A no-argument callable that runs ``x`` through ``backend``: the verified export, opened in its runtime."""
+    import torch
+
+    if backend in ("torch", "compile"):
+        model, xd = model.to(device), x.to(device)
+        fn = torch.compile(model) if backend == "compile" else model
+
+        def run():
+            with torch.inference_mode():
+                return fn(xd)
+
+        return run
+    if backend not in RUNTIME_FORMATS:
+        raise BadArgumentError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if device == "cuda" and backend != "onnxruntime":
+        raise BadArgumentError(f"{backend} runs on the CPU here; time it with --device cpu")
+    from zoo.export import FORMATS, export
+
+    fmt = RUNTIME_FORMATS[backend]
+    if precision == "int8" and calibration is None and not getattr(model, "zoo_int8", False):
+        generator = torch.Generator().manual_seed(1)
+        calibration = [torch.randn(x.shape, generator=generator) for _ in range(4)]  # speed only, see the docstring
+    path = tmp / f"{backend}-{precision}{FORMATS[fmt]}"
+    export(model, fmt, imgsz=x.shape[-1] if x.dim() == 4 else None, batch=x.shape[0], precision=precision, out=path,
+           calibration=calibration if precision == "int8" else None)
+    fn = open_runtime(fmt, path, threads, device)
+    feed = x.numpy()
+    return lambda: fn(feed)
+
+
+def open_runtime(fmt: str, path: Path, threads: int | None = None, device: str = "cpu"):
+    """numpy in, numpy out: an exported file opened in its own runtime."""
+    if fmt == "onnx":
+        from zoo.export.onnx import session
+
+        s = session(path, threads, device, spinning=False)
+        name = s.get_inputs()[0].name
+        return lambda x: s.run(None, {name: x})[0]
+    module = __import__(f"zoo.export.{fmt}", fromlist=["runner"])
+    return module.runner(path, threads)
+
+
+def time_interleaved(runners: dict[Any, Callable[[], Any]], runs: int, warmup: int, rounds: int = ROUNDS,
+                     threads: int | None = None, sync: Callable[[], None] = lambda: None) -> dict[Any, dict[str, float]]:
+    """Latency of each runner, timed in ``rounds`` rounds of ``runs / rounds`` calls that take turns, so load that
+    comes and goes on a shared machine falls on every runner alike; p50/p90/mean over all calls."""
+    rounds = max(1, min(rounds, runs))
+    per_round = -(-runs // rounds)
+    times: dict[Any, list[float]] = {k: [] for k in runners}
+    growth: dict[Any, float] = {}
+    with _threads(threads or _torch_threads()):
+        for key, fn in runners.items():
+            base = _rss_bytes()
+            for _ in range(warmup):
+                fn()
+            sync()
+            growth[key] = max(0, _rss_bytes() - base) / 2**20
+        for _ in range(rounds):
+            for key, fn in runners.items():
+                for _ in range(per_round):
+                    start = time.perf_counter()
+                    fn()
+                    sync()
+                    times[key].append(time.perf_counter() - start)
+    results = {}
+    for key, t in times.items():
+        t.sort()
+        results[key] = {"p50_ms": 1e3 * statistics.median(t), "p90_ms": 1e3 * t[min(len(t) - 1, int(0.9 * len(t)))],
+                        "mean_ms": 1e3 * statistics.fmean(t), "peak_rss_growth_mb": growth[key], "rounds": rounds}
+    return results
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def spiking_view(model, spec, size) -> dict[str, Any] | None:
@@ -213,30 +320,6 @@ def plot_spike_rates(document: dict[str, Any], path: Path, names: Sequence[str])
     return path
 
 
-def _time_backend(model, spec, x, backend: str, threads: int, runs: int, warmup: int, device: str) -> dict[str, float]:
-    import torch
-
-    if backend == "onnxruntime":
-        from zoo.export.onnx import exported_session
-
-        session = exported_session(model, spec, x.shape[1:], batch=x.shape[0], threads=threads, device=device)
-        feed = {session.get_inputs()[0].name: x.numpy()}
-        return time_calls(lambda: session.run(None, feed), runs, warmup)
-    if backend not in ("torch", "compile"):
-        raise BadArgumentError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    model = model.to(device)
-    x = x.to(device)
-    fn = torch.compile(model) if backend == "compile" else model
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    with torch.inference_mode(), _threads(threads):
-        if device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        result = time_calls(lambda: fn(x), runs, warmup, sync)
-        if device == "cuda":
-            result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    return result
-
-
 def machine_key(info: dict[str, Any]) -> str:
     where = info.get("gpu") or info["cpu"]
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{where}-{info['threads']}t-torch{info['torch']}").strip("_")
@@ -254,6 +337,8 @@ def bench(
     device: str = "cpu",
     out_dir: str | os.PathLike = "runs/bench",
     progress: bool = True,
+    precisions: Sequence[str] = ("fp32",),
+    rounds: int = ROUNDS,
 ) -> dict[str, Any]:
     """Benchmark ``names``; merge the results into ``out_dir/<machine>.json`` and return that document."""
     import torch
@@ -265,6 +350,9 @@ def bench(
         raise BadArgumentError(f"unknown backend(s) {', '.join(bad)}; choose from {', '.join(BACKENDS)}")
     if runs < 50:
         raise BadArgumentError(f"runs must be at least 50 for stable percentiles, not {runs}")
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad:
+        raise BadArgumentError(f"unknown precision(s) {', '.join(bad)}; choose from {', '.join(PRECISIONS)}")
     if device == "cuda" and not torch.cuda.is_available():
         raise BadArgumentError("--device cuda: no CUDA GPU is visible here")
     threads = threads or torch.get_num_threads()
@@ -282,12 +370,14 @@ def bench(
 
         iterator = track(jobs, description="benchmarking")
     for name, batch in iterator:
-        rows = bench_model(name, backends=backends, batch=batch, imgsz=imgsz, threads=threads, runs=runs, warmup=warmup, device=device)
+        rows = bench_model(name, backends=backends, batch=batch, imgsz=imgsz, threads=threads, runs=runs, warmup=warmup, device=device,
+                           precisions=precisions, rounds=rounds)
         for row in rows:
             if info["peak_matmul_gflops"] and "gflops_per_s" in row:
                 row["fraction_of_peak"] = row["gflops_per_s"] / info["peak_matmul_gflops"]
             row["measured"] = info["date"]
-        same = lambda r, new: all(r.get(k) == new.get(k) for k in ("model", "backend", "batch", "input_size", "threads", "device"))  # noqa: E731
+        same = lambda r, new: all(r.get(k, "fp32") == new.get(k, "fp32") if k == "precision" else r.get(k) == new.get(k)  # noqa: E731
+                                  for k in ("model", "backend", "precision", "batch", "input_size", "threads", "device"))
         document["results"] = [r for r in document["results"] if not any(same(r, new) for new in rows)] + rows
     atomic_write_text(path, json.dumps(document, indent=2) + "\n")
     document["path"] = str(path)
@@ -359,19 +449,57 @@ def format_table(document: dict[str, Any], names: Sequence[str] | None = None) -
     peak = m.get("peak_matmul_gflops")
     table = Table(title=f"{m.get('gpu') or m['cpu']}, {m['threads']} threads, torch {m['torch']}"
                   + (f"; matmul peak {peak:.0f} GFLOP/s" if peak else ""))
-    for col in ("model", "backend", "batch", "input", "params", "GMACs", "p50 ms", "p90 ms", "img/s", "% of peak", "mem MB"):
-        table.add_column(col, justify="left" if col in ("model", "backend") else "right")
+    for col in ("model", "backend", "precision", "batch", "input", "params", "GMACs", "p50 ms", "p90 ms", "img/s", "% of peak", "mem MB"):
+        table.add_column(col, justify="left" if col in ("model", "backend", "precision") else "right")
     for r in document["results"]:
         if names is not None and r["model"] not in names:
             continue
+        precision = r.get("precision", "fp32")
         if "error" in r:
-            table.add_row(r["model"], r["backend"], str(r["batch"]), _size_label(r["input_size"]), "", "", r["error"][:40], "", "", "", "")
+            table.add_row(r["model"], r["backend"], precision, str(r["batch"]), _size_label(r["input_size"]), "", "", r["error"][:60],
+                          "", "", "", "")
             continue
         table.add_row(
-            r["model"], r["backend"], str(r["batch"]), _size_label(r["input_size"]), f"{r['params'] / 1e6:.2f}M",
+            r["model"], r["backend"], precision, str(r["batch"]), _size_label(r["input_size"]), f"{r['params'] / 1e6:.2f}M",
             f"{r['macs'] / 1e9:.3f}", f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['throughput_per_s']:.1f}",
             f"{100 * r['fraction_of_peak']:.1f}" if "fraction_of_peak" in r else "", f"{r.get('peak_cuda_mb', r['peak_rss_growth_mb']):.0f}",
         )
+    return table
+
+
+def best_forms(document: dict[str, Any], names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Per (model, batch, input, threads): the fastest verified (backend, precision), its p50 and its speed-up over
+    onnxruntime fp32 measured in the same run (None where that baseline is missing). Eager and compile are
+    candidates too: a model may have no export that beats PyTorch."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in document["results"]:
+        if "p50_ms" in r and (names is None or r["model"] in names):
+            groups.setdefault((r["model"], r["batch"], tuple(r["input_size"]), r["threads"], r["device"]), []).append(r)
+    best = []
+    for (model, batch, size, threads, device), rows in groups.items():
+        fastest = min(rows, key=lambda r: r["p50_ms"])
+        base = next((r for r in rows if r["backend"] == "onnxruntime" and r.get("precision", "fp32") == "fp32"), None)
+        eager = next((r for r in rows if r["backend"] == "torch"), None)
+        best.append({"model": model, "batch": batch, "input_size": list(size), "threads": threads, "device": device,
+                     "backend": fastest["backend"], "precision": fastest.get("precision", "fp32"), "p50_ms": fastest["p50_ms"],
+                     "onnxruntime_fp32_ms": base["p50_ms"] if base else None, "eager_ms": eager["p50_ms"] if eager else None,
+                     "speedup_vs_onnxruntime_fp32": base["p50_ms"] / fastest["p50_ms"] if base else None,
+                     "measured": fastest.get("measured")})
+    return best
+
+
+def format_best(document: dict[str, Any], names: Sequence[str] | None = None) -> Any:
+    from rich.table import Table
+
+    m = document["machine"]
+    table = Table(title=f"Fastest verified deploy form per model ({m.get('gpu') or m['cpu']}, {m['threads']} threads)")
+    for col in ("model", "batch", "input", "fastest", "p50 ms", "onnxruntime fp32 ms", "speed-up", "eager ms"):
+        table.add_column(col, justify="left" if col in ("model", "fastest") else "right")
+    for b in best_forms(document, names):
+        speedup = b["speedup_vs_onnxruntime_fp32"]
+        table.add_row(b["model"], str(b["batch"]), _size_label(b["input_size"]), f"{b['backend']} {b['precision']}",
+                      f"{b['p50_ms']:.2f}", f"{b['onnxruntime_fp32_ms']:.2f}" if b["onnxruntime_fp32_ms"] else "-",
+                      f"{speedup:.2f}x" if speedup else "-", f"{b['eager_ms']:.2f}" if b["eager_ms"] else "-")
     return table
 
 

@@ -48,6 +48,9 @@ EXAMPLES = {
         "  zoo export mobilenetv3_small_100 --format onnx\n"
         "  zoo export runs/quickstart/2026-01-01_12-00-00 --format onnx --dynamic\n"
         "  zoo export efficientformer_l1 --format coreml --half --image-input\n"
+        "  zoo export mobileone_s0 --format openvino --precision bf16   # IR folder; bf16 is the CPU plugin's hint\n"
+        "  zoo export mobilenetv3_large_100 --format executorch          # .pte for the XNNPACK delegate\n"
+        "  zoo export mobilenetv3_large_100 --format litert              # .tflite for the LiteRT interpreter\n"
         "  zoo export nextvit_small --format tensorrt --half   # needs a CUDA GPU and tensorrt\n"
         "  zoo export runs/matvit_ti_digits/<time> --budget-ms 2   # MatFormer: the largest Mix'n'Match model within 2 ms\n"
         "  zoo export runs/sew_resnet18_digits/<time> --per-step   # SNN: one timestep, states in and out (early exit)"
@@ -59,7 +62,8 @@ EXAMPLES = {
         "  zoo bench mobilenetv3_small_100 mobileone_s0\n"
         "  zoo bench --all --backends torch,compile,onnxruntime\n"
         "  zoo bench efficientformer_l1 --batch 1 8 --threads 1 --imgsz 224\n"
-        "  zoo bench sew_resnet18 --imgsz 64   # spiking models add spike rates, synaptic ops and energy"
+        "  zoo bench sew_resnet18 --imgsz 64   # spiking models add spike rates, synaptic ops and energy\n"
+        "  zoo bench mobileone_s0 --backends onnxruntime,openvino,executorch,litert --precision fp32,bf16,int8 --best"
     ),
     "predict": (
         "Letterboxes each image to the model's input size (or --imgsz), keeps detections with score >= --conf, maps\n"
@@ -137,13 +141,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="data=NAME [data.KEY=VALUE ...]", help="the data config and overrides")
     p.add_argument("--out", help="where to write metrics.json and confusion_matrix.png")
 
-    p = command("export", "Export a model or run to ONNX, CoreML or TensorRT, verified against PyTorch.")
+    p = command("export", "Export a model or run to ONNX, OpenVINO, ExecuTorch, LiteRT, CoreML or TensorRT, verified in its runtime.")
     p.add_argument("source", help="a registered name, a run directory, a zoo.save folder or hf-hub:org/name")
-    p.add_argument("--format", default="onnx", help="onnx (default), coreml or tensorrt")
+    p.add_argument("--format", default="onnx", help="onnx (default), openvino, executorch, litert, coreml or tensorrt")
+    p.add_argument("--precision", help="fp32 (default); fp16 (openvino, coreml, tensorrt); bf16 (openvino's inference hint); "
+                   "int8 comes from `zoo quantize` or a QAT run")
     p.add_argument("--imgsz", type=int, help="square input size (default: the model's)")
     p.add_argument("--batch", type=int, default=1, help="batch size of the input (default 1)")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch axis")
-    p.add_argument("--half", action="store_true", help="fp16 (coreml, tensorrt)")
+    p.add_argument("--half", action="store_true", help="fp16, the same as --precision fp16")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.add_argument("--no-simplify", dest="simplify", action="store_false", help="skip onnxslim")
     p.add_argument("--image-input", action="store_true", help="coreml: take RGB images and normalise inside the model")
@@ -157,7 +163,13 @@ def _parser() -> argparse.ArgumentParser:
     p = command("bench", "Benchmark models: params, MACs, latency, throughput, memory, share of peak.")
     p.add_argument("models", nargs="*", help="registered names, run directories or zoo.save folders (or --all)")
     p.add_argument("--all", action="store_true", help="every registered classification model")
-    p.add_argument("--backends", default="torch,onnxruntime", help="comma list of torch, compile, onnxruntime")
+    p.add_argument("--backends", default="torch,onnxruntime",
+                   help="comma list of torch, compile, onnxruntime, openvino, executorch, litert (default torch,onnxruntime)")
+    p.add_argument("--precision", default="fp32", help="comma list of fp32, fp16, bf16, int8: each backend runs those it "
+                   "carries (int8 here is calibrated on random inputs: speed only; `zoo quantize` measures accuracy)")
+    p.add_argument("--best", action="store_true", help="also show, per model, the fastest verified (backend, precision) and its "
+                   "speed-up over onnxruntime fp32 (which is then always measured)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5)")
     p.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes (default 1)")
     p.add_argument("--imgsz", type=int, help="square input size (default: each model's)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
@@ -358,7 +370,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         out = out or default_path(model.zoo_spec.name, args.format, args.source)
         source = zoo.matformer.extract(model, best["setting"])
     result = export(source, args.format, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic, half=args.half,
-                    opset=args.opset, simplify=args.simplify, out=out, image_input=args.image_input)
+                    precision=args.precision, opset=args.opset, simplify=args.simplify, out=out, image_input=args.image_input)
     print(result.summary())
     print(f"wrote {result.path}")
     if searched is not None:
@@ -371,7 +383,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from zoo.bench import bench, format_energy_table, format_table
+    from zoo.bench import bench, format_best, format_energy_table, format_table
     from zoo.errors import BadArgumentError
     from zoo.registry import get_spec, list_models
 
@@ -385,11 +397,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     for name in names:
         if not Path(name).is_dir():
             get_spec(name)  # unknown names fail before any work
-    document = bench(names, backends=[b.strip() for b in args.backends.split(",") if b.strip()], batch_sizes=args.batch,
-                     imgsz=args.imgsz, threads=args.threads, runs=args.runs, warmup=args.warmup, device=args.device,
-                     out_dir=args.out)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if args.best and "onnxruntime" not in backends:
+        backends.append("onnxruntime")
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    if args.best and "fp32" not in precisions:
+        precisions.insert(0, "fp32")
+    document = bench(names, backends=backends, batch_sizes=args.batch, imgsz=args.imgsz, threads=args.threads, runs=args.runs,
+                     warmup=args.warmup, device=args.device, out_dir=args.out, precisions=precisions, rounds=args.rounds)
     console = Console(width=max(140, Console().width))
     console.print(format_table(document, names))
+    if args.best:
+        console.print(format_best(document, names))
     energy = format_energy_table(document, names)
     if energy is not None:
         console.print(energy)

@@ -262,27 +262,20 @@ def plot_predictions(samples, class_names: Sequence[str], path: Path, title: str
 # -- `zoo eval` -------------------------------------------------------------------------------------
 
 
-def main(argv: list[str]) -> int:
-    """``zoo eval MODEL_OR_RUN [data=NAME] [data.KEY=VALUE ...] [--out DIR]``."""
-    import argparse
-    from datetime import datetime
-
+def data_module(spec, overrides: Sequence[str], *, with_train: bool = True):
+    """The data module ``zoo eval`` (and ``zoo quantize``) builds for ``spec`` from ``data=NAME data.KEY=VALUE``
+    overrides, in the model's own preprocessing unless asked otherwise; checked against the model's classes.
+    Returns ``(data, cfg)``."""
     from hydra import compose, initialize_config_dir
 
-    import zoo
     from zoo.data.classification import ClassificationDataModule
     from zoo.errors import DataError
     from zoo.train import check_group_choice, conf_dir
 
-    parser = argparse.ArgumentParser(prog="zoo eval", add_help=False)
-    parser.add_argument("source")
-    parser.add_argument("--out")
-    args, overrides = parser.parse_known_args(argv)
+    overrides = list(overrides)
     for o in overrides:
         if o.startswith("data="):
             check_group_choice("data", o.split("=", 1)[1])
-    model = zoo.load(args.source).eval()
-    spec = model.zoo_spec
     if spec.takes_tokens and not any(o.startswith("data=") for o in overrides):
         overrides = ["data=stdlib", *overrides]  # a language model's default: the standard library's sources
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
@@ -291,7 +284,6 @@ def main(argv: list[str]) -> int:
     for key in ("img_size", "crop_pct"):  # the model's own preprocessing unless asked otherwise
         if f"data.{key}" not in given and key in cfg.data:
             cfg.data[key] = None
-    detection = spec.task == "detection"
     if spec.takes_tokens:
         from zoo.data.text import SOURCES as TEXT_SOURCES
         from zoo.data.text import TextDataModule
@@ -300,19 +292,37 @@ def main(argv: list[str]) -> int:
             raise DataError(f"{spec.name} is a language model; evaluate it on text (data=stdlib, or "
                             f"data=stdlib data.source=files data.root=PATH), not data={cfg.data.source}")
         data = TextDataModule(cfg.data, spec, seed=cfg.seed)
-    elif detection:
+    elif spec.task == "detection":
         from zoo.data.detection import SOURCES, DetectionDataModule
 
         if cfg.data.source not in SOURCES:
             raise DataError(f"{spec.name} is a detector; evaluate it on detection data (data=shapes_det, data=coco, data=yolo), "
                             f"not data={cfg.data.source}")
-        data = DetectionDataModule(cfg.data, spec, seed=cfg.seed, with_train=False)
+        data = DetectionDataModule(cfg.data, spec, seed=cfg.seed, with_train=with_train)
     else:
         data = ClassificationDataModule(cfg.data, spec, seed=cfg.seed)
     if spec.num_classes != data.num_classes:  # a language model's vocabulary against the data's
-        raise DataError(f"{args.source} predicts {spec.num_classes} classes but the data has {data.num_classes}; evaluate on matching data")
+        raise DataError(f"{spec.name} predicts {spec.num_classes} classes but the data has {data.num_classes}; evaluate on matching data")
     if spec.labels is not None and list(spec.labels) != list(data.classes):
         raise DataError(f"the model's labels ({', '.join(spec.labels[:5])}, ...) differ from the data's ({', '.join(data.classes[:5])}, ...)")
+    return data, cfg
+
+
+def main(argv: list[str]) -> int:
+    """``zoo eval MODEL_OR_RUN [data=NAME] [data.KEY=VALUE ...] [--out DIR]``."""
+    import argparse
+    from datetime import datetime
+
+    import zoo
+
+    parser = argparse.ArgumentParser(prog="zoo eval", add_help=False)
+    parser.add_argument("source")
+    parser.add_argument("--out")
+    args, overrides = parser.parse_known_args(argv)
+    model = zoo.load(args.source).eval()
+    spec = model.zoo_spec
+    data, cfg = data_module(spec, overrides, with_train=False)
+    detection = spec.task == "detection"
     source = Path(args.source)
     if args.out:
         out = Path(args.out)

@@ -791,6 +791,14 @@ class DetectionDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset(), shuffle=False, drop_last=False)
 
+    def calibration_dataloader(self) -> DataLoader:
+        """The training images with the evaluation transform, in order (int8 calibration: neither augmented at
+        random nor the validation split)."""
+        self._load()
+        if self.train_split is None:
+            raise DataError("this data module reads only the val split (with_train=False, for evaluation)")
+        return self._loader(DetectionDataset(self.train_split, self.transform(False)), shuffle=False, drop_last=False)
+
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
         workers = int(_value(self.cfg, "num_workers", 0))
         return DataLoader(

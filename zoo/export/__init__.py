@@ -1,4 +1,5 @@
-"""``zoo.export``: a model (or its name, folder or run) -> a verified ONNX, CoreML or TensorRT file.
+"""``zoo.export``: a model (or its name, folder or run) -> a verified ONNX, OpenVINO, ExecuTorch, LiteRT,
+CoreML or TensorRT file.
 
 Every export starts from the deploy form (a family's own ``model.deploy()`` where it has one, e.g.
 YOLOv10 drops its training-only head and folds BatchNorm; otherwise ``timm.utils.model.reparameterize_model``
@@ -6,6 +7,10 @@ folds MobileOne / FastViT / RepVGG branches and BatchNorm), writes its file atom
 against PyTorch before it is moved into place: an export that is off by more than its tolerance raises
 and leaves nothing behind that a later run could trust. Detectors are compared detection by detection
 (:func:`compare_detections`), since near-equal scores may swap places in a top-k.
+
+Precisions: every format exports fp32; OpenVINO also fp16 (compressed weights) and bf16 (its inference
+precision hint, kept in the IR); CoreML and TensorRT fp16. int8 comes from calibration data
+(``calibration=``, what ``zoo quantize`` passes, each runtime with its own quantizer) or from a QAT run.
 """
 from __future__ import annotations
 
@@ -18,10 +23,32 @@ from pathlib import Path
 from typing import Any
 
 from zoo._io import atomic_write_text
-from zoo.errors import BadArgumentError
+from zoo.errors import BadArgumentError, ZooError
 
-FORMATS = {"onnx": ".onnx", "coreml": ".mlpackage", "tensorrt": ".engine"}
-ALIASES = {"trt": "tensorrt", "engine": "tensorrt", "mlpackage": "coreml", "mlmodel": "coreml"}
+FORMATS = {"onnx": ".onnx", "openvino": "_openvino", "executorch": ".pte", "litert": ".tflite", "coreml": ".mlpackage",
+           "tensorrt": ".engine"}
+ALIASES = {"trt": "tensorrt", "engine": "tensorrt", "mlpackage": "coreml", "mlmodel": "coreml", "ov": "openvino",
+           "pte": "executorch", "tflite": "litert"}
+PRECISIONS = {"onnx": ("fp32", "int8"), "openvino": ("fp32", "fp16", "bf16", "int8"), "executorch": ("fp32", "int8"),
+              "litert": ("fp32", "int8"), "coreml": ("fp32", "fp16"), "tensorrt": ("fp32", "fp16", "int8")}
+EXTRAS = {"openvino": ("openvino", "openvino"), "executorch": ("executorch", "executorch"), "litert": ("ai_edge_litert", "litert"),
+          "coreml": ("coremltools", "coreml"), "tensorrt": ("tensorrt", "tensorrt")}  # format: (module, pip extra)
+INT8_COSINE = 0.98  # int8 from calibration has no PyTorch int8 twin to match step by step: its direction must hold
+
+
+class ExportError(ZooError):
+    """An export that failed, or whose result does not match PyTorch."""
+
+
+def require(fmt: str):
+    """The runtime module behind ``fmt``, or one line naming the ``pip install`` that brings it."""
+    import importlib
+
+    module, extra = EXTRAS[fmt]
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ExportError(f"--format {fmt} needs the {module} package: pip install 'efficient-zoo[{extra}]'") from None
 
 
 @dataclass(frozen=True)
@@ -57,12 +84,19 @@ def export(
     batch: int = 1,
     dynamic: bool = False,
     half: bool = False,
+    precision: str | None = None,
     opset: int = 18,
     simplify: bool = True,
     out: str | os.PathLike | None = None,
     image_input: bool = False,
+    calibration: Any = None,
 ) -> ExportResult:
-    """Export and verify. ``model_or_source`` is a module from :func:`zoo.load` or anything it accepts."""
+    """Export and verify. ``model_or_source`` is a module from :func:`zoo.load` or anything it accepts.
+
+    ``precision``: fp32 (default), fp16, bf16 or int8 where the format has it (:data:`PRECISIONS`);
+    ``half=True`` means fp16. int8 needs ``calibration`` (an iterable of input batches) unless the model
+    is a QAT run's int8 model. A precision a format cannot carry is refused before any work.
+    """
     import zoo
 
     fmt = ALIASES.get(str(format).lower(), str(format).lower())
@@ -70,6 +104,13 @@ def export(
         raise BadArgumentError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
     if batch < 1:
         raise BadArgumentError(f"batch must be >= 1, not {batch}")
+    if half and precision not in (None, "fp16"):
+        raise BadArgumentError(f"--half means fp16; it cannot be combined with precision {precision}")
+    precision = precision or ("fp16" if half else "fp32")
+    if precision not in PRECISIONS[fmt]:
+        raise BadArgumentError(f"{fmt} exports {', '.join(PRECISIONS[fmt])}, not {precision!r}")
+    if fmt in EXTRAS:
+        require(fmt)
     source = model_or_source if isinstance(model_or_source, (str, os.PathLike)) else None
     model = zoo.load(model_or_source) if source is not None else model_or_source
     spec = getattr(model, "zoo_spec", None)
@@ -77,29 +118,134 @@ def export(
         raise BadArgumentError("zoo.export takes a model made by zoo.load (it carries model.zoo_spec) or a model source")
     size = _input_size(spec, imgsz)
     path = Path(out) if out else default_path(spec.name, fmt, source)
-    if getattr(model, "zoo_quantization", None) and fmt == "coreml":
+    qat = bool(getattr(model, "zoo_quantization", None))
+    if qat and fmt in ("coreml", "litert"):
         raise BadArgumentError(
-            "an int8 (QAT) model exports to onnx, and to tensorrt from its Q/DQ ONNX graph; coremltools does not "
-            "read torchao's int8 graphs: export the fp32 model to coreml and quantize there (coremltools.optimize)"
+            f"an int8 (QAT) model exports to onnx, openvino and tensorrt (from its Q/DQ ONNX graph) and to executorch; "
+            f"{fmt} does not read torchao's int8 graphs: export the fp32 model and quantize with `zoo quantize --format {fmt}`"
         )
-    if spec.takes_tokens and (fmt == "coreml" or image_input):
+    if qat and precision not in ("fp32", "int8"):
+        raise BadArgumentError(f"a QAT run exports its int8 graph; precision {precision} does not apply to it")
+    if qat:
+        precision = "int8"
+    elif precision == "int8" and fmt != "tensorrt" and calibration is None:
+        raise BadArgumentError(f"int8 needs calibration data: `zoo quantize {source or spec.name} --format {fmt} --data NAME` "
+                               "(or zoo.export(..., precision='int8', calibration=batches))")
+    elif precision == "int8" and fmt == "tensorrt":
+        raise BadArgumentError("TensorRT builds int8 from a QAT run's Q/DQ graph; train with plugins=[qat] first")
+    if spec.takes_tokens and (fmt not in ("onnx", "tensorrt") or image_input):
         raise BadArgumentError(f"{spec.name} is a language model (token ids in): export it to onnx, or to tensorrt "
-                               "from its ONNX graph; CoreML export here takes image models")
+                               f"from its ONNX graph; {fmt} export here takes image models")
+    if dynamic and fmt in ("executorch", "litert", "coreml"):
+        raise BadArgumentError(f"{fmt} exports a fixed batch; drop --dynamic and set --batch")
     deploy = deploy_form(model)
     if fmt == "onnx":
         from zoo.export.onnx import export_onnx
 
-        result = export_onnx(deploy, spec, path, size, batch=batch, dynamic=dynamic, half=half, opset=opset, simplify=simplify)
+        result = export_onnx(deploy, spec, path, size, batch=batch, dynamic=dynamic, opset=opset, simplify=simplify,
+                             calibration=calibration)
+    elif fmt == "openvino":
+        from zoo.export.openvino import export_openvino
+
+        result = export_openvino(deploy, spec, path, size, batch=batch, dynamic=dynamic, precision=precision,
+                                 calibration=calibration, opset=opset)
+    elif fmt == "executorch":
+        from zoo.export.executorch import export_executorch
+
+        result = export_executorch(deploy, spec, path, size, batch=batch, calibration=calibration)
+    elif fmt == "litert":
+        from zoo.export.litert import export_litert
+
+        result = export_litert(deploy, spec, path, size, batch=batch, calibration=calibration)
     elif fmt == "coreml":
         from zoo.export.coreml import export_coreml
 
-        result = export_coreml(deploy, spec, path, size, batch=batch, half=half, image_input=image_input)
+        result = export_coreml(deploy, spec, path, size, batch=batch, half=precision == "fp16", image_input=image_input)
     else:
         from zoo.export.tensorrt import export_tensorrt
 
-        result = export_tensorrt(deploy, spec, path, size, batch=batch, dynamic=dynamic, half=half, opset=opset, simplify=simplify)
+        result = export_tensorrt(deploy, spec, path, size, batch=batch, dynamic=dynamic, half=precision == "fp16", opset=opset,
+                                 simplify=simplify)
     write_report(result)
     return result
+
+
+def reference_outputs(model, inputs: dict[str, Any]) -> dict[str, Any]:
+    """PyTorch's outputs for each named input, as numpy arrays."""
+    import torch
+
+    with torch.no_grad():
+        return {name: model(x).numpy() for name, x in inputs.items()}
+
+
+def verify(spec, what: str, run, inputs: dict[str, Any], reference: dict[str, Any], *, precision: str = "fp32",
+           int8_step: float | None = None) -> dict[str, dict[str, float]]:
+    """Run each named input through ``run`` (numpy in, numpy out) and compare with ``reference``; raise
+    :class:`ExportError` naming the worst differences when any is beyond tolerance (callers write nothing then).
+
+    ``int8_step``: an int8 graph with a PyTorch int8 twin, compared within :data:`INT8_STEPS` output steps.
+    Calibrated int8 without a twin (onnxruntime's and NNCF's quantizers) must keep the fp32 output's
+    direction (cosine >= :data:`INT8_COSINE`; detectors: their sorted scores); the accuracy check of
+    ``zoo quantize`` is what judges it.
+    """
+    results = {}
+    for name, x in inputs.items():
+        got = run(x.numpy())
+        if precision == "int8" and int8_step is None:
+            results[name] = compare_int8(spec, reference[name], got)
+        else:
+            results[name] = compare_outputs(spec, reference[name], got, precision=None if precision == "int8" else precision,
+                                            int8_step=int8_step)
+    failed = {k: v for k, v in results.items() if not v["ok"]}
+    if failed:
+        worst = ", ".join(f"{k}: max |diff| {v['max_abs_diff']:.3g} > {v['tolerance']:.3g}, cosine {v['cosine']:.4f}"
+                          for k, v in failed.items())
+        raise ExportError(f"{spec.name}: {what} output differs from PyTorch beyond tolerance ({worst}); nothing was written")
+    return results
+
+
+def compare_int8(spec, reference, candidate) -> dict[str, float]:
+    """Calibrated int8 against fp32 PyTorch: the direction of the output (detectors: of the sorted scores)."""
+    import numpy as np
+
+    ref, got = np.asarray(reference, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
+    if spec is not None and spec.task == "detection":
+        ref, got = np.sort(ref[..., 4], -1), np.sort(got[..., 4], -1)
+    check = compare(ref, got)
+    check["tolerance"] = float("inf")
+    check["ok"] = ref.shape == got.shape and check["cosine"] >= INT8_COSINE
+    check["min_cosine"] = INT8_COSINE
+    return check
+
+
+def batches_of(calibration, batch: int | None) -> list[Any]:
+    """Calibration input batches re-cut to exactly ``batch`` rows (a graph with a fixed batch takes no other);
+    items may be tensors or ``(inputs, targets)`` pairs. ``batch=None`` keeps them as given."""
+    import torch
+
+    tensors = [item[0] if isinstance(item, (tuple, list)) else item for item in calibration]
+    if not tensors:
+        raise BadArgumentError("calibration data is empty: give at least one batch of inputs")
+    if batch is None:
+        return tensors
+    rows = torch.cat(tensors)
+    return [rows[i:i + batch] for i in range(0, len(rows) - batch + 1, batch)]
+
+
+def stage_and_move(path: Path, write) -> Path:
+    """Write a file or folder export into a temporary sibling with ``write(tmp_path)``, then move it into place
+    whole (a folder export, OpenVINO's IR, is replaced as one)."""
+    import shutil
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+        staged = Path(tmp) / path.name
+        write(staged)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(staged, path)
+    return path
 
 
 def report_path(path: str | os.PathLike) -> Path:
@@ -202,8 +348,11 @@ def example_input(spec, size: tuple[int, ...], batch: int, generator=None):
 INT8_STEPS = 16  # int8 outputs: within 1/16 of their 256-step range
 
 
-def compare(reference, candidate, half: bool = False, int8_step: float | None = None) -> dict[str, float]:
-    """max |diff| and cosine similarity; tolerance = atol + rtol * max|reference|.
+TOLERANCES = {"fp32": (1e-4, 1e-5), "fp16": (1e-2, 1e-3), "bf16": (5e-2, 2e-2)}  # (atol, rtol) by precision
+
+
+def compare(reference, candidate, half: bool = False, int8_step: float | None = None, precision: str | None = None) -> dict[str, float]:
+    """max |diff| and cosine similarity; tolerance = atol + rtol * max|reference| (:data:`TOLERANCES`).
 
     For int8 graphs (``int8_step``: the output's quantization step) the tolerance is :data:`INT8_STEPS`
     steps: onnxruntime's integer kernels round each requantization their own way, so outputs move by
@@ -213,7 +362,7 @@ def compare(reference, candidate, half: bool = False, int8_step: float | None = 
 
     ref = np.asarray(reference, dtype=np.float64).ravel()
     got = np.asarray(candidate, dtype=np.float64).ravel()
-    atol, rtol = (1e-2, 1e-3) if half else (1e-4, 1e-5)
+    atol, rtol = TOLERANCES[precision or ("fp16" if half else "fp32")]
     diff = float(np.abs(ref - got).max()) if ref.size else 0.0
     denom = float(np.linalg.norm(ref) * np.linalg.norm(got))
     cosine = float(ref @ got / denom) if denom else 1.0
@@ -224,14 +373,15 @@ def compare(reference, candidate, half: bool = False, int8_step: float | None = 
     return {"max_abs_diff": diff, "cosine": cosine, "tolerance": tolerance, "ok": diff <= tolerance}
 
 
-def compare_outputs(spec, reference, candidate, half: bool = False, int8_step: float | None = None) -> dict[str, float]:
+def compare_outputs(spec, reference, candidate, half: bool = False, int8_step: float | None = None,
+                    precision: str | None = None) -> dict[str, float]:
     """:func:`compare` for classifiers; :func:`compare_detections` for detectors."""
     if spec is not None and spec.task == "detection":
-        return compare_detections(reference, candidate, half=half)
-    return compare(reference, candidate, half=half, int8_step=int8_step)
+        return compare_detections(reference, candidate, half=half, precision=precision)
+    return compare(reference, candidate, half=half, int8_step=int8_step, precision=precision)
 
 
-def compare_detections(reference, candidate, half: bool = False) -> dict[str, float]:
+def compare_detections(reference, candidate, half: bool = False, precision: str | None = None) -> dict[str, float]:
     """Detections ``[B, K, 6]`` matched row by row: each confident reference detection must appear in the
     candidate with the same class and a box and score within tolerance.
 
@@ -244,9 +394,11 @@ def compare_detections(reference, candidate, half: bool = False) -> dict[str, fl
     got = np.asarray(candidate, dtype=np.float64)
     if ref.shape != got.shape or ref.ndim != 3 or ref.shape[-1] != 6:
         return {"max_abs_diff": float("inf"), "cosine": 0.0, "tolerance": 0.0, "ok": False, "matched": 0, "required": -1}
-    atol, rtol = (1e-2, 1e-3) if half else (1e-4, 1e-5)
+    precision = precision or ("fp16" if half else "fp32")
+    atol, rtol = TOLERANCES[precision]
     tolerance = atol + rtol * float(np.abs(ref[..., :4]).max(initial=0.0))
-    score_tol = 1e-7 + (2e-2 if half else 1e-3) * float(ref[..., 4].max(initial=0.0))  # relative: untrained scores are tiny
+    relative = {"fp32": 1e-3, "fp16": 2e-2, "bf16": 5e-2}[precision]
+    score_tol = 1e-7 + relative * float(ref[..., 4].max(initial=0.0))  # relative: untrained scores are tiny
     worst, matched, required, dots, norms = 0.0, 0, 0, 0.0, [0.0, 0.0]
     for r, g in zip(ref, got):
         kept = r[:, 4][r[:, 4] > 0]  # score-0 rows are padding, not the boundary of the top-k
@@ -301,4 +453,4 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["export", "ExportResult", "FORMATS"]
+__all__ = ["export", "ExportResult", "ExportError", "FORMATS", "PRECISIONS"]

@@ -1,0 +1,113 @@
+"""LiteRT (TFLite) export: ``litert_torch.convert`` -> a ``.tflite`` flatbuffer with the zoo metadata in the
+model's metadata table (``zoo_metadata``, JSON), verified in the LiteRT interpreter (``ai_edge_litert``,
+XNNPACK delegate) before it is moved into place.
+
+int8 is PT2E post-training quantization with litert-torch's own ``PT2EQuantizer`` (per-channel symmetric
+int8 weights, int8 activations), calibrated on the batches given, checked against its PyTorch int8 twin
+within :data:`~zoo.export.INT8_STEPS` output steps.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+from zoo.export import INT8_STEPS, ExportResult, batches_of, metadata, reference_outputs, sample_inputs, stage_and_move, verify
+
+METADATA_NAME = "zoo_metadata"
+
+
+def export_litert(model, spec, path: Path, size, *, batch=1, calibration=None) -> ExportResult:
+    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")  # litert-torch prints a line per conversion stage
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # and its converter an op count
+    import litert_torch
+
+    from zoo.export.executorch import fx_output_step, quantize_pt2e
+
+    inputs = sample_inputs(spec, size, batch)
+    example = (inputs["random"],)
+    notes: list[str] = []
+    precision, int8_step, kwargs = "fp32", None, {}
+    if calibration is not None:
+        from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+        from litert_torch.quantize.quant_config import QuantConfig
+
+        quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+        model = quantize_pt2e(model, example, batches_of(calibration, batch), quantizer, fold=False)
+        kwargs["quant_config"] = QuantConfig(pt2e_quantizer=quantizer)
+        precision, int8_step = "int8", fx_output_step(model)
+        notes.append("int8: PT2E post-training quantization with litert-torch's PT2EQuantizer (per-channel symmetric)")
+        if int8_step is not None:
+            notes.append(f"int8: verified against the PyTorch int8 twin within {INT8_STEPS} output steps ({INT8_STEPS} x {int8_step:.3g})")
+    reference = reference_outputs(model, inputs)
+    props = metadata(spec, {"input_size": json.dumps(list(size)), "precision": precision,
+                            "exporter": f"litert-torch {getattr(litert_torch, '__version__', '?')}"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        edge = litert_torch.convert(model, example, **kwargs)
+        flatbuffer = with_metadata(edge.model_content(), {METADATA_NAME: json.dumps(props)})
+    verification: dict = {}
+
+    def write(staged: Path) -> None:
+        staged.write_bytes(flatbuffer)
+        run = runner(staged)
+        verification.update(verify(spec, "LiteRT", run, inputs, reference, precision=precision, int8_step=int8_step))
+
+    stage_and_move(path, write)
+    return ExportResult(path=path, format="litert", inputs=[{"name": "images", "shape": [batch, *size], "dtype": "float32"}],
+                        outputs=[{"name": "output", "shape": list(reference["random"].shape), "dtype": "float32"}],
+                        verification=verification, metadata=props, notes=notes)
+
+
+def runner(path: Path, threads: int | None = None):
+    """numpy in, numpy out, through the LiteRT interpreter with its default XNNPACK delegate."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    import numpy as np
+
+    interpreter = Interpreter(model_path=str(path), num_threads=threads or None)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    in_scale, in_zero = inp["quantization"]
+    out_scale, out_zero = out["quantization"]
+    integer_in, integer_out = np.issubdtype(inp["dtype"], np.integer), np.issubdtype(out["dtype"], np.integer)
+    info = np.iinfo(inp["dtype"]) if integer_in else None
+
+    def run(x):
+        if integer_in:  # a fully integer model takes its input quantized with the scale it records
+            x = np.clip(np.round(x / in_scale) + in_zero, info.min, info.max).astype(inp["dtype"])
+        interpreter.set_tensor(inp["index"], x)
+        interpreter.invoke()
+        y = interpreter.get_tensor(out["index"])
+        return (y.astype(np.float32) - out_zero) * out_scale if integer_out else y
+
+    return run
+
+
+def with_metadata(flatbuffer: bytes, entries: dict[str, str]) -> bytes:
+    """The flatbuffer with ``entries`` added to its metadata table (each a buffer of UTF-8 text)."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    model.metadata = list(model.metadata or [])
+    for name, text in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = list(text.encode("utf-8"))
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = name, len(model.buffers) - 1
+        model.metadata.append(entry)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(Path(path))
+    for entry in model.metadata or []:
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        if name == METADATA_NAME:
+            return json.loads(bytes(model.buffers[entry.buffer].data).decode("utf-8"))
+    return {}
