@@ -55,6 +55,18 @@ EXAMPLES = {
         "  zoo export runs/matvit_ti_digits/<time> --budget-ms 2   # MatFormer: the largest Mix'n'Match model within 2 ms\n"
         "  zoo export runs/sew_resnet18_digits/<time> --per-step   # SNN: one timestep, states in and out (early exit)"
     ),
+    "quantize": (
+        "Post-training int8 without a training run: calibrates on --calib training images of the data config (evaluation\n"
+        "transform), quantizes with the runtime's own tool (onnxruntime quantize_static, NNCF, ExecuTorch's XNNPACKQuantizer,\n"
+        "litert-torch's PT2EQuantizer), keeps in float the op types whose int8 form is slower on this machine (onnx, openvino),\n"
+        "and reports accuracy on the validation split and batch-1 latency against the fp32 export of the same format.\n\n"
+        "examples:\n"
+        "  zoo quantize runs/quickstart/2026-01-01_12-00-00 --data digits --format openvino\n"
+        "  zoo quantize runs/yolov10n_shapes/2026-01-01_12-00-00 --data shapes_det --format onnx --calib 200\n"
+        "  zoo quantize my-model --data folder data.root=/data/flowers --format executorch --out flowers.int8.pte\n\n"
+        "Writes the int8 export (default RUN/export/model.int8.EXT or exports/NAME.int8.EXT), its .verification.json and\n"
+        "EXPORT.quantize.json (accuracy, latency, the op types left in float)."
+    ),
     "bench": (
         "Measures params, MACs (torch.utils.flop_counter), latency p50/p90 over --runs after --warmup, throughput,\n"
         "memory, and the fraction of this machine's matmul peak; writes JSON (keyed by machine) and a Pareto PNG.\n\n"
@@ -101,7 +113,7 @@ EXAMPLES = {
 }
 
 # Subcommands whose arguments belong to another parser (Hydra) once --help is handled.
-PASSTHROUGH = {"train": "zoo.train", "eval": "zoo.evaluate", "quickstart": "zoo.quickstart"}
+PASSTHROUGH = {"train": "zoo.train", "eval": "zoo.evaluate", "quickstart": "zoo.quickstart", "quantize": "zoo.ptq"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,6 +171,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--per-step", action="store_true", help="spiking models: one timestep with every layer's state as an "
                    "input and an output (for runtimes that stop early), verified over T chained steps; ONNX only")
     p.set_defaults(run=_cmd_export)
+
+    p = command("quantize", "Post-training int8 for a runtime, with accuracy and latency against float.")
+    p.add_argument("source", help="a run directory, a zoo.save folder, hf-hub:org/name or a registered name (arch.tag)")
+    p.add_argument("overrides", nargs="*", metavar="data.KEY=VALUE", help="data config overrides")
+    p.add_argument("--data", required=True, help="the data config for calibration and accuracy: digits, shapes, shapes_det, folder, coco, ...")
+    p.add_argument("--format", default="openvino", help="onnx, openvino (default), executorch or litert")
+    p.add_argument("--calib", type=int, default=300, help="calibration images (default 300)")
+    p.add_argument("--threads", type=int, help="threads for timing (default: torch's)")
+    p.add_argument("--no-mixed", dest="mixed", action="store_false", help="int8 everywhere: skip the search for op types to keep in float")
+    p.add_argument("--out", help="output path of the int8 export")
 
     p = command("bench", "Benchmark models: params, MACs, latency, throughput, memory, share of peak.")
     p.add_argument("models", nargs="*", help="registered names, run directories or zoo.save folders (or --all)")

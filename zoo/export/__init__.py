@@ -185,8 +185,8 @@ def verify(spec, what: str, run, inputs: dict[str, Any], reference: dict[str, An
 
     ``int8_step``: an int8 graph with a PyTorch int8 twin, compared within :data:`INT8_STEPS` output steps.
     Calibrated int8 without a twin (onnxruntime's and NNCF's quantizers) must keep the fp32 output's
-    direction (cosine >= :data:`INT8_COSINE`; detectors: their sorted scores); the accuracy check of
-    ``zoo quantize`` is what judges it.
+    direction on calibration images (cosine >= :data:`INT8_COSINE`; detectors: their sorted scores; see
+    :func:`calibration_check`); the accuracy check of ``zoo quantize`` is what judges it.
     """
     results = {}
     for name, x in inputs.items():
@@ -230,6 +230,14 @@ def batches_of(calibration, batch: int | None) -> list[Any]:
         return tensors
     rows = torch.cat(tensors)
     return [rows[i:i + batch] for i in range(0, len(rows) - batch + 1, batch)]
+
+
+def calibration_check(model, batches) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The inputs a calibrated int8 graph without a PyTorch int8 twin is verified on: calibration images, the
+    distribution its ranges were set on (random noise or an unrelated photo is clipped differently, and the
+    accuracy check of ``zoo quantize`` on the validation split is what judges the quantization itself)."""
+    inputs = {"calibration": batches[0]}
+    return inputs, reference_outputs(model, inputs)
 
 
 def stage_and_move(path: Path, write) -> Path:

@@ -99,6 +99,8 @@ def quantize_pt2e(model, example, batches, quantizer, fold: bool = True):
             for x in batches:
                 prepared(x)
         converted = convert_pt2e(prepared, fold_quantize=fold)
+    for module in converted.modules():  # captured from an eval-mode model: say so (exported graphs refuse .eval())
+        module.training = False
     converted.zoo_spec = getattr(model, "zoo_spec", None)
     return converted
 

@@ -11,7 +11,8 @@ import warnings
 from pathlib import Path
 
 from zoo._io import atomic_write
-from zoo.export import INT8_STEPS, ExportError, ExportResult, batches_of, metadata, reference_outputs, sample_inputs, verify
+from zoo.export import (INT8_STEPS, ExportError, ExportResult, batches_of, calibration_check, metadata, reference_outputs,
+                        sample_inputs, verify)
 
 log = logging.getLogger(__name__)
 INPUT, TOKENS, OUTPUT = "images", "input_ids", "output"  # input names: images, or a language model's token ids
@@ -37,8 +38,10 @@ def export_onnx(model, spec, path: Path, size, *, batch=1, dynamic=False, opset=
     int8_step = None
     precision = "fp32"
     if calibration is not None:
-        proto = quantize_static(proto, batches_of(calibration, None if dynamic else batch), exclude_types, notes)
+        batches = batches_of(calibration, None if dynamic else batch)
+        proto = quantize_static(proto, batches, exclude_types, notes)
         precision = extra["precision"] = "int8"
+        inputs, reference = calibration_check(model, batches)
     elif getattr(model, "zoo_int8", False):
         precision = extra["precision"] = "int8"
         int8_step = output_step(proto)

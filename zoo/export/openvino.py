@@ -4,8 +4,9 @@ along as it is), saved as IR (``model.xml`` + ``model.bin``) in one folder with 
 
 Precisions: fp32; fp16 (weights stored as fp16, computed in f32); bf16 (the CPU plugin's inference precision
 hint: AMX/AVX-512 bf16 kernels; recorded in the IR's ``runtime_options`` and applied by :func:`compile`);
-int8 from calibration data with NNCF's post-training quantization (``nncf.quantize``), where
-``ignored_types`` names op types left in float (the mixed precision ``zoo quantize`` chooses by timing).
+int8 from calibration data with NNCF's post-training quantization (``nncf.quantize``), or
+(``quantizer="onnxruntime"``) onnxruntime's Q/DQ graph read as it is; ``ignored_types`` names op types left
+in float (the mixed precision ``zoo quantize`` chooses by timing).
 The CPU plugin defaults to bf16 on machines with AMX, so every compile here states its hint explicitly.
 """
 from __future__ import annotations
@@ -15,14 +16,15 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from zoo.export import ExportResult, batches_of, metadata, reference_outputs, sample_inputs, stage_and_move, verify
+from zoo.export import (ExportResult, batches_of, calibration_check, metadata, reference_outputs, sample_inputs, stage_and_move,
+                        verify)
 
 XML = "model.xml"
 HINTS = {"fp32": "f32", "fp16": "f32", "bf16": "bf16", "int8": "f32"}  # precision -> INFERENCE_PRECISION_HINT
 
 
 def export_openvino(model, spec, path: Path, size, *, batch=1, dynamic=False, precision="fp32", calibration=None, opset=18,
-                    ignored_types=(), hint: str | None = None) -> ExportResult:
+                    ignored_types=(), hint: str | None = None, quantizer: str = "nncf") -> ExportResult:
     import openvino as ov
 
     from zoo.export.onnx import export_onnx
@@ -30,15 +32,22 @@ def export_openvino(model, spec, path: Path, size, *, batch=1, dynamic=False, pr
     inputs = sample_inputs(spec, size, batch)
     reference = reference_outputs(model, inputs)
     notes: list[str] = []
+    qdq = calibration is not None and quantizer == "onnxruntime"
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_result = export_onnx(model, spec, Path(tmp) / "model.onnx", size, batch=batch, dynamic=dynamic, opset=opset)
+        onnx_result = export_onnx(model, spec, Path(tmp) / "model.onnx", size, batch=batch, dynamic=dynamic, opset=opset,
+                                  calibration=calibration if qdq else None, exclude_types=ignored_types if qdq else ())
         ov_model = ov.convert_model(str(onnx_result.path))
     step = onnx_result.metadata.get("int8_output_step")
     int8_step = float(step) if step else None
     if calibration is not None:
-        ov_model = quantize_nncf(ov_model, batches_of(calibration, None if dynamic else batch), spec, ignored_types)
-        notes.append("int8: NNCF post-training quantization (nncf.quantize, default preset)"
-                     + (f", {', '.join(ignored_types)} left in float" if ignored_types else ""))
+        batches = batches_of(calibration, None if dynamic else batch)
+        if qdq:
+            notes += [n.replace("int8: onnxruntime", "int8: the Q/DQ graph of onnxruntime's") for n in onnx_result.notes]
+        else:
+            ov_model = quantize_nncf(ov_model, batches, spec, ignored_types)
+            notes.append("int8: NNCF post-training quantization (nncf.quantize, default preset)"
+                         + (f", {', '.join(ignored_types)} left in float" if ignored_types else ""))
+        inputs, reference = calibration_check(model, batches)
     hint = hint or HINTS[precision]
     props = metadata(spec, {"input_size": json.dumps(list(size)), "precision": precision, "inference_precision_hint": hint,
                             "exporter": f"openvino {ov.__version__} from {onnx_result.metadata['exporter']}"})
