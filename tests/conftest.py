@@ -1,9 +1,12 @@
-"""Shared fixtures: a local Hub stand-in and an isolated Hugging Face environment."""
+"""Shared fixtures: a local Hub stand-in, an isolated Hugging Face environment, and the trained runs several
+test files read (each trained once per session: training is the suite's most expensive step)."""
 from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,37 @@ def hub_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, hub: HubStandIn):
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def quickstart(tmp_path_factory) -> dict:
+    """`zoo quickstart` as README's first command runs it (a subprocess, the real recipe): its output and run dir."""
+    out = tmp_path_factory.mktemp("quickstart")
+    zoo = str(Path(sys.executable).with_name("zoo"))
+    started = time.perf_counter()
+    proc = subprocess.run([zoo, "quickstart", "--out-dir", str(out), "--no-progress"], capture_output=True, text=True, cwd=out)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (run_dir,) = (out / "quickstart").iterdir()
+    return {"stdout": proc.stdout, "elapsed": time.perf_counter() - started, "run_dir": run_dir, "cwd": out}
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(quickstart) -> Path:
+    """A trained classifier (MobileNetV3-Small on digits, 64 px, ~98% top-1): the quickstart's run dir."""
+    return quickstart["run_dir"]
+
+
+DETECTION_TINY = ["trainer.enable_progress_bar=false", "trainer.max_epochs=1", "trainer.log_every_n_steps=1",
+                  "data.train_images=16", "data.val_images=8", "data.image_size=64", "data.img_size=64", "data.batch_size=8"]
+
+
+@pytest.fixture(scope="session")
+def detection_run(tmp_path_factory) -> Path:
+    """A tiny yolov10n_shapes run (one epoch on 16 images at 64 px): a detector run dir, not a good detector."""
+    from zoo.train import compose, run
+
+    tmp = tmp_path_factory.mktemp("det")
+    cfg = compose("yolov10n_shapes", [f"out_dir={tmp}", *DETECTION_TINY])
+    summary = run(cfg, tmp / "run")
+    assert summary["task"] == "detection" and 0.0 <= summary["val_map"] <= summary["val_map50"] <= 1.0
+    return tmp / "run"

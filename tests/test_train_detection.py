@@ -11,18 +11,14 @@ import zoo
 from zoo.cli import main as cli
 from zoo.train import compose, record_result, run
 
-TINY = ["trainer.enable_progress_bar=false", "trainer.max_epochs=1", "trainer.log_every_n_steps=1",
-        "data.train_images=16", "data.val_images=8", "data.image_size=64", "data.img_size=64", "data.batch_size=8"]
+from conftest import DETECTION_TINY as TINY
+
 TINY_DATA = ["data=shapes_det", "data.val_images=8", "data.image_size=64", "data.img_size=64"]
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("det")
-    cfg = compose("yolov10n_shapes", [f"out_dir={tmp}", *TINY])
-    summary = run(cfg, tmp / "run")
-    assert summary["task"] == "detection" and 0.0 <= summary["val_map"] <= summary["val_map50"] <= 1.0
-    return tmp / "run"
+@pytest.fixture
+def run_dir(detection_run) -> Path:
+    return detection_run
 
 
 def test_run_dir_has_detection_report_and_reloads(run_dir):

@@ -195,22 +195,31 @@ def make_runner(model, spec, x, backend: str, precision: str, threads: int, devi
                 return fn(xd)
 
         return run
-    if backend not in RUNTIME_FORMATS:
-        raise BadArgumentError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if device == "cuda" and backend != "onnxruntime":
         raise BadArgumentError(f"{backend} runs on the CPU here; time it with --device cpu")
+    path = export_form(model, x, backend, precision, tmp, calibration)
+    fn = open_runtime(RUNTIME_FORMATS[backend], path, threads, device)
+    feed = x.numpy()
+    return lambda: fn(feed)
+
+
+def export_form(model, x, backend: str, precision: str, tmp: Path, calibration=None) -> Path:
+    """The verified export ``backend`` runs at ``precision``, written into ``tmp``; int8 without calibration data is
+    calibrated on random inputs (what its speed needs, not its accuracy)."""
+    import torch
+
     from zoo.export import FORMATS, export
 
+    if backend not in RUNTIME_FORMATS:
+        raise BadArgumentError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     fmt = RUNTIME_FORMATS[backend]
     if precision == "int8" and calibration is None and not getattr(model, "zoo_int8", False):
         generator = torch.Generator().manual_seed(1)
-        calibration = [torch.randn(x.shape, generator=generator) for _ in range(4)]  # speed only, see the docstring
-    path = tmp / f"{backend}-{precision}{FORMATS[fmt]}"
+        calibration = [torch.randn(x.shape, generator=generator) for _ in range(4)]
+    path = Path(tmp) / f"{backend}-{precision}{FORMATS[fmt]}"
     export(model, fmt, imgsz=x.shape[-1] if x.dim() == 4 else None, batch=x.shape[0], precision=precision, out=path,
            calibration=calibration if precision == "int8" else None)
-    fn = open_runtime(fmt, path, threads, device)
-    feed = x.numpy()
-    return lambda: fn(feed)
+    return path
 
 
 def open_runtime(fmt: str, path: Path, threads: int | None = None, device: str = "cpu"):

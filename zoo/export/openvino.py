@@ -25,6 +25,25 @@ HINTS = {"fp32": "f32", "fp16": "f32", "bf16": "bf16", "int8": "f32"}  # precisi
 
 def export_openvino(model, spec, path: Path, size, *, batch=1, dynamic=False, precision="fp32", calibration=None, opset=18,
                     ignored_types=(), hint: str | None = None, quantizer: str = "nncf") -> ExportResult:
+    """The IR folder at ``path``; with ``calibration`` and NNCF, a graph that fails verification is replaced by
+    onnxruntime's Q/DQ graph (the note says so), since a wrong int8 model must never be written."""
+    if calibration is not None and quantizer == "nncf":
+        from zoo.export import ExportError
+
+        try:
+            return _export_openvino(model, spec, path, size, batch=batch, dynamic=dynamic, precision=precision,
+                                    calibration=calibration, opset=opset, ignored_types=ignored_types, hint=hint, quantizer="nncf")
+        except ExportError as e:
+            result = _export_openvino(model, spec, path, size, batch=batch, dynamic=dynamic, precision=precision,
+                                      calibration=calibration, opset=opset, hint=hint, quantizer="onnxruntime")
+            result.notes.insert(0, f"NNCF's int8 graph failed verification ({e}); this is onnxruntime's Q/DQ graph in OpenVINO")
+            return result
+    return _export_openvino(model, spec, path, size, batch=batch, dynamic=dynamic, precision=precision, calibration=calibration,
+                            opset=opset, ignored_types=ignored_types, hint=hint, quantizer=quantizer)
+
+
+def _export_openvino(model, spec, path: Path, size, *, batch, dynamic, precision, calibration, opset, ignored_types=(), hint=None,
+                     quantizer="nncf") -> ExportResult:
     import openvino as ov
 
     from zoo.export.onnx import export_onnx
