@@ -267,6 +267,10 @@ def test_qat_run_saves_an_int8_model_that_loads_exports_and_verifies(tmp_path):
     assert float(result.metadata["int8_output_step"]) > 0  # recorded for later checks (TensorRT)
     assert {"QuantizeLinear", "DequantizeLinear"} <= _ops(result.path)
     assert "QLinearConv" in _ops(result.path, optimized=True)  # onnxruntime runs the convs as int8 kernels
+    carried = zoo.export(model, "openvino", imgsz=64, out=tmp_path / "int8_openvino")  # OpenVINO runs the Q/DQ graph itself
+    assert carried.metadata["precision"] == "int8" and all(v["ok"] for v in carried.verification.values())
+    with pytest.raises(BadArgumentError, match="zoo quantize --format executorch"):
+        zoo.export(model, "executorch", out=tmp_path / "m.pte")
     with pytest.raises(ZooError, match="QAT form"):
         zoo.save(model, tmp_path / "again")
     with pytest.raises(BadArgumentError, match="int8"):

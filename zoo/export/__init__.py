@@ -31,8 +31,10 @@ ALIASES = {"trt": "tensorrt", "engine": "tensorrt", "mlpackage": "coreml", "mlmo
            "pte": "executorch", "tflite": "litert"}
 PRECISIONS = {"onnx": ("fp32", "int8"), "openvino": ("fp32", "fp16", "bf16", "int8"), "executorch": ("fp32", "int8"),
               "litert": ("fp32", "int8"), "coreml": ("fp32", "fp16"), "tensorrt": ("fp32", "fp16", "int8")}
+# format: (module, pip extra), checked before any work (TensorRT is not: without it the verified ONNX is still written,
+# ready for trtexec on the target, see zoo.export.tensorrt)
 EXTRAS = {"openvino": ("openvino", "openvino"), "executorch": ("executorch", "executorch"), "litert": ("ai_edge_litert", "litert"),
-          "coreml": ("coremltools", "coreml"), "tensorrt": ("tensorrt", "tensorrt")}  # format: (module, pip extra)
+          "coreml": ("coremltools", "coreml")}
 INT8_COSINE = 0.98  # int8 from calibration has no PyTorch int8 twin to match step by step: its direction must hold
 
 
@@ -118,11 +120,11 @@ def export(
         raise BadArgumentError("zoo.export takes a model made by zoo.load (it carries model.zoo_spec) or a model source")
     size = _input_size(spec, imgsz)
     path = Path(out) if out else default_path(spec.name, fmt, source)
-    qat = bool(getattr(model, "zoo_quantization", None))
-    if qat and fmt in ("coreml", "litert"):
+    qat = bool(getattr(model, "zoo_quantization", None) or getattr(model, "zoo_int8", False))  # a QAT run, or its deploy form
+    if qat and fmt in ("coreml", "litert", "executorch"):
         raise BadArgumentError(
-            f"an int8 (QAT) model exports to onnx, openvino and tensorrt (from its Q/DQ ONNX graph) and to executorch; "
-            f"{fmt} does not read torchao's int8 graphs: export the fp32 model and quantize with `zoo quantize --format {fmt}`"
+            f"an int8 (QAT) model exports to onnx, openvino and tensorrt (from its Q/DQ ONNX graph); {fmt} does not run "
+            f"this int8 graph: export the fp32 model, or quantize it for {fmt} with `zoo quantize --format {fmt}`"
         )
     if qat and precision not in ("fp32", "int8"):
         raise BadArgumentError(f"a QAT run exports its int8 graph; precision {precision} does not apply to it")
@@ -218,6 +220,24 @@ def compare_int8(spec, reference, candidate) -> dict[str, float]:
     return check
 
 
+class cannot_convert:
+    """Turn a converter's own exception into one :class:`ExportError` line naming the model, the tool and its reason
+    (torch.export, ExecuTorch's and LiteRT's lowerings raise many types; the user needs the first line, not the trace)."""
+
+    def __init__(self, spec, tool: str) -> None:
+        self.spec, self.tool = spec, tool
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, trace):
+        if error is None or isinstance(error, (ZooError, KeyboardInterrupt)) or not isinstance(error, Exception):
+            return False
+        reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        raise ExportError(f"{self.spec.name}: {self.tool} cannot convert this model ({type(error).__name__}: {reason}); "
+                          "nothing was written") from error
+
+
 def batches_of(calibration, batch: int | None) -> list[Any]:
     """Calibration input batches re-cut to exactly ``batch`` rows (a graph with a fixed batch takes no other);
     items may be tensors or ``(inputs, targets)`` pairs. ``batch=None`` keeps them as given."""
@@ -275,14 +295,19 @@ def write_report(result: ExportResult) -> Path:
 
 
 def deploy_form(model):
-    """A copy in eval mode with re-parameterisable branches folded (the original is untouched)."""
+    """A copy in eval mode with re-parameterisable branches folded (the original is untouched). A deploy form
+    given again is copied as it is: folding twice is not a no-op for every family (FastViT's RepMixer)."""
     spec = getattr(model, "zoo_spec", None)
+    if getattr(model, "zoo_deploy_form", False):
+        deploy = copy.deepcopy(model).eval()  # a GraphModule's copy drops attributes: set them again
+        deploy.zoo_spec, deploy.zoo_deploy_form, deploy.zoo_int8 = spec, True, getattr(model, "zoo_int8", False)
+        return deploy
     if getattr(model, "zoo_quantization", None):  # int8: the converted reference graph (already folded)
         from zoo.quantize import convert
 
         deploy = copy.deepcopy(model) if getattr(model, "zoo_int8", False) else convert(model)
         deploy.eval()
-        deploy.zoo_spec, deploy.zoo_int8 = spec, True
+        deploy.zoo_spec, deploy.zoo_int8, deploy.zoo_deploy_form = spec, True, True
         return deploy
     deploy = copy.deepcopy(model).eval()
     if callable(getattr(deploy, "deploy", None)):  # families that know their own inference form
@@ -291,7 +316,7 @@ def deploy_form(model):
         from timm.utils.model import reparameterize_model
 
         deploy = reparameterize_model(deploy)
-    deploy.zoo_spec = spec
+    deploy.zoo_spec, deploy.zoo_deploy_form = spec, True
     return deploy
 
 

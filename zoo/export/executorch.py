@@ -13,7 +13,7 @@ import json
 import warnings
 from pathlib import Path
 
-from zoo.export import (INT8_STEPS, ExportResult, batches_of, metadata, reference_outputs, sample_inputs, stage_and_move,
+from zoo.export import (INT8_STEPS, ExportError, ExportResult, batches_of, cannot_convert, metadata, reference_outputs, sample_inputs, stage_and_move,
                         verify)
 
 METADATA_METHOD = "zoo_metadata"
@@ -30,16 +30,19 @@ def export_executorch(model, spec, path: Path, size, *, batch=1, calibration=Non
     notes: list[str] = []
     precision, int8_step = "fp32", None
     if calibration is not None:
-        model = quantize_pt2e(model, example, batches_of(calibration, batch), xnnpack_quantizer())
+        batches = batches_of(calibration, batch)
+        with cannot_convert(spec, "ExecuTorch's int8 quantizer"):
+            model = quantize_pt2e(model, example, batches, xnnpack_quantizer())
+        inputs = {"calibration": batches[0], "real": inputs["real"]}  # in distribution; see zoo.export.calibration_check
         notes.append("int8: PT2E post-training quantization with ExecuTorch's XNNPACKQuantizer (per-channel symmetric)")
-    if calibration is not None or getattr(model, "zoo_int8", False):
+    if calibration is not None:
         precision, int8_step = "int8", fx_output_step(model)
         if int8_step is not None:
             notes.append(f"int8: verified against the PyTorch int8 twin within {INT8_STEPS} output steps ({INT8_STEPS} x {int8_step:.3g})")
     reference = reference_outputs(model, inputs)  # an int8 model's own PyTorch twin
     props = metadata(spec, {"input_size": json.dumps(list(size)), "precision": precision,
                             "exporter": f"executorch {et_version.__version__} (XNNPACK)"})
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), cannot_convert(spec, "ExecuTorch"):
         warnings.simplefilter("ignore")
         program = torch.export.export(model, example)
         lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
@@ -49,13 +52,17 @@ def export_executorch(model, spec, path: Path, size, *, batch=1, calibration=Non
 
     def write(staged: Path) -> None:
         staged.write_bytes(buffer)
-        run = runner(staged)
+        try:
+            run = runner(staged)
+        except RuntimeError as e:
+            raise ExportError(f"{spec.name}: the ExecuTorch runtime cannot load this program ({str(e).splitlines()[0]}); "
+                              f"nothing was written") from None
         verification.update(verify(spec, "ExecuTorch", run, inputs, reference, precision=precision, int8_step=int8_step))
 
     stage_and_move(path, write)
     shape = [batch, *size]
     return ExportResult(path=path, format="executorch", inputs=[{"name": "images", "shape": shape, "dtype": "float32"}],
-                        outputs=[{"name": "output", "shape": list(reference["random"].shape), "dtype": "float32"}],
+                        outputs=[{"name": "output", "shape": list(next(iter(reference.values())).shape), "dtype": "float32"}],
                         verification=verification, metadata=props, notes=notes)
 
 

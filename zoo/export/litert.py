@@ -13,7 +13,7 @@ import os
 import warnings
 from pathlib import Path
 
-from zoo.export import INT8_STEPS, ExportResult, batches_of, metadata, reference_outputs, sample_inputs, stage_and_move, verify
+from zoo.export import INT8_STEPS, ExportError, ExportResult, batches_of, cannot_convert, metadata, reference_outputs, sample_inputs, stage_and_move, verify
 
 METADATA_NAME = "zoo_metadata"
 
@@ -34,7 +34,10 @@ def export_litert(model, spec, path: Path, size, *, batch=1, calibration=None) -
         from litert_torch.quantize.quant_config import QuantConfig
 
         quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-        model = quantize_pt2e(model, example, batches_of(calibration, batch), quantizer, fold=False)
+        batches = batches_of(calibration, batch)
+        with cannot_convert(spec, "LiteRT's int8 quantizer"):
+            model = quantize_pt2e(model, example, batches, quantizer, fold=False)
+        inputs = {"calibration": batches[0], "real": inputs["real"]}  # in distribution; see zoo.export.calibration_check
         kwargs["quant_config"] = QuantConfig(pt2e_quantizer=quantizer)
         precision, int8_step = "int8", fx_output_step(model)
         notes.append("int8: PT2E post-training quantization with litert-torch's PT2EQuantizer (per-channel symmetric)")
@@ -43,7 +46,7 @@ def export_litert(model, spec, path: Path, size, *, batch=1, calibration=None) -
     reference = reference_outputs(model, inputs)
     props = metadata(spec, {"input_size": json.dumps(list(size)), "precision": precision,
                             "exporter": f"litert-torch {getattr(litert_torch, '__version__', '?')}"})
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), cannot_convert(spec, "LiteRT"):
         warnings.simplefilter("ignore")
         edge = litert_torch.convert(model, example, **kwargs)
         flatbuffer = with_metadata(edge.model_content(), {METADATA_NAME: json.dumps(props)})
@@ -51,12 +54,16 @@ def export_litert(model, spec, path: Path, size, *, batch=1, calibration=None) -
 
     def write(staged: Path) -> None:
         staged.write_bytes(flatbuffer)
-        run = runner(staged)
+        try:
+            run = runner(staged)
+        except RuntimeError as e:
+            raise ExportError(f"{spec.name}: the LiteRT runtime cannot load this program ({str(e).splitlines()[0]}); "
+                              f"nothing was written") from None
         verification.update(verify(spec, "LiteRT", run, inputs, reference, precision=precision, int8_step=int8_step))
 
     stage_and_move(path, write)
     return ExportResult(path=path, format="litert", inputs=[{"name": "images", "shape": [batch, *size], "dtype": "float32"}],
-                        outputs=[{"name": "output", "shape": list(reference["random"].shape), "dtype": "float32"}],
+                        outputs=[{"name": "output", "shape": list(next(iter(reference.values())).shape), "dtype": "float32"}],
                         verification=verification, metadata=props, notes=notes)
 
 
