@@ -69,14 +69,39 @@ def measure(name: str, threads: list[int], runs: int) -> dict:
             runners["torch fp32"] = lambda: eager(x)
             with torch.inference_mode():
                 timed = time_interleaved(runners, runs, warmup=5, rounds=5, threads=n)
-            result["threads"][str(n)] = {k: v["p50_ms"] for k, v in timed.items()}
+            result["threads"][str(n)] = {k: {s: v[s] for s in ("p50_ms", "p90_ms", "mean_ms")} for k, v in timed.items()}
     return result
 
 
+def p50s(entry: dict, n: str) -> dict[str, float]:
+    return {k: v["p50_ms"] if isinstance(v, dict) else v for k, v in entry["threads"][n].items()}
+
+
 def ratios(entry: dict, n: str) -> dict[str, float]:
-    p50 = entry["threads"][n]
+    p50 = p50s(entry, n)
     base = p50.get("onnxruntime fp32")
     return {k: base / v for k, v in p50.items()} if base else {}
+
+
+def bench_documents(results: list[dict], machine: dict) -> dict[str, dict]:
+    """The timings as `zoo bench` documents (one per thread count, keyed like `zoo bench` keys them), so model
+    cards cite them with their machine and date. p90 and throughput appear only where this run recorded them."""
+    from zoo.bench import machine_key
+
+    documents = {}
+    for r in results:
+        for n, forms in r["threads"].items():
+            info = {**machine, "threads": int(n)}
+            doc = documents.setdefault(machine_key(info), {"machine": info, "results": []})
+            for form, t in forms.items():
+                backend, precision = form.split()
+                row = {"model": r["model"], "backend": backend, "precision": precision, "batch": 1, "input_size": r["input"],
+                       "threads": int(n), "device": "cpu", "measured": machine["date"], "source": "benchmarks/deploy.py"}
+                row.update(t if isinstance(t, dict) else {"p50_ms": t})
+                if "mean_ms" in row:
+                    row["throughput_per_s"] = 1e3 / row["mean_ms"]
+                doc["results"].append(row)
+    return documents
 
 
 def table(results: list[dict], info: str) -> str:
@@ -91,10 +116,10 @@ def table(results: list[dict], info: str) -> str:
             if n not in r["threads"]:
                 continue
             q = ratios(r, n)
-            base = r["threads"][n].get("onnxruntime fp32")
+            base = p50s(r, n).get("onnxruntime fp32")
             best = max(q, key=q.get) if q else None
             cells = [f"{q[f]:.2f}x" if f in q else "-" for f in forms[1:]]
-            lines.append(f"| {r['model']} | {r['input'][-1]} | {base:.2f} | " + " | ".join(cells)
+            lines.append(f"| {r['model']} | {r['input'][-1]} | {f'{base:.2f}' if base else '-'} | " + " | ".join(cells)
                          + (f" | {best} ({q[best]:.2f}x) |" if best else " | - |"))
         best_ratios = [max(ratios(r, n).values()) for r in results if ratios(r, n)]
         if best_ratios:
@@ -147,6 +172,13 @@ def main() -> None:
         from zoo._io import atomic_write_text, replace_marked_block
 
         atomic_write_text(ROOT / "docs" / "deploy_benchmark.json", json.dumps({"machine": m, "results": results}, indent=1) + "\n")
+        for key, doc in bench_documents(results, m).items():  # what `zoo card --all` cites (it reads runs/bench first)
+            path = ROOT / "runs" / "bench" / f"{key}.json"
+            old = json.loads(path.read_text()) if path.is_file() else {"machine": doc["machine"], "results": []}
+            mine = {(r["model"], r["backend"], r.get("precision", "fp32"), r["batch"]) for r in doc["results"]}
+            kept = [r for r in old["results"] if (r["model"], r["backend"], r.get("precision", "fp32"), r["batch"]) not in mine]
+            atomic_write_text(path, json.dumps({"machine": doc["machine"], "results": kept + doc["results"]}, indent=2) + "\n")
+            print(f"wrote {path}")
         print(f"updated {replace_marked_block(README, START, END, START + chr(10) + text + END)}")
 
 
