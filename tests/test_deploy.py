@@ -156,17 +156,34 @@ def test_quantize_a_trained_classifier_keeps_its_accuracy(quickstart_run, tmp_pa
     assert top1 == pytest.approx(report["accuracy"]["int8"])
 
 
-def test_quantize_a_detector_for_executorch(detection_run, tmp_path, capsys):
+def test_quantize_a_detector(detection_run, tmp_path, capsys):
     assert cli(["quantize", str(detection_run), "--data", "shapes_det", "data.val_images=8", "data.image_size=64",
-                "data.img_size=64", "--format", "executorch", "--calib", "8", "--out", str(tmp_path / "det.pte")]) == 0
+                "data.img_size=64", "--format", "onnx", "--no-mixed", "--calib", "8", "--out", str(tmp_path / "det.onnx")]) == 0
     printed = capsys.readouterr().out
     assert "mAP@.5" in printed and "latency: fp32" in printed
-    report = json.loads((tmp_path / "det.pte.quantize.json").read_text())
-    assert report["metric"] == "mAP@.5" and report["quantizer"] == "XNNPACKQuantizer" and report["calibration_images"] == 8
-    verification = json.loads(report_path(tmp_path / "det.pte").read_text())["verification"]
-    assert verification["real"]["ok"] and verification["real"]["required"] >= 0  # detections matched against the int8 twin
-    out = open_runtime("executorch", tmp_path / "det.pte", 1)(np.random.rand(1, 3, 64, 64).astype(np.float32))
+    report = json.loads((tmp_path / "det.onnx.quantize.json").read_text())
+    assert report["metric"] == "mAP@.5" and report["quantizer"] == "onnxruntime" and report["calibration_images"] == 8
+    assert report["accuracy"]["fp32"] == pytest.approx(report["accuracy"]["pytorch fp32"])
+    verification = json.loads(report_path(tmp_path / "det.onnx").read_text())["verification"]
+    assert verification["calibration"]["ok"] and verification["calibration"]["cosine"] >= 0.98  # the sorted scores' direction
+    out = open_runtime("onnx", tmp_path / "det.onnx", 1)(np.random.rand(1, 3, 64, 64).astype(np.float32))
     assert out.shape == (1, 300, 6)
+
+
+@pytest.mark.parametrize("fmt", ["executorch", "litert"])
+def test_int8_pt2e_export_matches_its_pytorch_int8_twin(fmt, quickstart_run, tmp_path):
+    """ExecuTorch's and LiteRT's int8 programs against the converted PT2E graph, within 16 output steps."""
+    from zoo.evaluate import data_module
+    from zoo.ptq import _images
+
+    model = zoo.load(str(quickstart_run)).eval()
+    data, _ = data_module(model.zoo_spec, ["data=digits"])
+    result = export(model, fmt, precision="int8", calibration=_images(data.calibration_dataloader(), 16), out=tmp_path / f"m.{fmt}")
+    assert result.metadata["precision"] == "int8" and any("PyTorch int8 twin" in n for n in result.notes)
+    for kind in ("calibration", "real"):
+        check = result.verification[kind]
+        assert check["ok"] and check["max_abs_diff"] <= check["tolerance"] <= 16 * 0.1, (kind, check)
+    assert read_metadata(fmt, result.path)["precision"] == "int8"
 
 
 def test_bench_times_every_runtime_interleaved_and_names_the_fastest(tmp_path):

@@ -152,9 +152,10 @@ def test_torchscript_fallback_is_logged(tmp_path, monkeypatch, caplog):
 
 
 def test_mismatch_fails_loudly_and_writes_nothing(tmp_path, monkeypatch):
+    import zoo.export as export_package
     import zoo.export.onnx as onnx_export
 
-    monkeypatch.setattr(onnx_export, "compare_outputs",
+    monkeypatch.setattr(export_package, "compare_outputs",
                         lambda spec, ref, got, **kwargs: {"max_abs_diff": 1.0, "cosine": 0.5, "tolerance": 1e-4, "ok": False})
     with pytest.raises(onnx_export.ExportError, match="differs from PyTorch beyond tolerance.*nothing was written"):
         export("mobilenetv3_small_100", "onnx", imgsz=64, out=tmp_path / "m.onnx")

@@ -24,5 +24,5 @@ def test_quickstart_meets_its_targets(quickstart):
     assert card.resolve() == (run_dir / "README.md").resolve()
     text = card.read_text()
     assert "model-index:" in text and f"value: {round(top1, 4)}" in text and "| `model.onnx` | onnx | real input |" in text
-    assert re.search(r"^\| torch \| 1 \| 3x\d+x\d+ \| [\d.]+ \|", text, re.M)  # timed by zoo bench, with its date
+    assert re.search(r"^\| torch \| fp32 \| 1 \| 3x\d+x\d+ \| [\d.]+ \|", text, re.M)  # timed by zoo bench, with its date
     print(f"quickstart: {elapsed:.0f} s wall, val top-1 {top1:.2%}")

@@ -110,8 +110,8 @@ def bench_documents(dirs: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
 
 
 def _row_key(row: dict[str, Any]) -> tuple:
-    return (row.get("model"), row.get("backend"), row.get("batch"), tuple(row.get("input_size") or ()), row.get("threads"),
-            row.get("device"))
+    return (row.get("model"), row.get("backend"), row.get("precision", "fp32"), row.get("batch"), tuple(row.get("input_size") or ()),
+            row.get("threads"), row.get("device"))
 
 
 def speed_rows(model: str, documents: Sequence[dict[str, Any]], input_size: Sequence[int] | None = None) -> list[dict[str, Any]]:
@@ -121,7 +121,25 @@ def speed_rows(model: str, documents: Sequence[dict[str, Any]], input_size: Sequ
         for r in doc["results"]:
             if r.get("model") == model and "p50_ms" in r and (input_size is None or list(r["input_size"]) == list(input_size)):
                 rows.append({**r, "machine": doc["machine"]})
-    return sorted(rows, key=lambda r: (r["machine"].get("gpu") or r["machine"]["cpu"], r["batch"], r["backend"]))
+    return sorted(rows, key=lambda r: (r["machine"].get("gpu") or r["machine"]["cpu"], r["machine"].get("threads", 0), r["batch"],
+                                       r["backend"], r.get("precision", "fp32")))
+
+
+def fastest_form(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Among batch-1 rows measured on one machine (the most threads there), the fastest verified (backend, precision)
+    with its speed-up over onnxruntime fp32 and the eager latency of the same run, or None without a runtime row."""
+    from zoo.bench import best_forms
+
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["batch"] == 1 and r["backend"] != "compile":
+            groups.setdefault((machine_label(r["machine"]), r["threads"]), []).append(r)
+    candidates = [(key, g) for key, g in groups.items() if any(r["backend"] not in ("torch", "compile") for r in g)]
+    if not candidates:
+        return None
+    (label, _), group = max(candidates, key=lambda kg: (len({r["backend"] for r in kg[1]}), kg[0][1]))
+    (best,) = best_forms({"results": group}) or [None]
+    return {**best, "machine": label} if best else None
 
 
 def machine_label(m: dict[str, Any]) -> str:
@@ -337,6 +355,10 @@ def _architecture_section(spec, facts, checked: bool) -> list[str]:
             + ("; `tests/test_cards.py` fails when they stop matching the code." if checked else "."), ""] + (["Reported by the paper:", ""] + _reported_lines(spec) + [""] if spec.reported else [])
 
 
+def _opt(row: dict[str, Any], key: str, digits: int) -> str:
+    return f"{row[key]:.{digits}f}" if row.get(key) is not None else "-"
+
+
 def _speed_section(shown: str, rows: list[dict[str, Any]]) -> list[str]:
     lines = ["## Speed", ""]
     if not rows:
@@ -345,12 +367,21 @@ def _speed_section(shown: str, rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         machines.setdefault(machine_label(r["machine"]), []).append(r)
     for label, group in machines.items():
-        lines += [f"On {label}:", "", "| backend | batch | input | p50 ms | p90 ms | items/s | measured |",
-                  "|---|---:|---|---:|---:|---:|---|"]
-        lines += [f"| {r['backend']} | {r['batch']} | {'x'.join(map(str, r['input_size']))} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} "
-                  f"| {r['throughput_per_s']:.1f} | {r.get('measured', r['machine'].get('date', '?'))} |" for r in group]
+        lines += [f"On {label}:", "", "| backend | precision | batch | input | p50 ms | p90 ms | items/s | measured |",
+                  "|---|---|---:|---|---:|---:|---:|---|"]
+        lines += [f"| {r['backend']} | {r.get('precision', 'fp32')} | {r['batch']} | {'x'.join(map(str, r['input_size']))} "
+                  f"| {r['p50_ms']:.2f} | {_opt(r, 'p90_ms', 2)} | {_opt(r, 'throughput_per_s', 1)} "
+                  f"| {r.get('measured', r['machine'].get('date', '?'))} |"
+                  for r in group]
         lines.append("")
-    return lines + [f"Measured by `zoo bench {shown}` (p50/p90 over at least 50 timed runs after warm-up). Latency is "
+    best = fastest_form(rows)
+    if best and best["speedup_vs_onnxruntime_fp32"]:
+        eager = f"; eager PyTorch {best['eager_ms']:.2f} ms" if best["eager_ms"] else ""
+        lines += [f"Fastest verified deploy form on {best['machine']}: **{best['backend']} {best['precision']}**, "
+                  f"{best['p50_ms']:.2f} ms at batch 1 ({best['speedup_vs_onnxruntime_fp32']:.2f}x onnxruntime fp32{eager}); "
+                  "int8 rows were calibrated on random inputs (speed); `zoo quantize` measures int8 accuracy.", ""]
+    return lines + [f"Measured by `zoo bench {shown}` (p50/p90 over at least 50 timed runs after warm-up; rows of the deploy "
+                    "runtimes may come from `python benchmarks/deploy.py`, 100 runs in 5 interleaved rounds). Latency is "
                     "not re-measured when the card is regenerated: each row keeps the date and machine it was measured on.", ""]
 
 
@@ -580,7 +611,14 @@ def _write_index(path: Path, index: list[tuple[str, dict, list]], plot: Path | N
     for name, facts, speeds in index:
         spec = zoo.info(name)
         timed = [r for r in speeds if r["backend"] == "torch" and r["batch"] == 1]
-        latency, where = "", "not measured"
+        latency, where, deploy = "", "not measured", ""
+        best = fastest_form(speeds)
+        if best and best["speedup_vs_onnxruntime_fp32"]:
+            key = machines.setdefault(best["machine"], chr(ord("A") + len(machines)))
+            deploy = f"{best['backend']} {best['precision']}: {best['p50_ms']:.2f} ms, {best['speedup_vs_onnxruntime_fp32']:.2f}x ORT fp32 ({key})"
+            if best["eager_ms"]:  # eager from the same machine and threads as the deploy form beside it
+                timed = []
+                latency, where = f"{best['eager_ms']:.1f}", f"{key}, {best.get('measured') or ''}"
         if timed:
             label = machine_label(timed[0]["machine"])
             key = machines.setdefault(label, chr(ord("A") + len(machines)))
@@ -589,18 +627,20 @@ def _write_index(path: Path, index: list[tuple[str, dict, list]], plot: Path | N
         reported = f"{head.metric} {head.value}{head.unit} on {head.dataset} ({head.source.split(',')[0]})" if head else ""
         size = facts["input_size"]
         rows.append(f"| [{name}]({name}.md) | {spec.task} | {'x'.join(map(str, size[1:])) if len(size) == 3 else f'{size[0]} tok'} "
-                    f"| {_fmt_count(facts['params'])} | {facts['macs'] / 1e9:.3f} | {latency} | {where} | {reported} "
+                    f"| {_fmt_count(facts['params'])} | {facts['macs'] / 1e9:.3f} | {latency} | {where} | {deploy} | {reported} "
                     f"| {facts['weights_license'] or 'no weights'} |")
     lines = ["# Model cards", "",
              "One card per registered model, generated by `zoo card --all`: do not edit by hand. `tests/test_cards.py` fails "
              "when a card's params, MACs or licence no longer match the code. Params and MACs are the deploy form's at the input "
              "size shown. Latency is batch 1 with the `torch` backend, from the `zoo bench` documents in `bench/`, with the machine "
-             "and date it was measured on. Accuracy is the paper's reported number; each card cites it.", ""]
+             "and date it was measured on. The fastest verified deploy form is the quickest export (runtime and precision) of "
+             "`benchmarks/deploy.py` or `zoo bench --best` at batch 1, with its speed-up over onnxruntime fp32 in the same run. "
+             "Accuracy is the paper's reported number; each card cites it.", ""]
     if plot is not None:
         lines += [f"![latency measured here against reported accuracy]({plot.name})", ""]
     lines += [f"Machine {key}: {label}." for label, key in machines.items()] + [""]
-    lines += ["| model | task | input | params | GMACs | latency p50 (ms) | measured on | reported | weights licence |",
-              "|---|---|---|---:|---:|---:|---|---|---|", *rows]
+    lines += ["| model | task | input | params | GMACs | latency p50 (ms) | measured on | fastest verified deploy form | reported "
+              "| weights licence |", "|---|---|---|---:|---:|---:|---|---|---|---|", *rows]
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
