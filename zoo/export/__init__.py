@@ -260,6 +260,28 @@ def calibration_check(model, batches) -> tuple[dict[str, Any], dict[str, Any]]:
     return inputs, reference_outputs(model, inputs)
 
 
+def write_verified(path: Path, data: bytes, fmt: str, what: str, open_runner, spec, inputs, reference, *, precision: str,
+                   int8_step: float | None, size, batch: int, notes: list[str], props: dict[str, str]) -> ExportResult:
+    """A single-file program (``.pte``, ``.tflite``): staged, opened in its runtime by ``open_runner(path)``, verified,
+    then moved into place; a program the runtime cannot load is an :class:`ExportError` and nothing is written."""
+    verification: dict = {}
+
+    def write(staged: Path) -> None:
+        staged.write_bytes(data)
+        try:
+            run = open_runner(staged)
+        except RuntimeError as e:
+            raise ExportError(f"{spec.name}: the {what} runtime cannot load this program ({str(e).splitlines()[0]}); "
+                              "nothing was written") from None
+        verification.update(verify(spec, what, run, inputs, reference, precision=precision, int8_step=int8_step))
+
+    stage_and_move(path, write)
+    shape = list(next(iter(reference.values())).shape)
+    return ExportResult(path=path, format=fmt, inputs=[{"name": "images", "shape": [batch, *size], "dtype": "float32"}],
+                        outputs=[{"name": "output", "shape": shape, "dtype": "float32"}], verification=verification,
+                        metadata=props, notes=notes)
+
+
 def stage_and_move(path: Path, write) -> Path:
     """Write a file or folder export into a temporary sibling with ``write(tmp_path)``, then move it into place
     whole (a folder export, OpenVINO's IR, is replaced as one)."""

@@ -13,8 +13,8 @@ import json
 import warnings
 from pathlib import Path
 
-from zoo.export import (INT8_STEPS, ExportError, ExportResult, batches_of, cannot_convert, metadata, reference_outputs, sample_inputs, stage_and_move,
-                        verify)
+from zoo.export import (INT8_STEPS, ExportResult, batches_of, cannot_convert, metadata, reference_outputs, sample_inputs,
+                        write_verified)
 
 METADATA_METHOD = "zoo_metadata"
 
@@ -35,7 +35,6 @@ def export_executorch(model, spec, path: Path, size, *, batch=1, calibration=Non
             model = quantize_pt2e(model, example, batches, xnnpack_quantizer())
         inputs = {"calibration": batches[0], "real": inputs["real"]}  # in distribution; see zoo.export.calibration_check
         notes.append("int8: PT2E post-training quantization with ExecuTorch's XNNPACKQuantizer (per-channel symmetric)")
-    if calibration is not None:
         precision, int8_step = "int8", fx_output_step(model)
         if int8_step is not None:
             notes.append(f"int8: verified against the PyTorch int8 twin within {INT8_STEPS} output steps ({INT8_STEPS} x {int8_step:.3g})")
@@ -48,22 +47,8 @@ def export_executorch(model, spec, path: Path, size, *, batch=1, calibration=Non
         lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
                                               constant_methods={METADATA_METHOD: json.dumps(props)})
         buffer = lowered.to_executorch().buffer
-    verification: dict = {}
-
-    def write(staged: Path) -> None:
-        staged.write_bytes(buffer)
-        try:
-            run = runner(staged)
-        except RuntimeError as e:
-            raise ExportError(f"{spec.name}: the ExecuTorch runtime cannot load this program ({str(e).splitlines()[0]}); "
-                              f"nothing was written") from None
-        verification.update(verify(spec, "ExecuTorch", run, inputs, reference, precision=precision, int8_step=int8_step))
-
-    stage_and_move(path, write)
-    shape = [batch, *size]
-    return ExportResult(path=path, format="executorch", inputs=[{"name": "images", "shape": shape, "dtype": "float32"}],
-                        outputs=[{"name": "output", "shape": list(next(iter(reference.values())).shape), "dtype": "float32"}],
-                        verification=verification, metadata=props, notes=notes)
+    return write_verified(path, buffer, "executorch", "ExecuTorch", runner, spec, inputs, reference, precision=precision,
+                          int8_step=int8_step, size=size, batch=batch, notes=notes, props=props)
 
 
 def runner(path: Path, threads: int | None = None):

@@ -13,7 +13,8 @@ import os
 import warnings
 from pathlib import Path
 
-from zoo.export import INT8_STEPS, ExportError, ExportResult, batches_of, cannot_convert, metadata, reference_outputs, sample_inputs, stage_and_move, verify
+from zoo.export import (INT8_STEPS, ExportResult, batches_of, cannot_convert, metadata, reference_outputs, sample_inputs,
+                        write_verified)
 
 METADATA_NAME = "zoo_metadata"
 
@@ -50,21 +51,8 @@ def export_litert(model, spec, path: Path, size, *, batch=1, calibration=None) -
         warnings.simplefilter("ignore")
         edge = litert_torch.convert(model, example, **kwargs)
         flatbuffer = with_metadata(edge.model_content(), {METADATA_NAME: json.dumps(props)})
-    verification: dict = {}
-
-    def write(staged: Path) -> None:
-        staged.write_bytes(flatbuffer)
-        try:
-            run = runner(staged)
-        except RuntimeError as e:
-            raise ExportError(f"{spec.name}: the LiteRT runtime cannot load this program ({str(e).splitlines()[0]}); "
-                              f"nothing was written") from None
-        verification.update(verify(spec, "LiteRT", run, inputs, reference, precision=precision, int8_step=int8_step))
-
-    stage_and_move(path, write)
-    return ExportResult(path=path, format="litert", inputs=[{"name": "images", "shape": [batch, *size], "dtype": "float32"}],
-                        outputs=[{"name": "output", "shape": list(next(iter(reference.values())).shape), "dtype": "float32"}],
-                        verification=verification, metadata=props, notes=notes)
+    return write_verified(path, flatbuffer, "litert", "LiteRT", runner, spec, inputs, reference, precision=precision,
+                          int8_step=int8_step, size=size, batch=batch, notes=notes, props=props)
 
 
 def runner(path: Path, threads: int | None = None):
