@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -23,6 +24,8 @@ def export_litert(model, spec, path: Path, size, *, batch=1, calibration=None) -
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")  # litert-torch prints a line per conversion stage
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # and its converter an op count
     import litert_torch
+
+    _follow_stderr()
 
     from zoo.export.executorch import fx_output_step, quantize_pt2e
 
@@ -53,6 +56,32 @@ def export_litert(model, spec, path: Path, size, *, batch=1, calibration=None) -
         flatbuffer = with_metadata(edge.model_content(), {METADATA_NAME: json.dumps(props)})
     return write_verified(path, flatbuffer, "litert", "LiteRT", runner, spec, inputs, reference, precision=precision,
                           int8_step=int8_step, size=size, batch=batch, notes=notes, props=props)
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now (not the stream it was when a handler was made)."""
+
+    def write(self, text):
+        return sys.stderr.write(text)
+
+    def flush(self):
+        sys.stderr.flush()
+
+    def close(self):  # logging's shutdown closes handler streams; the real stderr is not ours to close
+        pass
+
+
+def _follow_stderr() -> None:
+    """litert-torch makes torch's loggers propagate to the root logger, where absl's handler holds the ``sys.stderr``
+    of the moment absl was imported; once that stream is closed (a test's captured stderr, a redirected one), every
+    torch warning kills the process ("lost sys.stderr"). Point that handler at the current stderr instead."""
+    try:
+        from absl import logging as absl_logging
+    except ImportError:
+        return
+    handler = absl_logging.get_absl_handler().python_handler
+    if not isinstance(handler.stream, _CurrentStderr):
+        handler.stream = _CurrentStderr()
 
 
 def runner(path: Path, threads: int | None = None):
