@@ -48,3 +48,48 @@ def _umask() -> int:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+_CLAIMED: dict[str, str] = {}
+_MADE: list[str] = []  # parent folders new_run_dir created (removed again with an empty failed run)
+
+
+def new_run_dir(parent: str | Path, prefix: str = "") -> str:
+    """A new folder ``parent/PREFIX<date>_<time>`` that no other run has: ``mkdir`` claims it (atomic, so two runs
+    started in the same second, even on a shared file system, get ``..._<time>``, ``..._<time>-2``, ...). The same
+    (parent, prefix) gives the same folder for the rest of this process (Hydra may resolve the path twice)."""
+    from datetime import datetime
+
+    key = f"{Path(parent).resolve()}|{prefix}"
+    if key in _CLAIMED:
+        return _CLAIMED[key]
+    stamp = prefix + datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    missing = [p for p in [Path(parent), *Path(parent).parents] if not p.exists()]
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    _MADE.extend(str(p) for p in missing)
+    for n in range(1, 10_000):
+        path = Path(parent) / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        _CLAIMED[key] = str(path)
+        return str(path)
+    raise FileExistsError(f"{parent}: no free run folder name for {stamp}")
+
+
+def claimed(path: str | Path) -> bool:
+    """Whether :func:`new_run_dir` made ``path`` in this process."""
+    return str(Path(path).resolve()) in {str(Path(p).resolve()) for p in _CLAIMED.values()}
+
+
+def remove_claimed(path: str | Path) -> None:
+    """Remove a folder :func:`new_run_dir` made, and the parents it made for it that are now empty."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    for parent in sorted(_MADE, key=len, reverse=True):
+        try:
+            Path(parent).rmdir()  # only if empty
+        except OSError:
+            pass

@@ -25,13 +25,14 @@ if TYPE_CHECKING:
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+_OBSERVER_RANGES = ("min_val", "max_val")  # a QAT observer that has seen nothing holds +inf/-inf by design
 FORMAT = "efficient-zoo"
 FORMAT_VERSION = 1
 
 
 def load(
     name_or_path: str | os.PathLike,
-    pretrained: bool = False,
+    pretrained: bool | None = None,
     *,
     num_classes: int | None = None,
     weights: str | os.PathLike | None = None,
@@ -42,10 +43,12 @@ def load(
     """Build a model by name, or load one saved by :func:`save`, locally or from the Hub.
 
     Args:
-        name_or_path: a registered architecture (``"mobilenetv3_large_100"``), ``"arch.tag"`` to choose
-            which weights ``pretrained=True`` loads, ``"hf-hub:org/name[@revision]"``, a folder written
-            by :func:`save`, a run directory (its ``model/``), or a run's ``checkpoints/*.ckpt``.
-        pretrained: download the published weights (the default tag, or the one named) from the Hub.
+        name_or_path: a registered architecture (``"mobilenetv3_large_100"``), ``"arch.tag"`` for that tag's
+            weights, ``"hf-hub:org/name[@revision]"``, a folder written by :func:`save`, a run directory (its
+            ``model/``), or a run's ``checkpoints/*.ckpt``.
+        pretrained: download the published weights (the default tag, or the one named) from the Hub. Default:
+            only when the name names a tag (a tag means its weights everywhere); ``False`` with a tag builds the
+            tag's configuration and preprocessing with untrained weights.
         num_classes: classifier size (0: no classifier, the model returns pooled features). With
             weights of another size, the head is reset (with a warning).
         weights: a local weights file to load instead; upstream key names are converted where the
@@ -76,7 +79,7 @@ def load(
         config_path = hub.download(repo_id, CONFIG_NAME, revision)
         config = _read_config(config_path, source, evict_on_error=True)
         commit = config_path.parent.name  # snapshots/<commit>/config.json: take the weights from the same commit
-        weights_path = None if weights else hub.download(repo_id, WEIGHTS_NAME, commit if len(commit) == 40 else revision)
+        weights_path = None if weights else hub.download(repo_id, WEIGHTS_NAME, commit if hub.is_commit(commit) else revision)
         model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs)
     elif source.endswith(".ckpt") and Path(source).expanduser().is_file():
         model = _load_run_checkpoint(Path(source).expanduser(), num_classes, kwargs)
@@ -86,6 +89,8 @@ def load(
         config = _read_config(folder / CONFIG_NAME, source)
         model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs)
     else:
+        if pretrained is None:
+            pretrained = split_name(source)[1] is not None and weights is None
         model = _load_registered(source, pretrained, num_classes, weights, allow_pickle, kwargs, labels)
     if labels is not None:
         model.zoo_spec = dataclasses.replace(model.zoo_spec, labels=labels)
@@ -132,6 +137,7 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
     except TypeError as e:
         raise ZooError(f"zoo.save: builder arguments must be JSON values to be saved ({e}): {dict(spec.default_kwargs)}") from None
 
+    import torch
     from safetensors.torch import save_file
 
     tensors, seen = {}, set()
@@ -141,6 +147,14 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
             value = value.clone()
         seen.add(value.untyped_storage().data_ptr())
         tensors[key] = value
+    nonfinite = [k for k, v in tensors.items() if v.is_floating_point() and not k.endswith(_OBSERVER_RANGES)
+                 and not bool(torch.isfinite(v).all())]
+    if nonfinite:
+        raise WeightsError(
+            f"zoo.save: {len(nonfinite)} weight tensor{'s' * (len(nonfinite) != 1)} hold NaN or inf (first: "
+            f"{nonfinite[0]!r}), so the model would predict nothing useful; nothing was written. A run that diverged "
+            "needs a lower learning rate (optim.lr) or gradient clipping"
+        )
     metadata = {"format": "pt", "architecture": spec.name}
     atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     atomic_write_text(folder / CONFIG_NAME, text + "\n")  # last: a folder with a config is complete
@@ -346,7 +360,12 @@ def _build(spec: ModelSpec, num_classes: int, kwargs: dict, replace_kwargs: bool
         inspect.signature(spec.builder).bind(num_classes=num_classes, **model_kwargs)
     except TypeError as e:
         raise BadArgumentError(f"{spec.name}: cannot build with arguments {model_kwargs}: {e}") from None
-    model = spec.builder(num_classes=num_classes, **model_kwargs)
+    try:
+        model = spec.builder(num_classes=num_classes, **model_kwargs)
+    except TypeError as e:  # a builder that takes **kwargs (timm's) refuses an argument only when it runs
+        if not kwargs:
+            raise
+        raise BadArgumentError(f"{spec.name}: cannot build with arguments {dict(kwargs)}: {e}") from None
     labels = spec.labels if spec.labels is not None and len(spec.labels) == num_classes else None
     size = model_kwargs.get("img_size")  # builders that take one (ViTs) are built for that input size
     input_size = (spec.input_size[0], *((size, size) if isinstance(size, int) else size)) if size else spec.input_size

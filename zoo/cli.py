@@ -125,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Run `zoo COMMAND --help` for a command's options and examples.",
     )
     parser.add_argument("--version", action="version", version=f"efficient-zoo {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure (also ZOO_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -235,26 +236,42 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Expected failures (the zoo's own errors, a file that cannot be read or written) print one
+    line and exit 2; anything else is a bug, printed as one line and exit 1. ``--debug`` (or ``ZOO_DEBUG=1``) lets
+    the traceback through."""
     import importlib
-
-    from zoo.errors import ZooError
+    import logging
+    import os
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # libraries' deprecation notes at import
+    debug = "--debug" in argv or os.environ.get("ZOO_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     if argv and argv[0] in PASSTHROUGH and not {"-h", "--help"} & set(argv[1:]):
-        try:
-            return importlib.import_module(PASSTHROUGH[argv[0]]).main(argv[1:])
-        except ZooError as e:
-            print(f"zoo {argv[0]}: error: {e}", file=sys.stderr)
-            return 2
+        return _guarded(argv[0], lambda: importlib.import_module(PASSTHROUGH[argv[0]]).main(argv[1:]), debug)
     args = _parser().parse_args(argv)
+    return _guarded(args.command, lambda: args.run(args), debug)
+
+
+def _guarded(command: str, job, debug: bool) -> int:
+    from zoo.errors import ZooError, one_line
+
     try:
-        return args.run(args) or 0
-    except ZooError as e:
-        print(f"zoo {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return job() or 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (ZooError, OSError) as e:
+        if debug:
+            raise
+        print(f"zoo {command}: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - a bug: one line, and how to see the traceback
+        if debug:
+            raise
+        print(f"zoo {command}: internal error: {type(e).__name__}: {one_line(e)} (rerun with --debug for the traceback, "
+              "and please report it)", file=sys.stderr)
+        return 1
 
 
 def _fmt_reported(r) -> str:

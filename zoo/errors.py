@@ -67,8 +67,20 @@ class ConfigError(ZooError):
     """A recipe or override that does not exist or does not fit the config."""
 
 
+class TrainingDivergedError(ZooError):
+    """A training run whose loss stopped being finite."""
+
+
 class HubError(ZooError):
     """A download from the Hugging Face Hub (or ``HF_ENDPOINT``) failed."""
+
+
+def one_line(error: BaseException) -> str:
+    """An error as the CLI's one line: an OSError names its path and reason; other messages lose their newlines."""
+    if isinstance(error, OSError) and not isinstance(error, ZooError) and error.strerror:
+        target = f" {error.filename}" if error.filename else ""
+        return f"cannot use{target}: {error.strerror}" + (" (check the path and its permissions)" if target else "")
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def closest(name: str, choices: Iterable[str], n: int = 5) -> list[str]:

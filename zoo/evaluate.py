@@ -269,7 +269,7 @@ def data_module(spec, overrides: Sequence[str], *, with_train: bool = True):
     from hydra import compose, initialize_config_dir
 
     from zoo.data.classification import ClassificationDataModule
-    from zoo.errors import DataError
+    from zoo.errors import ConfigError, DataError
     from zoo.train import check_group_choice, conf_dir
 
     overrides = list(overrides)
@@ -278,8 +278,15 @@ def data_module(spec, overrides: Sequence[str], *, with_train: bool = True):
             check_group_choice("data", o.split("=", 1)[1])
     if spec.takes_tokens and not any(o.startswith("data=") for o in overrides):
         overrides = ["data=stdlib", *overrides]  # a language model's default: the standard library's sources
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose("eval", overrides=overrides)
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose("eval", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"data overrides {' '.join(overrides)!r}: {' '.join(str(e).split())} "
+                          "(keys of a data config: `zoo train recipe=quickstart --cfg job`)") from None
     given = {o.split("=", 1)[0].lstrip("+") for o in overrides}
     for key in ("img_size", "crop_pct"):  # the model's own preprocessing unless asked otherwise
         if f"data.{key}" not in given and key in cfg.data:

@@ -19,6 +19,9 @@ HF_HUB_PREFIX = "hf-hub:"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _GIT_SHA1 = re.compile(r"^[0-9a-f]{40}$")
+# A branch, tag, commit or refs/pr/N: git's ref characters, no "..", no leading "/" or "-" (the cache stores refs
+# as files named after the revision, so a revision must never name a path outside it).
+_REVISION = re.compile(r"^(?![/.-])(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,128}(?<![/.])$")
 LIBRARY_NAME = "efficient-zoo"
 
 
@@ -31,7 +34,22 @@ def parse_hf_hub(source: str) -> tuple[str, str | None]:
     repo_id, sep, revision = body.partition("@")
     if not _REPO_ID.match(repo_id) or repo_id.endswith((".", "-")) or ".." in repo_id or (sep and not revision):
         raise SourceError(f"malformed model source {source!r}: {expected}")
+    if revision:
+        check_revision(revision)
     return repo_id, (revision or None)
+
+
+def check_revision(revision: str) -> str:
+    """``revision`` if it is a well-formed branch, tag or commit name; a SourceError otherwise."""
+    if not _REVISION.match(revision) or revision.endswith(".lock"):
+        raise SourceError(f"malformed Hub revision {revision!r}: a branch, tag or commit uses letters, digits, '.', '_', "
+                          "'-' and '/' (no '..', no leading '/', '.' or '-')")
+    return revision
+
+
+def is_commit(text: str) -> bool:
+    """Whether ``text`` is a full git commit hash (what the cache names a snapshot folder after)."""
+    return bool(_GIT_SHA1.match(text))
 
 
 def download(repo_id: str, filename: str, revision: str | None = None) -> Path:
@@ -49,6 +67,8 @@ def download(repo_id: str, filename: str, revision: str | None = None) -> Path:
     from zoo import __version__
 
     where = f"{repo_id}/{filename}" + (f"@{revision}" if revision else "")
+    if revision:
+        check_revision(revision)
     try:
         path = hf_hub_download(
             repo_id, filename, revision=revision, library_name=LIBRARY_NAME, library_version=__version__
@@ -80,6 +100,9 @@ def download(repo_id: str, filename: str, revision: str | None = None) -> Path:
     except OSError as e:  # connection errors, incomplete transfers, disk full
         raise HubError(f"download of {where} failed: {_reason(e)}. Try again: a partial download is resumed, never used.") from None
     path = Path(path)
+    if not path.resolve().is_relative_to(Path(constants.HF_HUB_CACHE).resolve()):
+        raise HubError(f"{where}: the server's answer put the file outside the Hub cache ({path}); it is not used. "
+                       "Check HF_ENDPOINT: a mirror or proxy sent a malformed commit or file name")
     verify_cached(path, where)
     return path
 
@@ -163,6 +186,8 @@ def push(
 
     if not _REPO_ID.match(repo_id) or ".." in repo_id:
         raise HubError(f"repo id {repo_id!r} is not ORG/NAME (letters, digits, '.', '_', '-'); e.g. --repo-id my-org/yolov10n-parts")
+    if revision:
+        check_revision(revision)
     if get_token() is None:
         raise HubError("no Hugging Face token: run `hf auth login` or set HF_TOKEN to a token with write access; nothing was uploaded")
     api = HfApi(library_name=LIBRARY_NAME)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime
 from pathlib import Path
+
+from zoo._io import new_run_dir
 
 TARGET_TOP1 = 0.95
 
@@ -32,7 +33,7 @@ def main(argv: list[str]) -> int:
     if args.no_progress:
         overrides.append("trainer.enable_progress_bar=false")
     cfg = compose("quickstart", overrides)
-    run_dir = Path(args.out_dir) / "quickstart" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    run_dir = Path(new_run_dir(Path(args.out_dir) / "quickstart"))
     print(f"efficient-zoo quickstart: {cfg.model.name} on {cfg.data.source}, {cfg.trainer.max_epochs} epochs -> {run_dir}")
     summary = run(cfg, run_dir)
 

@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from zoo._io import atomic_write, atomic_write_text, replace_marked_block
+from zoo._io import atomic_write, atomic_write_text, new_run_dir, replace_marked_block
 from zoo.errors import ConfigError, DataError, closest
 
 GROUPS = ("model", "data", "task", "optim", "trainer")
@@ -144,6 +144,29 @@ def check_overrides(recipe: str, overrides: Sequence[str]) -> None:
                 node = node[part]
 
 
+def check_values(cfg) -> None:
+    """The values a typo most often breaks, checked before anything is built (Lightning and PyTorch would fail later,
+    with a traceback far from the setting)."""
+    import math
+
+    def number(key: str, value: Any, *, whole: bool, least: float, allow: tuple = ()) -> None:
+        ok = (value in allow) or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                                  and (not whole or float(value).is_integer()) and value >= least)
+        if not ok:
+            kind = "a whole number" if whole else "a number"
+            also = f" (or {', '.join(map(str, allow))})" if allow else ""
+            raise ConfigError(f"{key}={value!r}: must be {kind} >= {least:g}{also}")
+
+    number("trainer.max_epochs", cfg.trainer.get("max_epochs"), whole=True, least=1, allow=(None, -1))
+    number("trainer.max_steps", cfg.trainer.get("max_steps", -1), whole=True, least=1, allow=(-1, None))
+    if cfg.trainer.get("max_epochs") == -1 and cfg.trainer.get("max_steps", -1) in (-1, None):
+        raise ConfigError("trainer.max_epochs=-1 trains forever unless trainer.max_steps is set; give one of them")
+    number("optim.lr", cfg.optim.get("lr"), whole=False, least=1e-12)
+    number("optim.weight_decay", cfg.optim.get("weight_decay", 0), whole=False, least=0)
+    number("data.batch_size", cfg.data.get("batch_size", 1), whole=True, least=1)
+    number("seed", cfg.get("seed", 0), whole=True, least=0)
+
+
 # -- running ---------------------------------------------------------------------------------------
 
 
@@ -227,6 +250,7 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
     from zoo.registry import get_spec
 
     run_dir = Path(run_dir)
+    check_values(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     spec = get_spec(cfg.model.name)
     kind = _task_kind(cfg, spec)
@@ -289,6 +313,11 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         enable_version_counter=False,
     )
     all_callbacks = [best, LearningRateMonitor(logging_interval="step"), *plugins, *callbacks]
+    nonfinite_steps = cfg.early_stopping.get("nonfinite_steps", 3)
+    if nonfinite_steps:
+        from zoo.tasks.base import DivergenceGuard
+
+        all_callbacks.insert(0, DivergenceGuard(nonfinite_steps, configured_lr=cfg.optim.get("lr")))
     if trainer_kwargs.get("enable_progress_bar", True):
         all_callbacks.append(RichProgressBar(leave=True))
     stop = cfg.early_stopping
@@ -299,13 +328,18 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         CSVLogger(save_dir=str(run_dir), name="logs", version=""),
         TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False),
     ]
-    trainer = L.Trainer(
-        **trainer_kwargs,
-        default_root_dir=str(run_dir),
-        callbacks=all_callbacks,
-        logger=loggers,
-        plugins=[_atomic_checkpoint_io()],
-    )
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        trainer = L.Trainer(
+            **trainer_kwargs,
+            default_root_dir=str(run_dir),
+            callbacks=all_callbacks,
+            logger=loggers,
+            plugins=[_atomic_checkpoint_io()],
+        )
+    except (MisconfigurationException, TypeError, ValueError) as e:
+        raise ConfigError(f"Lightning refused the trainer settings: {' '.join(str(e).split())}") from None
     return Prepared(trainer, task, data, model, best)
 
 
@@ -324,12 +358,13 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
+    resume = _resume_path(cfg)  # a wrong resume= fails before anything is built
     p = prepare(cfg, run_dir, callbacks)
     trainer, task, data, model, best = p.trainer, p.task, p.data, p.model, p.best
     if trainer.is_global_zero:
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         print(f"data: {data.describe()}; model: {cfg.model.name} ({sum(p.numel() for p in model.parameters()):,} params)")
-    trainer.fit(task, datamodule=data, ckpt_path=_resume_path(cfg))
+    trainer.fit(task, datamodule=data, ckpt_path=resume)
     if not trainer.is_global_zero:
         return {}
 
@@ -434,7 +469,7 @@ def record_result(recipe: str, summary: dict[str, Any], command: str) -> Path:
 # -- the entry point -------------------------------------------------------------------------------
 
 
-_FAILURES: list[BaseException] = []  # a ZooError raised inside Hydra's job, re-raised by main() as one line
+_FAILURES: list[BaseException] = []  # an error raised inside Hydra's job, re-raised by main() for the CLI to report
 
 
 def _hydra_task(cfg) -> None:
@@ -445,15 +480,25 @@ def _hydra_task(cfg) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         summary = run(cfg, run_dir)
-    except ZooError as e:  # Hydra would print a traceback for an Exception; SystemExit passes through it
+        if summary:
+            _print_summary(summary)
+            if cfg.get("record_result"):
+                overrides = " ".join(HydraConfig.get().overrides.task)
+                path = record_result(cfg.recipe, summary, f"zoo train {overrides}".strip())
+                print(f"recorded the result in {path}")
+    except Exception as e:  # noqa: BLE001 - Hydra would print its own traceback; main() re-raises it for the CLI
         _FAILURES.append(e)
+        _drop_if_empty(run_dir)
         raise SystemExit(2) from None
-    if summary:
-        _print_summary(summary)
-        if cfg.get("record_result"):
-            overrides = " ".join(HydraConfig.get().overrides.task)
-            path = record_result(cfg.recipe, summary, f"zoo train {overrides}".strip())
-            print(f"recorded the result in {path}")
+
+
+def _drop_if_empty(run_dir: Path) -> None:
+    """Remove the folder this process made for a run that failed before its first checkpoint (it holds only
+    Hydra's config and empty logs); a folder the user named, or one with checkpoints, stays."""
+    from zoo._io import claimed, remove_claimed
+
+    if claimed(run_dir) and not any((run_dir / "checkpoints").glob("*.ckpt")):
+        remove_claimed(run_dir)
 
 
 def _headline(summary: dict[str, Any]) -> str:
@@ -492,6 +537,13 @@ _VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path
                 "--config-dir", "-cd", "--experimental-rerun"}
 
 
+def _sweeps(overrides: Sequence[str]) -> bool:
+    """Whether any override sweeps (a,b or range(...)): each job's values are checked when it runs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(list(overrides)))
+
+
 def _split_hydra_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
     """Hydra flags (with their values) apart from overrides, so they may come in any order."""
     flags, overrides, it = [], [], iter(args)
@@ -521,6 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     recipe_path(recipe)
     flags, overrides = _split_hydra_args(args)
     check_overrides(recipe, overrides)
+    if not any(o.startswith("hydra.") for o in overrides) and not _sweeps(overrides):
+        check_values(compose(recipe, [o for o in overrides if not o.startswith("recipe=")]))
     if SEARCHPATH not in overrides:
         overrides.insert(0, SEARCHPATH)
     # Hydra reads sys.argv (flags first: its parser takes the overrides as one positional list);
@@ -528,6 +582,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.argv = [__file__, *flags, *overrides]
     sys.modules["__main__"].__spec__ = importlib.util.find_spec("zoo.train")
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("zoo_run_dir", new_run_dir, replace=True)  # conf/base.yaml's hydra.run.dir
     _FAILURES.clear()
     try:
         hydra.main(version_base="1.3", config_path=str(recipes_dir()), config_name=recipe)(_hydra_task)()

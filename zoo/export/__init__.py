@@ -119,7 +119,7 @@ def export(
     if spec is None:
         raise BadArgumentError("zoo.export takes a model made by zoo.load (it carries model.zoo_spec) or a model source")
     size = _input_size(spec, imgsz)
-    path = Path(out) if out else default_path(spec.name, fmt, source)
+    path = writable(Path(out) if out else default_path(spec.name, fmt, source), fmt in DIRECTORY_FORMATS)
     qat = bool(getattr(model, "zoo_quantization", None) or getattr(model, "zoo_int8", False))  # a QAT run, or its deploy form
     if qat and fmt in ("coreml", "litert", "executorch"):
         raise BadArgumentError(
@@ -353,7 +353,29 @@ def _input_size(spec, imgsz: int | None) -> tuple[int, ...]:
         return (c, h, w)
     if spec.fixed_input_size and (imgsz, imgsz) != (h, w):
         raise BadArgumentError(f"{spec.name} has a fixed input size of {h}x{w}; drop --imgsz or use {h}")
+    smallest = max(1, spec.min_input_size or 1)
+    if isinstance(imgsz, bool) or int(imgsz) != imgsz or imgsz < smallest:
+        raise BadArgumentError(f"--imgsz must be a whole number of pixels >= {smallest} for {spec.name}, not {imgsz!r}")
     return (c, int(imgsz), int(imgsz))
+
+
+DIRECTORY_FORMATS = ("openvino", "coreml")  # exports that are folders (an IR folder, an .mlpackage)
+
+
+def writable(path: Path, folder: bool = False) -> Path:
+    """``path`` if an export can be written there, checked before minutes of conversion; one clear error if not."""
+    if path.is_dir() and not folder:
+        raise BadArgumentError(f"--out {path} is a folder; give the path of the file to write (it may be inside that folder)")
+    if path.exists() and not path.is_dir() and folder:
+        raise BadArgumentError(f"--out {path} is a file; this format writes a folder: give a path that is not a file")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadArgumentError(f"cannot write {path}: {existing} is a file, not a folder; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadArgumentError(f"cannot write to {existing} (no permission); choose another --out")
+    return path
 
 
 def default_path(name: str, fmt: str, source: str | os.PathLike | None) -> Path:

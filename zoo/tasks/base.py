@@ -12,6 +12,45 @@ import torch
 from torch import nn
 
 
+class DivergenceGuard(L.Callback):
+    """Ends a run whose loss has not been finite for ``steps`` consecutive steps, before a checkpoint or the
+    saved model can take its NaN weights: an fp32 run does not recover from a NaN step, and a short streak
+    (mixed precision skips an overflowing step) is allowed."""
+
+    def __init__(self, steps: int = 3, configured_lr: float | None = None) -> None:
+        self.steps, self.streak, self.configured_lr = steps, 0, configured_lr
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if not isinstance(loss, torch.Tensor) or bool(torch.isfinite(loss.detach()).all()):
+            self.streak = 0
+            return
+        self.streak += 1
+        if self.streak >= self.steps:
+            self._stop(trainer)
+
+    def on_validation_start(self, trainer, pl_module) -> None:  # the epoch's checkpoint follows validation
+        if self.streak and not trainer.sanity_checking:
+            self._stop(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self.streak:
+            self._stop(trainer)
+
+    def _stop(self, trainer) -> None:
+        from zoo.errors import TrainingDivergedError
+
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        setting = f" (optim.lr={self.configured_lr:g})" if self.configured_lr is not None else ""
+        last = getattr(trainer.checkpoint_callback, "last_model_path", "") or ""
+        then = f"train again, or go on from the last good checkpoint with resume={last}" if last else "train again"
+        raise TrainingDivergedError(
+            f"training diverged: the loss was NaN or inf for {self.streak} consecutive step{'s' * (self.streak != 1)} "
+            f"up to step {trainer.global_step} (epoch {trainer.current_epoch}) at learning rate {lr:.3g}{setting}; no "
+            f"model was saved. Lower optim.lr or set trainer.gradient_clip_val=1.0, then {then}"
+        )
+
+
 class TaskBase(L.LightningModule):
     """Base of the classification, detection and language-modeling tasks; subclasses set ``self.model``,
     ``self.optim`` and ``self.ema`` (:meth:`make_ema`)."""

@@ -1,0 +1,206 @@
+"""Bad input, as a new user or an attacker gives it: every case is one line that names the problem (CLI: exit 2, no
+traceback; API: the zoo's own error type), and nothing is written outside where it belongs.
+
+Each CLI case runs the real ``zoo`` entry point in a fresh working folder that must still be empty afterwards (no
+``runs/``, no ``exports/``, no half-written file). docs/security.md summarises this matrix."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from zoo.cli import main as cli
+from zoo.errors import BadArgumentError, ConfigError, SourceError, WeightsError, ZooError
+
+QUICK = ["trainer.enable_progress_bar=false", "trainer.limit_train_batches=4", "trainer.max_epochs=1", "data.img_size=32"]
+
+# (command line, what the one line must say). Run in an empty folder, which must stay empty.
+CLI_CASES = {
+    # training configuration
+    "train-epochs-not-a-number": (["train", "recipe=quickstart", "trainer.max_epochs=abc"], r"trainer\.max_epochs='abc': must be a whole number"),
+    "train-zero-epochs": (["train", "recipe=quickstart", "trainer.max_epochs=0"], r"trainer\.max_epochs=0: must be a whole number >= 1"),
+    "train-forever": (["train", "recipe=quickstart", "trainer.max_epochs=-1"], r"trains forever unless trainer\.max_steps"),
+    "train-negative-lr": (["train", "recipe=quickstart", "optim.lr=-1"], r"optim\.lr=-1: must be a number"),
+    "train-nan-lr": (["train", "recipe=quickstart", "optim.lr=nan"], r"optim\.lr=nan: must be a number"),
+    "train-zero-batch": (["train", "recipe=quickstart", "data.batch_size=0"], r"data\.batch_size=0: must be a whole number >= 1"),
+    "train-fractional-batch": (["train", "recipe=quickstart", "data.batch_size=2.5"], r"data\.batch_size=2\.5"),
+    "train-negative-seed": (["train", "recipe=quickstart", "seed=-3"], r"seed=-3"),
+    "train-unknown-accelerator": (["train", "recipe=quickstart", "trainer.accelerator=tpu9"], r"Lightning refused the trainer settings: .*tpu9"),
+    "train-unknown-key": (["train", "recipe=quickstart", "nosuchkey=1"], r"unknown config key 'nosuchkey'"),
+    "train-misspelt-key": (["train", "recipe=quickstart", "optim.lrr=0.1"], r"did you mean 'optim\.lr'"),
+    "train-unknown-recipe": (["train", "recipe=nosuch"], r"unknown recipe 'nosuch'"),
+    "train-no-recipe": (["train", "optim.lr=0.1"], r"say which recipe to train"),
+    "train-unknown-model": (["train", "recipe=quickstart", "model.name=resnet9000"], r"unknown model 'resnet9000'"),
+    "train-unknown-data": (["train", "recipe=quickstart", "data=imagenet77"], r"imagenet77"),
+    "train-unknown-plugin": (["train", "recipe=quickstart", "plugins=[quantum]"], r"unknown plugin 'quantum'"),
+    "train-detector-in-classifier-recipe": (["train", "recipe=quickstart", "model.name=yolov10n"], r"yolov10n is a detection model"),
+    "train-resume-missing": (["train", "recipe=quickstart", "resume=nowhere.ckpt", *QUICK], r"resume=nowhere\.ckpt: no checkpoint"),
+    "train-resume-last-none": (["train", "recipe=quickstart", "resume=last", *QUICK], r"resume=last: no earlier run"),
+    "train-missing-folder": (["train", "recipe=quickstart", "data=folder", "data.root=/nonexistent/flowers", *QUICK], r"/nonexistent/flowers"),
+    # evaluation
+    "eval-unknown-key": (["eval", "mobilenetv3_small_100", "data=digits", "bogus.key=1"], r"Could not override 'bogus\.key'"),
+    "eval-unknown-data": (["eval", "mobilenetv3_small_100", "data=nosuchdata"], r"nosuchdata"),
+    "eval-unknown-model": (["eval", "mobilenet_v9", "data=digits"], r"unknown model 'mobilenet_v9'"),
+    "eval-missing-folder": (["eval", "./no/such/run", "data=digits"], r"no/such/run"),
+    # export
+    "export-negative-imgsz": (["export", "mobilenetv3_small_100", "--imgsz", "-5"], r"--imgsz must be a whole number of pixels >= 1"),
+    "export-imgsz-too-small": (["export", "dfine_n", "--imgsz", "8"], r"--imgsz must be a whole number of pixels >= \d+ for dfine_n"),
+    "export-fixed-size": (["export", "efficientformer_l1", "--imgsz", "256"], r"fixed input size of 224x224"),
+    "export-unknown-format": (["export", "mobilenetv3_small_100", "--format", "tflite2"], r"unknown export format 'tflite2'"),
+    "export-unknown-precision": (["export", "mobilenetv3_small_100", "--precision", "fp8"], r"onnx exports fp32.*not 'fp8'"),
+    "export-int8-without-data": (["export", "mobilenetv3_small_100", "--precision", "int8"], r"int8 needs calibration data: `zoo quantize"),
+    "export-bad-batch": (["export", "mobilenetv3_small_100", "--batch", "0"], r"batch must be >= 1"),
+    "export-dynamic-executorch": (["export", "mobilenetv3_small_100", "--format", "executorch", "--dynamic"], r"executorch exports a fixed batch"),
+    "export-text-model-to-openvino": (["export", "matlm_nano", "--format", "openvino"], r"matlm_nano is a language model"),
+    # quantize
+    "quantize-zero-calibration": (["quantize", "mobilenetv3_small_100", "--data", "digits", "--calib", "0"], r"--calib must be at least 1"),
+    "quantize-unknown-format": (["quantize", "mobilenetv3_small_100", "--data", "digits", "--format", "coreml"], r"zoo quantize writes onnx"),
+    # names, tags, Hub sources
+    "info-unknown-tag": (["info", "mobileone_s0.imagenet"], r"Valid tags: apple_in1k"),
+    "info-hub-revision-escapes": (["eval", "hf-hub:org/name@../../../../tmp/x", "data=digits"], r"malformed Hub revision '\.\./"),
+    "info-hub-revision-absolute": (["eval", "hf-hub:org/name@/etc/passwd", "data=digits"], r"malformed Hub revision '/etc/passwd'"),
+    "hub-repo-escapes": (["eval", "hf-hub:../x", "data=digits"], r"malformed model source"),
+    "push-revision-escapes": (["push", ".", "--repo-id", "me/model", "--revision", "../../x"], r"malformed Hub revision"),
+    "push-bad-repo-id": (["push", ".", "--repo-id", "me/../x"], r"repo id 'me/\.\./x' is not ORG/NAME"),
+    "predict-missing-image": (["predict", "yolov10n", "nope.jpg", "--out", "preds"], r"nope\.jpg"),
+    "card-neither": (["card"], r"give one NAME_OR_RUN, or --all"),
+    "bench-unknown-backend": (["bench", "mobilenetv3_small_100", "--backends", "tensorflow"], r"tensorflow"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLI_CASES))
+def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeypatch, capsys):
+    import re
+
+    argv, message = CLI_CASES[case]
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    if argv[0] == "push":
+        monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+        (work / "config.json").write_text("{}")  # push checks its arguments before reading the folder
+    assert cli(argv) == 2, case
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"zoo {argv[0]}: error: "), err
+    assert re.search(message, err), f"{case}: {err}"
+    left = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.name != "config.json")
+    assert left == [], f"{case} left {left}"
+
+
+def test_cli_bad_input_in_a_real_process_prints_no_traceback(tmp_path):
+    """The installed entry point, as a user runs it: one stderr line, exit 2; --debug shows the traceback."""
+    cmd = [sys.executable, "-m", "zoo.cli", "train", "recipe=quickstart", "trainer.max_epochs=abc"]
+    plain = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert plain.returncode == 2 and plain.stderr.strip().splitlines() == [
+        "zoo train: error: trainer.max_epochs='abc': must be a whole number >= 1 (or None, -1)"]
+    debug = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, cwd=tmp_path)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unexpected_failure_is_one_line_with_the_debug_hint(monkeypatch, capsys):
+    import zoo.cli
+
+    def broken(args):
+        raise RuntimeError("something the zoo did not expect")
+
+    monkeypatch.setattr(zoo.cli, "_cmd_list", broken)
+    assert cli(["list"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("zoo list: internal error: RuntimeError: something the zoo did not expect (rerun with --debug for "
+                   "the traceback, and please report it)")
+    with pytest.raises(RuntimeError, match="did not expect"):
+        cli(["list", "--debug"])
+
+
+def test_export_to_a_folder_or_under_a_file_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "afile").write_text("x")
+    assert cli(["export", "mobilenetv3_small_100", "--out", str(tmp_path / "taken")]) == 2
+    assert "is a folder; give the path of the file to write" in capsys.readouterr().err
+    assert cli(["export", "mobilenetv3_small_100", "--out", str(tmp_path / "afile" / "m.onnx")]) == 2
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "taken"] and not any((tmp_path / "taken").iterdir())
+
+
+@pytest.mark.parametrize("revision", ["../../../../tmp/x", "/abs", "-rf", "a..b", "a//b", "main.lock", "x" * 200, "a b"])
+def test_hub_revisions_that_could_leave_the_cache_are_refused(revision):
+    from zoo.hub import parse_hf_hub
+
+    with pytest.raises(SourceError, match="malformed Hub revision"):
+        parse_hf_hub(f"hf-hub:org/name@{revision}")
+    with pytest.raises(SourceError, match="malformed Hub revision"):
+        zoo.load(f"hf-hub:org/name@{revision}")
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "refs/pr/3", "a" * 40, "release_2026-01"])
+def test_ordinary_hub_revisions_pass(revision):
+    from zoo.hub import parse_hf_hub
+
+    assert parse_hf_hub(f"hf-hub:org/name@{revision}") == ("org/name", revision)
+
+
+def test_unknown_builder_arguments_are_the_zoos_error():
+    with pytest.raises(BadArgumentError, match="mobilenetv3_small_100: cannot build with arguments .*bogus_kwarg"):
+        zoo.load("mobilenetv3_small_100", bogus_kwarg=1)
+
+
+def test_save_refuses_nan_weights_and_writes_nothing(tmp_path):
+    model = zoo.load("mobilenetv3_small_100", num_classes=3)
+    with torch.no_grad():
+        next(model.parameters())[0].fill_(math.nan)
+    with pytest.raises(WeightsError, match="hold NaN or inf .*nothing was written"):
+        zoo.save(model, tmp_path / "saved")
+    assert not (tmp_path / "saved").exists() or not any((tmp_path / "saved").iterdir())
+
+
+def test_a_diverged_run_stops_with_one_line_and_saves_no_model(tmp_path):
+    """optim.lr=1e30: the loss turns NaN within a few steps; the run stops there, names the step and the learning
+    rate, and writes no model/ (zoo.save would refuse it anyway) and no folder with nothing in it."""
+    from zoo.errors import TrainingDivergedError
+    from zoo.train import compose, run
+
+    cfg = compose("quickstart", ["optim.lr=1e30", *QUICK, "early_stopping.nonfinite_steps=2"])
+    with pytest.raises(TrainingDivergedError, match=r"NaN or inf for 2 consecutive steps up to step \d+ .*optim\.lr=1e\+30"):
+        run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_run_folders_started_in_the_same_second_differ(tmp_path):
+    """Two runs of one recipe started in the same second (two processes: each claims its folder with mkdir)."""
+    from zoo import _io
+
+    first = _io.new_run_dir(tmp_path / "quickstart")
+    assert _io.new_run_dir(tmp_path / "quickstart") == first  # Hydra resolving the path twice gets the same one
+    _io._CLAIMED.clear()  # what a second process starts with
+    second = _io.new_run_dir(tmp_path / "quickstart")
+    assert second != first and Path(first).is_dir() and Path(second).is_dir()
+    if Path(second).name[:19] == Path(first).name[:19]:  # the same second: a suffix, not a shared folder
+        assert Path(second).name == Path(first).name + "-2"
+    _io._CLAIMED.clear()
+
+
+def test_the_cli_keeps_a_users_own_run_folder(tmp_path):
+    """A failed run removes only a folder it made itself."""
+    from zoo.train import _drop_if_empty
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    _drop_if_empty(mine)
+    assert (mine / "notes.txt").read_text() == "keep"
+
+
+def test_config_errors_are_the_zoos_own_type():
+    from zoo.train import check_values, compose
+
+    with pytest.raises(ConfigError, match="optim.lr"):
+        check_values(compose("quickstart", ["optim.lr=0"]))
+    assert issubclass(ConfigError, ZooError) and os.environ.get("ZOO_DEBUG") in (None, "", "0")
