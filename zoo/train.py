@@ -364,7 +364,7 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
     if trainer.is_global_zero:
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         print(f"data: {data.describe()}; model: {cfg.model.name} ({sum(p.numel() for p in model.parameters()):,} params)")
-    trainer.fit(task, datamodule=data, ckpt_path=resume)
+    trainer.fit(task, datamodule=data, ckpt_path=resume, weights_only=True)  # a resumed file never runs code
     if not trainer.is_global_zero:
         return {}
 
