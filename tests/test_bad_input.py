@@ -204,3 +204,34 @@ def test_config_errors_are_the_zoos_own_type():
     with pytest.raises(ConfigError, match="optim.lr"):
         check_values(compose("quickstart", ["optim.lr=0"]))
     assert issubclass(ConfigError, ZooError) and os.environ.get("ZOO_DEBUG") in (None, "", "0")
+
+
+def _yolo_set(root: Path, labels: dict[str, str] | None) -> Path:
+    from PIL import Image
+
+    (root / "images" / "train").mkdir(parents=True)
+    for name in ("a", "b"):
+        Image.new("RGB", (32, 24), (90, 120, 150)).save(root / "images" / "train" / f"{name}.png")
+    if labels is not None:
+        (root / "labels" / "train").mkdir(parents=True)
+        for name, text in labels.items():
+            (root / "labels" / "train" / f"{name}.txt").write_text(text)
+    return root
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    (None, r"YOLO label folder .*labels/train does not exist, so every image would count as empty"),
+    ({"a": "7 0.5 0.5 0.2 0.2\n", "b": "0 0.5 0.5 0 0.3\n"}, r"no usable boxes in its 2 image\(s\); 2 label\(s\) were dropped, the first in .*a\.txt line 1: unknown class id 7"),
+    ({"a": "", "b": ""}, r"no usable boxes in its 2 image\(s\)\. Check the labels"),
+])
+def test_a_detection_set_without_usable_boxes_is_an_error(tmp_path, labels, message):
+    import warnings
+
+    from zoo.data.detection import load_yolo_split
+    from zoo.errors import DataError
+
+    root = _yolo_set(tmp_path / "set", labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(DataError, match=message):
+            load_yolo_split(root, "train", num_classes=2)

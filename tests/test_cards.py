@@ -127,8 +127,11 @@ def test_push_uploads_the_run_and_it_loads_back_identically(trained_run, hub, hu
     files = hub.repos["me/digits-mnv3"]["v1"].files
     assert set(files) == {"config.json", "model.safetensors", "README.md", "model.onnx", "model.onnx.verification.json", "recipe.yaml"}
     assert files["model.safetensors"] == (trained_run / "model" / "model.safetensors").read_bytes()
-    assert yaml.safe_load(files["recipe.yaml"])["recipe"] == "quickstart"
+    recipe = yaml.safe_load(files["recipe.yaml"])
+    assert recipe["recipe"] == "quickstart" and recipe["out_dir"] == f"<local>/{trained_run.parent.name}"
     readme = files["README.md"].decode()
+    local = str(trained_run.parent)  # an absolute path of this machine: never published
+    assert local not in files["recipe.yaml"].decode() and local not in readme
     assert 'zoo.load("hf-hub:me/digits-mnv3")' in readme and "license: apache-2.0" in readme
     assert "hf-hub:me/digits-mnv3@v1" in out.out
 

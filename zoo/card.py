@@ -421,7 +421,26 @@ def _run_command(run: Path) -> str:
         overrides = _differences(summary["recipe"], yaml.safe_load((run / "config.yaml").read_text()) or {})
     if not any(o.startswith("recipe=") for o in overrides):
         overrides.insert(0, f"recipe={summary['recipe']}")
-    return "zoo train " + " ".join(overrides)
+    return "zoo train " + " ".join(_without_local_paths(o) for o in overrides)
+
+
+def _without_local_paths(value: Any) -> Any:
+    """A setting as it may be published: an absolute local path (``/home/me/data/flowers``, ``~/x``, ``C:\\x``)
+    keeps only its last part (``<local>/flowers``), in strings, ``key=value`` overrides, lists and mappings."""
+    import re
+
+    if isinstance(value, dict):
+        return {k: _without_local_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_local_paths(v) for v in value]
+    if not isinstance(value, str):
+        return value
+    key, sep, rest = value.partition("=")
+    if sep and re.fullmatch(r"[+~]?[\w.]+", key):
+        return f"{key}={_without_local_paths(rest)}"
+    if re.match(r"^(/|~|[A-Za-z]:[\\/])", value):
+        return f"<local>/{Path(value.replace(chr(92), '/')).name}"
+    return value
 
 
 def _differences(recipe: str, saved: dict) -> list[str]:
@@ -661,6 +680,9 @@ def stage_for_push(source: str | os.PathLike, folder: str | os.PathLike, *, benc
         for path in sorted((run / "export").glob("*.onnx")) + sorted((run / "export").glob("*.verification.json")):
             shutil.copy2(path, folder / path.name)
         if (run / "config.yaml").is_file():
-            shutil.copy2(run / "config.yaml", folder / "recipe.yaml")
+            import yaml
+
+            published = _without_local_paths(yaml.safe_load((run / "config.yaml").read_text()) or {})
+            (folder / "recipe.yaml").write_text(yaml.safe_dump(published, sort_keys=False))
     write_card(run or model_dir, folder / "README.md", bench_dirs=bench_dirs, repo_id=repo_id)
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())

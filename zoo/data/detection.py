@@ -500,7 +500,7 @@ def load_coco_split(images_dir: Path, annotations: Path, category_ids: Sequence[
                 np.asarray([o[1] for o in crowd], dtype=np.int64),
             )
         )
-    return FileSplit(records, problems)
+    return _with_boxes(FileSplit(records, problems), f"COCO split {annotations}")
 
 
 def _id_range(ids: Sequence[int]) -> str:
@@ -551,6 +551,8 @@ def load_yolo_split(root: Path, split: str, num_classes: int) -> FileSplit:
     files = sorted(p for p in image_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise DataError(f"{image_dir} holds no images ({', '.join(IMAGE_SUFFIXES[:3])}, ...); {layout}")
+    if not label_dir.is_dir():
+        raise DataError(f"YOLO label folder {label_dir} does not exist, so every image would count as empty; {layout}")
     problems: list[DataProblem] = []
     records = []
     for image_id, path in enumerate(_progress(files, f"{split} images")):
@@ -560,7 +562,18 @@ def load_yolo_split(root: Path, split: str, num_classes: int) -> FileSplit:
         label_file = (label_dir / path.relative_to(image_dir)).with_suffix(".txt")
         boxes, labels = _parse_yolo_labels(label_file, size, num_classes, problems)
         records.append(Record(str(path), boxes, labels, image_id, size[0], size[1]))
-    return FileSplit(records, problems)
+    return _with_boxes(FileSplit(records, problems), f"YOLO split {image_dir}")
+
+
+def _with_boxes(split: FileSplit, where: str) -> FileSplit:
+    """``split``, unless not one of its images has a usable box: a detector cannot learn (or be scored) on that."""
+    if any(len(r.boxes) for r in split.records):
+        return split
+    dropped = [p for p in split.problems if p.action == "dropped"]
+    why = (f"; {len(dropped)} label(s) were dropped, the first in {dropped[0].file} {dropped[0].where}: {dropped[0].reason}"
+           if dropped else "")
+    raise DataError(f"{where} has no usable boxes in its {len(split.records)} image(s){why}. Check the labels "
+                    "(class ids 0..N-1 and normalised cx cy w h for YOLO; bbox [x, y, w, h] in pixels for COCO)")
 
 
 def _parse_yolo_labels(
