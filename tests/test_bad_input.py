@@ -235,3 +235,29 @@ def test_a_detection_set_without_usable_boxes_is_an_error(tmp_path, labels, mess
         warnings.simplefilter("ignore")
         with pytest.raises(DataError, match=message):
             load_yolo_split(root, "train", num_classes=2)
+
+
+def test_save_replaces_only_its_own_folder_as_a_whole(tmp_path):
+    from zoo.api import CONFIG_NAME, WEIGHTS_NAME
+
+    model = zoo.load("mnasnet_small", num_classes=3)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(BadArgumentError, match="was not written by zoo.save; it is left as it is"):
+        zoo.save(model, theirs)
+    assert (theirs / "config.json").read_text() == '{"model_type": "bert"}' and sorted(p.name for p in theirs.iterdir()) == ["config.json"]
+    crowded = tmp_path / "crowded"
+    crowded.mkdir()
+    (crowded / "notes.txt").write_text("mine")
+    with pytest.raises(BadArgumentError, match=r"holds other files \(notes\.txt\)"):
+        zoo.save(model, crowded)
+
+    mine = tmp_path / "mine"
+    zoo.save(model, mine)
+    (tmp_path / ".mine.switch-new-leftover").mkdir()  # what an interrupted save leaves beside the folder
+    relabelled = zoo.load("mnasnet_small", labels=["a", "b", "c"])
+    zoo.save(relabelled, mine)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crowded", "mine", "theirs"]
+    assert sorted(p.name for p in mine.iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
+    assert zoo.load(str(mine)).zoo_spec.labels == ("a", "b", "c")

@@ -50,6 +50,32 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
+def switch_folder(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Write a folder as a whole: ``write(staged)`` fills a hidden sibling, which then takes ``path``'s place (the old
+    folder moves aside first and is removed after). Leftovers of an interrupted switch are removed on the next one."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.switch-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{path.name}.switch-new-", dir=path.parent))
+    try:
+        write(staged)
+        os.chmod(staged, 0o777 & ~_umask())
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.switch-old-", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(staged, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staged, path)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return path
+
+
 _CLAIMED: dict[str, str] = {}
 _MADE: list[str] = []  # parent folders new_run_dir created (removed again with an empty failed run)
 

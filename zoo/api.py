@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo import hub
-from zoo._io import atomic_write, atomic_write_text
+from zoo._io import switch_folder
 from zoo.errors import BadArgumentError, CorruptWeightsError, SourceError, UnsafeWeightsError, WeightsError, ZooError
 from zoo.registry import ModelSpec, get_spec, split_name
 from zoo.weights import apply_state_dict, keep_matching_classes, read_state_dict
@@ -102,7 +102,8 @@ def load(
 def save(model: nn.Module, folder: str | os.PathLike) -> Path:
     """Write ``config.json`` and ``model.safetensors`` for a model made by :func:`load`; return the folder.
 
-    Each file is written atomically, so an interrupted save never leaves a file a later load trusts.
+    The folder is written beside its place and switched in whole, so an interrupted save leaves the old folder
+    or the new one, never new weights with old labels. It must be new, empty or an earlier zoo.save folder.
     """
     spec = _spec_of(model)
     if getattr(model, "zoo_features_only", False):
@@ -156,9 +157,33 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
             "needs a lower learning rate (optim.lr) or gradient clipping"
         )
     metadata = {"format": "pt", "architecture": spec.name}
-    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-    atomic_write_text(folder / CONFIG_NAME, text + "\n")  # last: a folder with a config is complete
-    return folder
+    _check_save_target(folder)
+
+    def write(staged: Path) -> None:
+        save_file(tensors, str(staged / WEIGHTS_NAME), metadata=metadata)
+        (staged / CONFIG_NAME).write_text(text + "\n", encoding="utf-8")
+
+    return switch_folder(folder, write)
+
+
+def _check_save_target(folder: Path) -> None:
+    """A folder zoo.save may replace: new, empty, or one it wrote itself (nothing else in it)."""
+    if folder.exists() and not folder.is_dir():
+        raise BadArgumentError(f"zoo.save: {folder} is a file; give a folder to write config.json and {WEIGHTS_NAME} into")
+    if not folder.is_dir():
+        return
+    others = sorted(p.name for p in folder.iterdir() if p.name not in (CONFIG_NAME, WEIGHTS_NAME))
+    if others:
+        raise BadArgumentError(f"zoo.save: {folder} holds other files ({', '.join(others[:5])}); zoo.save replaces the whole "
+                               "folder, so give a new or empty one")
+    if (folder / CONFIG_NAME).is_file():
+        try:
+            theirs = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("format")
+        except (ValueError, AttributeError, OSError):
+            theirs = None
+        if theirs != FORMAT:
+            raise BadArgumentError(f"zoo.save: {folder / CONFIG_NAME} was not written by zoo.save; it is left as it is. "
+                                   "Give a new or empty folder")
 
 
 # -- sources ---------------------------------------------------------------------------------------

@@ -475,8 +475,6 @@ _FAILURES: list[BaseException] = []  # an error raised inside Hydra's job, re-ra
 def _hydra_task(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from zoo.errors import ZooError
-
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         summary = run(cfg, run_dir)
