@@ -261,3 +261,74 @@ def test_save_replaces_only_its_own_folder_as_a_whole(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crowded", "mine", "theirs"]
     assert sorted(p.name for p in mine.iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
     assert zoo.load(str(mine)).zoo_spec.labels == ("a", "b", "c")
+
+
+@pytest.fixture(scope="module")
+def pruned_folder(tmp_path_factory) -> Path:
+    """A zoo.save folder with a structure record (a model narrowed the way pruning narrows it)."""
+    from torch import nn
+
+    model = zoo.load("mnasnet_small", num_classes=3)
+    model.classifier = nn.Linear(model.classifier.in_features, 3)  # same widths; the record is what counts
+    model.zoo_pruned = True
+    folder = tmp_path_factory.mktemp("pruned") / "model"
+    zoo.save(model, folder)
+    return folder
+
+
+TAMPERED = {  # what a crafted config.json tries -> what the one line says
+    "unknown-key": (lambda c: c.update(trust_remote_code=True), r"unknown keys \['trust_remote_code'\]"),
+    "huge-classes": (lambda c: c.update(num_classes=200000 * 200000, labels=None), r"num_classes .* is not a whole number"),
+    "labels-not-names": (lambda c: c.update(labels=[1, 2, 3]), r"labels must be a list of names"),
+    "labels-miscounted": (lambda c: c.update(labels=["a", "b"]), r"labels must be a list of names, one per class"),
+    "kwargs-private": (lambda c: c.update(model_kwargs={"__class__": "x"}), r"model_kwargs must map argument names"),
+    "kwargs-object": (lambda c: c.update(model_kwargs={"drop_rate": {"__reduce__": "os.system"}}), r"model_kwargs must map"),
+    "bad-input-size": (lambda c: c["preprocessing"].update(input_size=[3, 200000, 200000]), r"input_size .* is not \[channels"),
+    "zero-std": (lambda c: c["preprocessing"].update(std=[0, 0, 0]), r"std .* above 0"),
+    "crop-out-of-range": (lambda c: c["preprocessing"].update(crop_pct=7), r"crop_pct 7 is not in \(0, 1\]"),
+    "preprocessing-extra": (lambda c: c["preprocessing"].update(loader="pickle"), r"preprocessing has keys other than"),
+    "tag-path": (lambda c: c.update(tag="../../x"), r"tag '\.\./\.\./x' is not a weights tag name"),
+    "quantization-unknown": (lambda c: c.update(quantization={"method": "exec"}), r"quantization"),
+    "structure-not-records": (lambda c: c.update(structure={"conv_stem": "rm -rf"}), r"structure must map module names"),
+}
+
+TAMPERED_STRUCTURE = {  # structure records that name real modules but ask for what pruning never does
+    "batchnorm-eps": (lambda s: s["bn1"].setdefault("attrs", {}).update(eps=1000.0), r"sets bn1\.eps .* may only narrow"),
+    "forward": (lambda s: s["bn1"].setdefault("attrs", {}).update(forward="print"), r"sets bn1\.forward"),
+    "wider": (lambda s: s["conv_stem"]["shapes"].update(weight=[200000, 200000, 3, 3]), r"conv_stem\.weight the shape \[200000"),
+    "new-tensor": (lambda s: s["conv_stem"]["shapes"].update(payload=[4]), r"conv_stem\.payload"),
+    "wider-attr": (lambda s: s["conv_stem"]["attrs"].update(out_channels=10**9), r"sets conv_stem\.out_channels"),
+}
+
+
+def _tampered(folder: Path, tmp_path: Path, change) -> Path:
+    import json
+    import shutil
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(folder, copy)
+    config = json.loads((copy / "config.json").read_text())
+    change(config)
+    (copy / "config.json").write_text(json.dumps(config))
+    return copy
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_a_tampered_config_json_is_refused_before_anything_is_built(case, pruned_folder, tmp_path):
+    import re
+
+    change, message = TAMPERED[case]
+    with pytest.raises(SourceError, match="config.json is not one zoo.save writes") as info:
+        zoo.load(str(_tampered(pruned_folder, tmp_path, change)))
+    assert re.search(message, str(info.value)), str(info.value)
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED_STRUCTURE))
+def test_a_structure_record_may_only_narrow_what_the_architecture_has(case, pruned_folder, tmp_path):
+    change, message = TAMPERED_STRUCTURE[case]
+    with pytest.raises(WeightsError, match=message):
+        zoo.load(str(_tampered(pruned_folder, tmp_path, lambda c: change(c["structure"]))))
+
+
+def test_an_untampered_structure_loads(pruned_folder):
+    assert zoo.load(str(pruned_folder)).zoo_spec.num_classes == 3

@@ -358,11 +358,87 @@ def _read_config(path: Path, source: str, evict_on_error: bool = False) -> dict:
             f"{source}: {CONFIG_NAME} was not written by zoo.save (no \"format\": \"{FORMAT}\" and architecture). "
             "For timm or transformers repos, load the weights into a registered architecture: zoo.load(NAME, weights=PATH)"
         )
-    if int(config.get("format_version", 1)) > FORMAT_VERSION:
+    version = config.get("format_version", 1)
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise SourceError(
             f"{source} was saved by a newer efficient-zoo (format {config['format_version']}); upgrade: pip install -U efficient-zoo"
         )
+    problem = _config_problem(config)
+    if problem:
+        if evict_on_error:
+            hub.evict(path)
+        raise SourceError(f"{source}: {CONFIG_NAME} is not one zoo.save writes: {problem}; nothing was built")
     return config
+
+
+MAX_CLASSES = 1_000_000  # far above any label set (ImageNet-21k-P: 11221), far below what fills memory
+_CONFIG_KEYS = {"format", "format_version", "zoo_version", "architecture", "family", "task", "tag", "num_classes", "labels",
+                "model_kwargs", "preprocessing", "structure", "quantization"}
+_KWARG_VALUES = (str, int, float, bool, type(None))
+
+
+def _config_problem(config: dict) -> str | None:
+    """What in a ``config.json`` zoo.save could not have written (types, ranges, known keys), or None.
+
+    ``config.json`` comes from folders and Hub repos the user did not write: it may choose a registered architecture,
+    its classes, labels, builder arguments and preprocessing, and a pruned structure (checked against the built
+    model in :func:`_apply_structure`), nothing else."""
+    import math
+
+    def whole(v, low, high):
+        return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+    unknown = sorted(set(config) - _CONFIG_KEYS)
+    if unknown:
+        return f"unknown keys {unknown[:5]}"
+    if not isinstance(config.get("architecture"), str) or not whole(config.get("format_version", 1), 1, 10**6):
+        return "architecture must be a name and format_version a whole number"
+    tag = config.get("tag")
+    if tag is not None and not (isinstance(tag, str) and len(tag) <= 100 and tag.replace("_", "").replace("-", "").replace(".", "").isalnum()):
+        return f"tag {tag!r:.60} is not a weights tag name"
+    n = config.get("num_classes")
+    if n is not None and not whole(n, 0, MAX_CLASSES):
+        return f"num_classes {n!r:.40} is not a whole number from 0 to {MAX_CLASSES}"
+    labels = config.get("labels")
+    if labels is not None and not (isinstance(labels, list) and len(labels) <= MAX_CLASSES and all(isinstance(x, str) and len(x) <= 1000 for x in labels)
+                                   and (n is None or len(labels) == n)):
+        return "labels must be a list of names, one per class"
+    kwargs = config.get("model_kwargs", {})
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) and k.isidentifier() and not k.startswith("_") for k in kwargs) or not all(
+            isinstance(v, _KWARG_VALUES) or isinstance(v, list) and all(isinstance(x, _KWARG_VALUES) for x in v) for v in kwargs.values()):
+        return "model_kwargs must map argument names to plain values"
+    pre = config.get("preprocessing") or {}
+    if not isinstance(pre, dict) or set(pre) - {"input_size", "mean", "std", "interpolation", "crop_pct"}:
+        return "preprocessing has keys other than input_size, mean, std, interpolation and crop_pct"
+    size = pre.get("input_size")
+    if size is not None and not (isinstance(size, list) and len(size) in (1, 3) and all(whole(v, 1, 1 << 16) for v in size)):
+        return f"input_size {size!r:.60} is not [channels, height, width] (or [tokens])"
+    for key in ("mean", "std"):
+        v = pre.get(key)
+        if v is not None and not (isinstance(v, list) and 1 <= len(v) <= 4 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                                                   and math.isfinite(x) and (key == "mean" or x > 0) for x in v)):
+            return f"{key} {v!r:.60} is not a list of finite numbers" + (" above 0" if key == "std" else "")
+    crop = pre.get("crop_pct")
+    if crop is not None and not (isinstance(crop, (int, float)) and not isinstance(crop, bool) and 0 < crop <= 1):
+        return f"crop_pct {crop!r:.40} is not in (0, 1]"
+    if pre.get("interpolation") is not None and pre["interpolation"] not in ("bilinear", "bicubic", "nearest", "area", "lanczos"):
+        return f"interpolation {pre['interpolation']!r:.40} is not one timm knows"
+    structure = config.get("structure")
+    if structure is not None and not (isinstance(structure, dict) and all(
+            isinstance(name, str) and isinstance(r, dict) and set(r) <= {"shapes", "attrs"} and isinstance(r.get("shapes"), dict)
+            and isinstance(r.get("attrs", {}), dict) for name, r in structure.items())):
+        return "structure must map module names to {shapes, attrs}"
+    quantization = config.get("quantization")
+    if quantization is not None:
+        from zoo.errors import ConfigError
+        from zoo.quantize import settings
+
+        try:
+            if not isinstance(quantization, dict) or quantization != settings(quantization.get("quantizer", ""), quantization.get("activations", "")):
+                return "quantization is not a setting zoo's QAT records"
+        except ConfigError as e:
+            return f"quantization: {e}"
+    return None
 
 
 def _read_hub_file(path: Path, where: str, allow_pickle: bool = False) -> dict:
@@ -432,17 +508,36 @@ def _apply_structure(model: nn.Module, structure: dict[str, dict]) -> None:
             module = model.get_submodule(name)
         except AttributeError:
             raise WeightsError(f"the saved structure names a module {name!r} this architecture does not have") from None
-        for attr, value in record.get("attrs", {}).items():
-            setattr(module, attr, tuple(value) if isinstance(getattr(module, attr, None), tuple) else value)
+        for attr, value in record.get("attrs", {}).items():  # only the widths _structure records, and only smaller
+            current = getattr(module, attr, None)
+            if attr not in _STRUCTURE_ATTRS or not _narrower(value, current):
+                raise WeightsError(f"the saved structure sets {name}.{attr} to {value!r:.40}: a structure may only narrow "
+                                   f"the architecture's widths ({', '.join(_STRUCTURE_ATTRS)})")
+            setattr(module, attr, tuple(value) if isinstance(current, tuple) else value)
         for key, shape in record["shapes"].items():
             old = getattr(module, key, None)
-            if old is None or list(old.shape) == shape:
+            if not isinstance(old, torch.Tensor) or not _narrower(shape, list(old.shape)):
+                raise WeightsError(f"the saved structure gives {name}.{key} the shape {shape!r:.60}, which the architecture "
+                                   f"cannot take (a pruned tensor keeps its rank and only shrinks)")
+            if list(old.shape) == shape:
                 continue
             fresh = torch.empty(shape, dtype=old.dtype)
             if isinstance(old, nn.Parameter):
                 setattr(module, key, nn.Parameter(fresh, requires_grad=old.requires_grad))
             else:
                 module._buffers[key] = fresh
+
+
+def _narrower(value: Any, current: Any) -> bool:
+    """Whether a recorded width (a number, or a list of them) is a positive one no larger than the built model's."""
+    def whole(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if whole(current):
+        return whole(value) and 1 <= value <= current
+    if isinstance(current, (tuple, list)) and isinstance(value, list) and len(value) == len(current):
+        return all(whole(v) and whole(c) and 0 <= v <= c for v, c in zip(value, current))
+    return False
 
 
 def _head_names(model: nn.Module, spec: ModelSpec) -> tuple[str, ...]:
