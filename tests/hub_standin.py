@@ -40,6 +40,8 @@ class HubStandIn:
     lfs_etags: bool = True  # False: every file gets a git SHA-1 ETag, so nothing can be checksummed
     uploads: list[dict] = field(default_factory=list)  # {"call", "repo_id", "headers", "body"} per upload API call
     private: dict[str, bool] = field(default_factory=dict)  # repo -> created private?
+    fail_status: int | None = None  # answer every resolve request with this HTTP status (a failing server)
+    commit_header: str | None = None  # send this X-Repo-Commit instead of the real one (a malicious mirror)
 
     def add(self, repo_id: str, files: dict[str, bytes], revision: str = "main") -> str:
         """Publish ``files`` as ``revision`` of ``repo_id``; return the commit hash."""
@@ -100,6 +102,8 @@ def _handler(hub: HubStandIn):
                 return self._error(404, "EntryNotFound", "not a resolve URL")
             repo_id, revision, path = f"{parts[0]}/{parts[1]}", parts[3], "/".join(parts[4:])
             hub.requests[(method, repo_id, path)] += 1
+            if hub.fail_status:
+                return self._error(hub.fail_status, "", "the stand-in was told to fail")
             refs = hub.repos.get(repo_id)
             if refs is None:
                 return self._error(404, "RepoNotFound", f"Repository {repo_id} not found")
@@ -111,7 +115,7 @@ def _handler(hub: HubStandIn):
                 return self._error(404, "EntryNotFound", f"{path} does not exist", commit=rev.commit)
             served = hub.damage.get((repo_id, path), data)
             self.send_response(200)
-            self.send_header("X-Repo-Commit", rev.commit)
+            self.send_header("X-Repo-Commit", hub.commit_header or rev.commit)
             self.send_header("ETag", f'"{hub.etag(path, data)}"')  # the etag of the real file
             self.send_header("Content-Length", str(len(served)))
             self.send_header("Content-Type", "application/octet-stream")

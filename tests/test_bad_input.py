@@ -332,3 +332,26 @@ def test_a_structure_record_may_only_narrow_what_the_architecture_has(case, prun
 
 def test_an_untampered_structure_loads(pruned_folder):
     assert zoo.load(str(pruned_folder)).zoo_spec.num_classes == 3
+
+
+def test_resume_last_takes_the_newest_run_that_fits_or_says_why_none_does(tmp_path):
+    import yaml
+
+    from zoo.train import _resume_path, compose
+
+    def fake_run(name: str, model: str, plugins: dict | None = None) -> Path:
+        run_dir = tmp_path / "quickstart" / name
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+        (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": {"name": model}, "plugins": plugins or {}}))
+        return run_dir / "checkpoints" / "last.ckpt"
+
+    fitting = fake_run("2026-01-01_10-00-00", "mobilenetv3_small_100")
+    fake_run("2026-01-01_11-00-00", "mobileone_s0")
+    fake_run("2026-01-01_11-00-00-2", "mobilenetv3_small_100", {"qat": {}})
+    cfg = compose("quickstart", [f"out_dir={tmp_path}", "resume=last"])
+    assert _resume_path(cfg) == str(fitting)
+    cfg = compose("quickstart", [f"out_dir={tmp_path}", "resume=last", "model.name=mnasnet_small"])
+    with pytest.raises(ConfigError, match=r"no run of 'quickstart' trained mnasnet_small with plugins none \(2026-01-01_11-00-00-2: "
+                                          r"mobilenetv3_small_100 with plugins \['qat'\]; 2026-01-01_11-00-00: mobileone_s0"):
+        _resume_path(cfg)

@@ -247,3 +247,21 @@ def test_fresh_process_reads_hf_variables(hub_env, published, served, tmp_path):
     assert result["tag"] == TAG
     assert result["sum"] == pytest.approx(float(sum(v.double().sum() for v in served.values())))
     assert published.count("GET", REPO, "model.safetensors") == 1
+
+
+def test_a_failing_server_is_named_as_the_cause(hub_env, published):
+    published.fail_status = 503
+    with pytest.raises(HubError, match=r"the server answered HTTP 503 \(its own failure; try again later"):
+        zoo.load(ARCH, pretrained=True)
+
+
+def test_a_commit_that_would_leave_the_cache_is_not_followed(hub_env, published, tmp_path):
+    """A mirror that answers with a crafted commit hash: whatever huggingface_hub makes of it, nothing outside the
+    Hub cache is used or left behind."""
+    published.commit_header = "../../../../" + "x" * 28  # 40 characters, like a real commit
+    outside = tmp_path  # HF_HOME is tmp_path/hf_home; the crafted commit points four levels above the snapshots
+    before = {p for p in outside.rglob("*") if not p.is_relative_to(hub_env.cache)}
+    with pytest.raises(HubError, match="malformed commit or file name"):
+        zoo.load(ARCH, pretrained=True)
+    after = {p for p in outside.rglob("*") if not p.is_relative_to(hub_env.cache)}
+    assert after == before, sorted(map(str, after - before))

@@ -97,6 +97,9 @@ def download(repo_id: str, filename: str, revision: str | None = None) -> Path:
         raise HubError(f"{repo_id} has no file {filename!r}" + (f" at revision {revision!r}" if revision else "")) from None
     except HfHubHTTPError as e:
         raise HubError(f"download of {where} failed: {_reason(e)}") from None
+    except ValueError as e:  # huggingface_hub refuses a commit or path from the server that would leave the cache
+        raise HubError(f"download of {where} refused: {_reason(e)} Check HF_ENDPOINT: a mirror or proxy sent a "
+                       "malformed commit or file name") from None
     except OSError as e:  # connection errors, incomplete transfers, disk full
         raise HubError(f"download of {where} failed: {_reason(e)}. Try again: a partial download is resumed, never used.") from None
     path = Path(path)
@@ -157,8 +160,19 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 
 def _reason(e: BaseException) -> str:
+    """The first line of an error, led by the HTTP status somewhere in its chain (a 5xx says the server failed)."""
     text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    first = text[0] if text else type(e).__name__
+    seen, cause = set(), e
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        if isinstance(status, int):
+            if status >= 500:
+                return f"the server answered HTTP {status} (its own failure; try again later, or another HF_ENDPOINT): {first}"
+            return f"HTTP {status}: {first}"
+        cause = cause.__cause__ or cause.__context__
+    return first
 
 
 def push(

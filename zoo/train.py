@@ -185,16 +185,37 @@ def _resume_path(cfg) -> str | None:
     if not resume:
         return None
     if resume == "last":
-        runs = sorted(Path(cfg.out_dir, cfg.recipe).glob("*/checkpoints/last.ckpt"))
-        if not runs:
-            raise ConfigError(f"resume=last: no earlier run of {cfg.recipe!r} under {Path(cfg.out_dir, cfg.recipe)}")
-        return str(runs[-1])
+        return _last_fitting_run(cfg)
     path = Path(resume).expanduser()
     if path.is_dir():
         path = path / "checkpoints" / "last.ckpt"
     if not path.is_file():
         raise ConfigError(f"resume={resume}: no checkpoint at {path} (give a .ckpt file, a run directory, or 'last')")
     return str(path)
+
+
+def _last_fitting_run(cfg) -> str:
+    """The last checkpoint of the newest run of this recipe that trained the same model with the same plugins (a
+    checkpoint of another model or plugin set cannot be resumed); the reasons when none fits."""
+    import yaml
+
+    runs = sorted(Path(cfg.out_dir, cfg.recipe).glob("*/checkpoints/last.ckpt"), key=lambda p: p.parent.parent.name)
+    if not runs:
+        raise ConfigError(f"resume=last: no earlier run of {cfg.recipe!r} under {Path(cfg.out_dir, cfg.recipe)}")
+    wanted = (cfg.model.name, sorted((cfg.get("plugins") or {}).keys()))
+    reasons = []
+    for ckpt in reversed(runs):
+        try:
+            saved = yaml.safe_load((ckpt.parent.parent / "config.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            reasons.append(f"{ckpt.parent.parent.name}: no readable config.yaml")
+            continue
+        found = ((saved.get("model") or {}).get("name"), sorted((saved.get("plugins") or {}).keys()))
+        if found == wanted:
+            return str(ckpt)
+        reasons.append(f"{ckpt.parent.parent.name}: {found[0]} with plugins {found[1] or 'none'}")
+    raise ConfigError(f"resume=last: no run of {cfg.recipe!r} trained {wanted[0]} with plugins {wanted[1] or 'none'} "
+                      f"({'; '.join(reasons[:3])}); give resume=RUN_DIR or train from scratch")
 
 
 def _atomic_checkpoint_io():
