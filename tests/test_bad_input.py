@@ -355,3 +355,14 @@ def test_resume_last_takes_the_newest_run_that_fits_or_says_why_none_does(tmp_pa
     with pytest.raises(ConfigError, match=r"no run of 'quickstart' trained mnasnet_small with plugins none \(2026-01-01_11-00-00-2: "
                                           r"mobilenetv3_small_100 with plugins \['qat'\]; 2026-01-01_11-00-00: mobileone_s0"):
         _resume_path(cfg)
+
+
+def test_a_folder_with_one_class_is_a_data_error(tmp_path, capsys):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        (tmp_path / "set" / split / "cat").mkdir(parents=True)
+        Image.new("RGB", (16, 16)).save(tmp_path / "set" / split / "cat" / "a.png")
+    assert cli(["eval", "mobilenetv3_small_100", "data=folder", f"data.root={tmp_path / 'set'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("the folder data has 1 class (cat); a classifier needs at least 2 (one folder per class under train/ and val/)"), err

@@ -502,7 +502,7 @@ def _hydra_task(cfg) -> None:
         if summary:
             _print_summary(summary)
             if cfg.get("record_result"):
-                overrides = " ".join(HydraConfig.get().overrides.task)
+                overrides = " ".join(o for o in HydraConfig.get().overrides.task if not o.startswith("out_dir="))
                 path = record_result(cfg.recipe, summary, f"zoo train {overrides}".strip())
                 print(f"recorded the result in {path}")
     except Exception as e:  # noqa: BLE001 - Hydra would print its own traceback; main() re-raises it for the CLI

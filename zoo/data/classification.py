@@ -239,6 +239,9 @@ class ClassificationDataModule(L.LightningDataModule):
             splits = load_hf_splits(c.path, c.image_column, c.label_column, c.train_split, c.val_split, c.val_fraction, self.seed)
         else:
             raise DataError(f"unknown data source {source!r}; valid: {', '.join(SOURCES)}")
+        if len(splits[2]) < 2:
+            raise DataError(f"the {source} data has {len(splits[2])} class ({', '.join(map(str, splits[2]))}); a classifier needs at "
+                            "least 2 (one folder per class under train/ and val/)")
         self.train_split, self.val_split, self._classes = splits
 
     def setup(self, stage: str | None = None) -> None:
