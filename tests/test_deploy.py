@@ -212,3 +212,25 @@ def test_a_failing_runtime_keeps_the_other_rows(tmp_path, monkeypatch):
                 out_dir=tmp_path, progress=False)
     rows = {r["backend"]: r for r in doc["results"]}
     assert "pretend LiteRT cannot convert" in rows["litert"]["error"] and rows["onnxruntime"]["p50_ms"] > 0
+
+
+def test_readme_int8_accuracy_table_is_rendered_from_the_committed_reports():
+    """README's int8 accuracy rows come from docs/int8_accuracy.json (what `zoo quantize` wrote) and the deploy
+    benchmark's JSON, through benchmarks/int8_accuracy.py: no cell is typed by hand, and the targets line is
+    computed from the rows."""
+    import importlib.util
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("int8_accuracy", root / "benchmarks" / "int8_accuracy.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    reports = json.loads((root / "docs" / "int8_accuracy.json").read_text())
+    rendered = script.table(reports, json.loads((root / "docs" / "deploy_benchmark.json").read_text()))
+    block = re.search(r"<!-- int8-accuracy:start -->\n(.*?)\n<!-- int8-accuracy:end -->", (root / "README.md").read_text(), re.S)
+    assert block and block.group(1) == rendered
+    assert {r["model"] for r in reports} == {"mobileone_s0", "efficientformer_l1", "nextvit_small", "yolov10n", "mobiledet_cpu"}
+    for r in reports:  # each delta is the difference of the two accuracies the same report holds
+        assert abs(r["accuracy_delta_pt"] - 100 * (r["accuracy"]["int8"] - r["accuracy"]["fp32"])) < 1e-9
