@@ -16,6 +16,17 @@ from hub_standin import HubStandIn, Server
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _absl_writes_to_the_current_stderr():
+    """absl's log handler (absl comes in with litert-torch and friends) keeps the sys.stderr of the moment it was
+    made, and closes that stream when logging is reconfigured (Hydra does it for every `zoo train` job) unless it is
+    the sys.stderr of that moment. Under pytest those differ (each test's captured stream), and closing pytest's own
+    capture stream ends the session. Outside pytest sys.stderr never changes, so only the tests need this."""
+    from zoo.export.litert import _follow_stderr
+
+    _follow_stderr()
+
+
 @pytest.fixture
 def hub() -> HubStandIn:
     """A Hub stand-in on 127.0.0.1 (see hub_standin.py); publish files with ``hub.add``."""
