@@ -377,6 +377,20 @@ _CONFIG_KEYS = {"format", "format_version", "zoo_version", "architecture", "fami
 _KWARG_VALUES = (str, int, float, bool, type(None))
 
 
+def _plain(value: Any, depth: int = 0) -> bool:
+    """A JSON value zoo.save could have written for a builder argument: numbers, strings, lists and string-keyed
+    mappings of them, nested at most 4 deep (an SNN's neuron settings, a DETR's config overrides)."""
+    if isinstance(value, _KWARG_VALUES):
+        return True
+    if depth >= 4:
+        return False
+    if isinstance(value, list):
+        return all(_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and not k.startswith("__") and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
 def _config_problem(config: dict) -> str | None:
     """What in a ``config.json`` zoo.save could not have written (types, ranges, known keys), or None.
 
@@ -405,7 +419,7 @@ def _config_problem(config: dict) -> str | None:
         return "labels must be a list of names, one per class"
     kwargs = config.get("model_kwargs", {})
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) and k.isidentifier() and not k.startswith("_") for k in kwargs) or not all(
-            isinstance(v, _KWARG_VALUES) or isinstance(v, list) and all(isinstance(x, _KWARG_VALUES) for x in v) for v in kwargs.values()):
+            _plain(v) for v in kwargs.values()):
         return "model_kwargs must map argument names to plain values"
     pre = config.get("preprocessing") or {}
     if not isinstance(pre, dict) or set(pre) - {"input_size", "mean", "std", "interpolation", "crop_pct"}:
