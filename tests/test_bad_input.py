@@ -272,10 +272,14 @@ def test_save_replaces_only_its_own_folder_as_a_whole(tmp_path):
     mine = tmp_path / "mine"
     zoo.save(model, mine)
     (tmp_path / ".mine.switch-new-leftover").mkdir()  # what an interrupted save leaves beside the folder
+    (mine / "export").mkdir()  # what zoo export and zoo card write into a saved folder stays with it
+    (mine / "export" / "model.onnx").write_bytes(b"onnx")
+    (mine / "README.md").write_text("card")
     relabelled = zoo.load("mnasnet_small", labels=["a", "b", "c"])
     zoo.save(relabelled, mine)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crowded", "mine", "theirs"]
-    assert sorted(p.name for p in mine.iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
+    assert sorted(p.name for p in mine.iterdir()) == sorted([CONFIG_NAME, "README.md", "export", WEIGHTS_NAME])
+    assert (mine / "export" / "model.onnx").read_bytes() == b"onnx" and (mine / "README.md").read_text() == "card"
     assert zoo.load(str(mine)).zoo_spec.labels == ("a", "b", "c")
 
 

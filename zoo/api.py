@@ -160,10 +160,20 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
     _check_save_target(folder)
 
     def write(staged: Path) -> None:
+        import shutil
+
         save_file(tensors, str(staged / WEIGHTS_NAME), metadata=metadata)
         (staged / CONFIG_NAME).write_text(text + "\n", encoding="utf-8")
+        for name in _CARRIED:  # what zoo export / zoo card wrote into the folder since; copied, so a failure loses nothing
+            if (folder / name).is_dir():
+                shutil.copytree(folder / name, staged / name, symlinks=True)
+            elif (folder / name).is_file():
+                shutil.copy2(folder / name, staged / name)
 
     return switch_folder(folder, write)
+
+
+_CARRIED = ("export", "README.md")  # written into a saved folder by zoo export and zoo card; kept by a new save
 
 
 def _check_save_target(folder: Path) -> None:
@@ -172,7 +182,7 @@ def _check_save_target(folder: Path) -> None:
         raise BadArgumentError(f"zoo.save: {folder} is a file; give a folder to write config.json and {WEIGHTS_NAME} into")
     if not folder.is_dir():
         return
-    others = sorted(p.name for p in folder.iterdir() if p.name not in (CONFIG_NAME, WEIGHTS_NAME))
+    others = sorted(p.name for p in folder.iterdir() if p.name not in (CONFIG_NAME, WEIGHTS_NAME, *_CARRIED))
     if others:
         raise BadArgumentError(f"zoo.save: {folder} holds other files ({', '.join(others[:5])}); zoo.save replaces the whole "
                                "folder, so give a new or empty one")
