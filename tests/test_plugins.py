@@ -245,14 +245,17 @@ def test_qat_run_saves_an_int8_model_that_loads_exports_and_verifies(tmp_path):
 
     from zoo.errors import BadArgumentError, ZooError
 
-    cfg = compose("quickstart", [f"out_dir={tmp_path}", *FAST, "trainer.max_epochs=2", "plugins=[qat]",
+    cfg = compose("quickstart", [f"out_dir={tmp_path}", *FAST, "trainer.max_epochs=2", "data.batch_size=16", "plugins=[qat]",
                                  "plugins.qat.freeze_bn=0.5", "plugins.qat.freeze_observers=0.5"])
     summary = run(cfg, tmp_path / "qat")
     model_dir = tmp_path / "qat" / "model"
     assert json.loads((model_dir / "config.json").read_text())["quantization"]["quantizer"] == "xnnpack"
-    state = load_file(model_dir / "model.safetensors")
-    enabled = [v.item() for k, v in state.items() if k.endswith("observer_enabled")]
-    assert enabled and not any(enabled)  # observers were frozen on schedule, and that state was saved
+    state = load_file(model_dir / "model.safetensors")  # the best epoch's weights, observers on or off
+    assert [k for k in state if k.endswith("observer_enabled")]
+    last = torch.load(tmp_path / "qat" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 1  # the last epoch, whichever epoch was best
+    enabled = [v.item() for k, v in last["state_dict"].items() if k.endswith("observer_enabled")]
+    assert enabled and not any(enabled)  # observers were frozen on schedule (epoch 1 of 2), and that state was saved
     assert summary["val_top1"] >= 0  # the run evaluated the converted int8 model
 
     model = zoo.load(summary["run_dir"])
@@ -295,7 +298,7 @@ def test_qat_options_and_combinations_are_checked():
 
 
 def test_prune_distill_and_qat_in_one_recipe_train_export_and_verify(teacher_run, tmp_path):
-    cfg = compose("quickstart", [f"out_dir={tmp_path}", *FAST, "trainer.max_epochs=2", "plugins=[prune,distill,qat]",
+    cfg = compose("quickstart", [f"out_dir={tmp_path}", *FAST, "trainer.max_epochs=2", "data.batch_size=16", "plugins=[prune,distill,qat]",
                                  "plugins.prune.steps=1", "plugins.prune.until=0.5", f"plugins.distill.teacher={teacher_run}"])
     summary = run(cfg, tmp_path / "all")
     rows = list(csv.DictReader(open(tmp_path / "all" / "logs" / "metrics.csv")))

@@ -329,11 +329,14 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         filename="best",
         monitor=MONITOR[kind],
         mode=_mode(MONITOR[kind]),
-        save_last=True,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
-    all_callbacks = [best, LearningRateMonitor(logging_interval="step"), *plugins, *callbacks]
+    # last.ckpt is what resume=last continues from, so it follows every epoch; Lightning >= 2.6's save_last only
+    # rewrites it when the best checkpoint changes, which would resume from the best epoch and lose the later ones.
+    last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                           auto_insert_metric_name=False, enable_version_counter=False)
+    all_callbacks = [best, last, LearningRateMonitor(logging_interval="step"), *plugins, *callbacks]
     nonfinite_steps = cfg.early_stopping.get("nonfinite_steps", 3)
     if nonfinite_steps:
         from zoo.tasks.base import DivergenceGuard
@@ -389,7 +392,7 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
     if not trainer.is_global_zero:
         return {}
 
-    checkpoint = best.best_model_path or best.last_model_path
+    checkpoint = best.best_model_path or str(run_dir / "checkpoints" / "last.ckpt")
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     task.load_state_dict(state)
     final = task.eval_model().cpu().eval()
