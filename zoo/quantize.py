@@ -63,7 +63,64 @@ def _import_pt2e():
         raise ConfigError(f"int8 quantization needs torchao (pip install 'torchao>=0.18'): {e}") from None
     finally:
         quiet.setLevel(level)
+    _reuse_pattern_graphs()
     return pt2e, flow
+
+
+def _pattern_key(pattern, example_inputs, is_cuda, kwargs):
+    """What a pattern's captured graph depends on: its code, the values its closure holds, and the shapes and
+    dtypes (not the values) of the example tensors; ``None`` when something in it cannot be keyed safely."""
+    import torch
+
+    def part(value):
+        if isinstance(value, torch.Tensor):
+            return ("tensor", tuple(value.shape), value.dtype, value.device.type)
+        if isinstance(value, (tuple, list)):
+            return tuple(part(v) for v in value)
+        hash(value)  # functions, dtypes, numbers, bools: keyed by value
+        return value
+
+    if isinstance(pattern, torch.nn.Module):  # torchao wraps most patterns in a stateless module around ``fn``
+        if type(pattern).__name__ != "WrapperModule" or any(True for _ in pattern.parameters()) or any(True for _ in pattern.buffers()):
+            return None
+        pattern = pattern.fn
+    code = getattr(pattern, "__code__", None)
+    if code is None:
+        return None
+    try:
+        cells = tuple(part(c.cell_contents) for c in pattern.__closure__ or ())
+        return (code, cells, part(pattern.__defaults__ or ()), part(tuple(example_inputs)), bool(is_cuda),
+                tuple(sorted((k, part(v)) for k, v in kwargs.items())))
+    except (TypeError, ValueError):
+        return None
+
+
+def _reuse_pattern_graphs() -> None:
+    """torchao captures the same small conv/BatchNorm/dropout patterns with ``torch.export`` on every prepare,
+    convert and train/eval switch (about 170 captures when a QAT run trains, converts and loads, over 40 s on
+    two cores). The capture is a function of the pattern and its example shapes, so each one is kept for the
+    process and handed out as a copy (torchao edits the graphs it gets)."""
+    import sys
+
+    import torchao.quantization.pt2e.utils as utils
+
+    original = getattr(utils._get_aten_graph_module_for_pattern, "__wrapped__", utils._get_aten_graph_module_for_pattern)
+    if getattr(utils._get_aten_graph_module_for_pattern, "__wrapped__", None) is None:
+        captured: dict = {}
+
+        @functools.wraps(original)
+        def reused(pattern, example_inputs, is_cuda=False, **kwargs):
+            key = _pattern_key(pattern, example_inputs, is_cuda, kwargs)
+            if key is None:
+                return original(pattern, example_inputs, is_cuda, **kwargs)
+            if key not in captured:
+                captured[key] = original(pattern, example_inputs, is_cuda, **kwargs)
+            return copy.deepcopy(captured[key])
+
+        utils._get_aten_graph_module_for_pattern = reused
+    for name, module in list(sys.modules.items()):
+        if name.startswith("torchao.") and getattr(module, "_get_aten_graph_module_for_pattern", None) is original:
+            module._get_aten_graph_module_for_pattern = utils._get_aten_graph_module_for_pattern
 
 
 def _quantizer(config: dict[str, Any]):
@@ -82,6 +139,7 @@ def _quantizer(config: dict[str, Any]):
         from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
     except ImportError as e:
         raise ConfigError(f"this torchao has no XNNPACK quantizer where zoo looks for it ({e}); use quantizer=x86") from None
+    _reuse_pattern_graphs()  # the quantizer's own module captures patterns too
     qconfig = get_symmetric_quantization_config(is_per_channel=True, is_qat=True)
     if config["activations"] == "uint8":
         def unsigned(spec):
