@@ -93,8 +93,10 @@ class ANN2SNN(Plugin):
         from zoo.snn import accuracy_over_timesteps
 
         val = trainer.datamodule.val_dataloader()
+        from zoo.tasks.base import last_checkpoint
+
         best = trainer.checkpoint_callback
-        path = best.best_model_path or best.last_model_path if best is not None else ""
+        path = (best.best_model_path if best is not None else "") or last_checkpoint(trainer)
         if path:  # the weights the run saves: the best ANN to convert, or the best SNN of the last stage
             pl_module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
         if self.converted_at is None:

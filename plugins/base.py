@@ -5,7 +5,9 @@ that order: prune, then distill, then QAT), a ``Config`` dataclass whose fields 
 (``plugins.distill.teacher=...``; unknown or ill-typed options are refused by name when the run is
 built), and a line saying what it changes in the saved model and the export. It reaches the run only
 through Lightning hooks; to add to the training loss it registers a term with the task
-(``task.add_loss_term``), and modules it trains (e.g. adapters) with ``task.add_trained_module``.
+(``task.add_loss_term``), and modules it trains (e.g. adapters) with ``task.add_trained_module``. Its schedule
+lives in ``state_dict()`` (Lightning keeps it in every checkpoint); one that changes the model's structure rebuilds it
+from there with :meth:`Plugin.on_resume` before a resumed run's weights load.
 
 Built-ins are listed in :data:`BUILTIN`; other packages add plugins through the entry-point group
 ``zoo.plugins`` (an entry point names a ``Plugin`` subclass).
@@ -15,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import lightning as L
@@ -65,6 +67,22 @@ class Plugin(L.Callback):
         if task not in self.tasks:
             raise ConfigError(f"plugin {self.name!r} supports {' and '.join(self.tasks)} models, not {task}")
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to continue this plugin's schedule (Lightning keeps it in the checkpoint);
+        subclasses add to it. The name alone says the run trained with this plugin."""
+        return {"plugin": self.name}
+
+    def on_resume(self, pl_module, fn: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``fn(state)`` with this plugin's ``state_dict()`` from the checkpoint when the run resumes, before
+        Lightning loads the checkpoint's weights (call it from ``setup``): a plugin that changed the model's
+        structure (pruned it, captured it for QAT) changes it again, so the saved weights fit."""
+        def hook(checkpoint: dict[str, Any]) -> None:
+            state = (checkpoint.get("callbacks") or {}).get(self.state_key)
+            if state:
+                fn(state)
+
+        pl_module.before_weights_load(hook)
+
     def describe(self) -> str:
         options = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(self.config).items())
         return f"{self.name}({options})"
@@ -91,10 +109,21 @@ def _coerce(plugin: str, name: str, value: Any, hint: Any) -> Any:
     raise ConfigError(f"plugins.{plugin}.{name} must be {_describe(hint)}, not {value!r}")
 
 
+def saved_plugins(path: str) -> list[str]:
+    """The plugins a checkpoint's run trained with (a run resumed from it needs the same ones)."""
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mmap: the weights stay on disk
+    return sorted(state["plugin"] for state in (checkpoint.get("callbacks") or {}).values()
+                  if isinstance(state, dict) and isinstance(state.get("plugin"), str))
+
+
 def restart_best(trainer) -> None:
     """Forget the best checkpoint so far: after a plugin changed the model's structure, older checkpoints
     no longer load into it, so the best is chosen again from here on."""
     for callback in trainer.checkpoint_callbacks:
+        if callback.monitor is None:  # last.ckpt: the newest epoch, whatever its structure
+            continue
         callback.best_model_score, callback.best_model_path, callback.best_k_models = None, "", {}
         callback.kth_best_model_path, callback.kth_value = "", None
 

@@ -19,6 +19,7 @@ zeros; the achieved sparsity is logged and printed. The model keeps its shape.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -68,7 +69,8 @@ class Prune(Plugin):
     def _measure(self, model) -> float:
         import torch_pruning as tp
 
-        macs, params = tp.utils.count_ops_and_params(model, self.example.to(next(model.parameters()).device))
+        with _inference(model):
+            macs, params = tp.utils.count_ops_and_params(model, self.example.to(next(model.parameters()).device))
         return float(macs if self.config.target == "macs" else params)
 
     def setup(self, trainer, pl_module, stage: str) -> None:
@@ -80,6 +82,29 @@ class Prune(Plugin):
         epochs = max(int(trainer.max_epochs or 1), 1)
         last = max(1, math.floor(epochs * self.config.until))
         self.schedule = sorted({min(last - 1, round(k * last / self.config.steps)) for k in range(self.config.steps)})
+        self.on_resume(pl_module, lambda state: self._resume(state, pl_module))
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "done": self.done, "history": self.history, "base": getattr(self, "base", None),
+                "structure": getattr(self, "structure", None)}
+
+    def _resume(self, state: dict, pl_module) -> None:
+        """Continue a killed run: the rounds done so far, and the pruned shapes its weights have."""
+        self.done, self.history = int(state["done"]), list(state["history"])
+        self.base = float(state["base"]) if state.get("base") is not None else self.base
+        if state.get("structure"):
+            from zoo.api import _apply_structure
+
+            _apply_structure(pl_module.model, state["structure"])
+            pl_module.model.zoo_pruned = True
+            pl_module.reset_ema()
+        elif self.config.mode != "channels" and self.history:
+            self.masks_from_weights = True  # the zeros are in the weights, which Lightning loads after setup
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if getattr(self, "masks_from_weights", False):
+            self.masks = {n: (w != 0).to(w.dtype) for n, w in _eligible(pl_module.model).items()}
+            self.masks_from_weights = False
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         """Prune on the first update of each scheduled epoch (gradients are there for Taylor importance)."""
@@ -98,6 +123,9 @@ class Prune(Plugin):
         pl_module.log(f"prune/{self.config.target}_kept", self.history[-1][self.config.target] / self.base)
         model = pl_module.model
         model.zoo_pruned = True  # zoo.save records the new shapes
+        from zoo.api import _structure
+
+        self.structure = _structure(model)  # what a resumed run rebuilds before loading the checkpoint
         trainer.strategy.setup_optimizers(trainer)  # the pruned parameters are new tensors
         pl_module.reset_ema()
         restart_best(trainer)  # earlier checkpoints have the old shapes
@@ -115,8 +143,9 @@ class Prune(Plugin):
         head = [model.get_submodule(n) for n in _head_names(model, model.zoo_spec)] or _last_linear(model)
         example = self.example.to(next(model.parameters()).device)
         # small global rounds until the goal is met: MACs do not fall linearly with the channel share
-        pruner = tp.pruner.MetaPruner(model, example, importance=importance, global_pruning=True, pruning_ratio=0.9,
-                                      iterative_steps=90, ignored_layers=head, round_to=8)
+        with _inference(model):  # tracing the dependency graph runs the model once
+            pruner = tp.pruner.MetaPruner(model, example, importance=importance, global_pruning=True, pruning_ratio=0.9,
+                                          iterative_steps=90, ignored_layers=head, round_to=8)
         for _ in range(90):
             if self._measure(model) <= goal:
                 break
@@ -147,6 +176,18 @@ class Prune(Plugin):
         if self.history:  # the last round's measurement (a later plugin, e.g. qat, may have captured the model)
             kept = self.history[-1][self.config.target] / self.base
             print(f"prune: {self.config.target} kept {kept:.1%} of {self.base:,.0f} ({len(self.history)} rounds, {self.config.importance})")
+
+
+@contextlib.contextmanager
+def _inference(model):
+    """Eval mode for the forwards that measure or trace the model: in train mode each would move BatchNorm's running
+    statistics towards those of a random example input."""
+    training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(training)
 
 
 def _last_linear(model) -> list:

@@ -88,8 +88,6 @@ class QAT(Plugin):
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage != "fit":
             return
-        if trainer.ckpt_path:
-            raise ConfigError("resuming a run with plugins=[qat] is not supported yet; start the run again")
         if pl_module.hparams.get("compile"):
             raise ConfigError("task.compile=true cannot be combined with plugins=[qat] (QAT trains a captured graph); drop one")
         self.start, self.bn_epoch, self.observer_epoch = self._epochs(trainer)
@@ -97,6 +95,19 @@ class QAT(Plugin):
             raise ConfigError("with several processes QAT must start at the first epoch (plugins.qat.start=0, no prune)")
         if self.start == 0 and self.started_at is None:
             self._begin(trainer, pl_module, rebuild=False)  # before the optimizer and any DDP wrapper are built
+        self.on_resume(pl_module, lambda state: self._resume(state, trainer, pl_module))
+
+    def _resume(self, state: dict, trainer, pl_module) -> None:
+        """A resumed run that had begun QAT captures the model again (after prune rebuilt its shapes), so the
+        checkpoint's graph weights and observers fit; one that had not begun starts it on schedule."""
+        if state.get("started_at") is None:
+            return
+        if self.started_at is None:
+            self._begin(trainer, pl_module, rebuild=False, started_at=int(state["started_at"]))
+        self.started_at, self.observers_frozen = int(state["started_at"]), bool(state.get("observers_frozen"))
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "started_at": self.started_at, "observers_frozen": self.observers_frozen}
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch
@@ -115,7 +126,7 @@ class QAT(Plugin):
 
             set_training_form(pl_module.model, training=trainer.current_epoch < self.bn_epoch)
 
-    def _begin(self, trainer, pl_module, rebuild: bool) -> None:
+    def _begin(self, trainer, pl_module, rebuild: bool, started_at: int | None = None) -> None:
         from zoo.api import _structure
         from zoo.quantize import prepare
 
@@ -132,7 +143,7 @@ class QAT(Plugin):
         if structure is not None:
             prepared.zoo_structure = structure
         pl_module.replace_model(prepared)
-        self.started_at = trainer.current_epoch
+        self.started_at = trainer.current_epoch if started_at is None else started_at
         if rebuild:
             # The captured graph holds the very same Parameter objects, so the optimizer (and Adam's moments)
             # carries on unchanged; only if capture ever made new tensors is it rebuilt.

@@ -57,11 +57,29 @@ class Timesteps(Plugin):
         return [first + (epochs - first) * i // n for i in range(n)]
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if stage == "fit":
-            self.starts = self._stages(max(int(trainer.max_epochs or 1), 1))
+        if stage != "fit":
+            return
+        self.starts = self._stages(max(int(trainer.max_epochs or 1), 1))
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "stage": self.stage}
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        state = (checkpoint.get("callbacks") or {}).get(self.state_key) or {}
+        if state.get("stage") is not None:  # a resumed run continues at the stage it reached
+            self.stage = int(state["stage"])
+            self._set(pl_module, int(self.config.schedule[self.stage]))
+
+    @staticmethod
+    def _set(pl_module, timesteps: int) -> None:
+        from zoo.snn import with_timesteps
+
+        with_timesteps(pl_module.model, timesteps)
+        if getattr(pl_module, "ema", None) is not None:
+            with_timesteps(pl_module.ema.module, timesteps)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        from zoo.snn import is_spiking, with_timesteps
+        from zoo.snn import is_spiking
 
         epoch = trainer.current_epoch
         stage = max((i for i, s in enumerate(self.starts) if epoch >= s), default=None)
@@ -72,8 +90,6 @@ class Timesteps(Plugin):
                               "at this epoch (an ANN twin needs plugins=[ann2snn,timesteps])")
         self.stage = stage
         timesteps = int(self.config.schedule[stage])
-        with_timesteps(pl_module.model, timesteps)
-        if getattr(pl_module, "ema", None) is not None:
-            with_timesteps(pl_module.ema.module, timesteps)
+        self._set(pl_module, timesteps)
         restart_best(trainer)  # the saved model is chosen among the last stage's epochs
         print(f"timesteps: epoch {epoch}: T={timesteps}")

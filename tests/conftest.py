@@ -27,6 +27,23 @@ def _absl_writes_to_the_current_stderr():
     _follow_stderr()
 
 
+@pytest.fixture(autouse=True)
+def _logging_as_it_was():
+    """An in-process `zoo train` runs Hydra's job, which points the root logger at that test's captured stdout and at
+    the run folder's train.log; put every logger's handlers back after each test, so that nothing later writes to a
+    stream pytest has closed or a folder a failed run removed."""
+    import logging
+
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    saved = {lg: (list(lg.handlers), lg.level, lg.propagate, lg.disabled) for lg in loggers}
+    yield
+    for lg in [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger))]:
+        handlers, level, propagate, disabled = saved.get(lg, ([], lg.level, lg.propagate, lg.disabled))
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate, lg.disabled = propagate, disabled
+
+
 @pytest.fixture
 def hub() -> HubStandIn:
     """A Hub stand-in on 127.0.0.1 (see hub_standin.py); publish files with ``hub.add``."""

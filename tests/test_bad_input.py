@@ -18,22 +18,6 @@ import zoo
 from zoo.cli import main as cli
 from zoo.errors import BadArgumentError, ConfigError, SourceError, WeightsError, ZooError
 
-@pytest.fixture(autouse=True)
-def _logging_as_it_was():
-    """A `zoo train` case runs Hydra's job, which points the root logger at the captured stdout of that case; put
-    every logger's handlers back afterwards so that nothing later writes to a stream pytest has closed."""
-    import logging
-
-    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
-    saved = {lg: (list(lg.handlers), lg.level, lg.propagate, lg.disabled) for lg in loggers}
-    yield
-    for lg in [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger))]:
-        handlers, level, propagate, disabled = saved.get(lg, ([], lg.level, lg.propagate, lg.disabled))
-        lg.handlers[:] = handlers
-        lg.setLevel(level)
-        lg.propagate, lg.disabled = propagate, disabled
-
-
 QUICK = ["trainer.enable_progress_bar=false", "trainer.limit_train_batches=4", "trainer.max_epochs=1", "data.img_size=32"]
 
 # (command line, what the one line must say). Run in an empty folder, which must stay empty.

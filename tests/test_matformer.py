@@ -342,7 +342,7 @@ def test_lm_recipe_trains_every_granularity_on_the_stdlib(tmp_path):
     assert (tmp_path / "run" / "eval" / "granularities.png").stat().st_size > 0
     assert "train/matformer_s" in (tmp_path / "run" / "logs" / "metrics.csv").read_text()
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint"))
+    state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint") and v.get("monitor"))
     import csv
 
     logged = [float(r["val/loss"]) for r in csv.DictReader(open(tmp_path / "run" / "logs" / "metrics.csv")) if r.get("val/loss")]

@@ -160,7 +160,7 @@ def test_pruning_gives_a_smaller_model_that_saves_loads_and_exports(tmp_path):
     assert count_macs(pruned, x) <= 0.55 * count_macs(full, x)
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in full.parameters())
     assert "structure" in json.loads((tmp_path / "pruned" / "model" / "config.json").read_text())
-    from_ckpt = zoo.load(str(tmp_path / "pruned" / "checkpoints" / "last.ckpt")).eval()
+    from_ckpt = zoo.load(str(tmp_path / "pruned" / "checkpoints" / "best.ckpt")).eval()
     with torch.no_grad():
         torch.testing.assert_close(from_ckpt(x), pruned(x))  # the EMA restarted at the pruned shapes
     result = zoo.export(pruned, "onnx", out=tmp_path / "pruned.onnx")
@@ -297,26 +297,79 @@ def test_qat_options_and_combinations_are_checked():
         build({"qat": {}}, "detection")
 
 
-def test_prune_distill_and_qat_in_one_recipe_train_export_and_verify(teacher_run, tmp_path):
-    cfg = compose("quickstart", [f"out_dir={tmp_path}", *FAST, "trainer.max_epochs=2", "data.batch_size=16", "plugins=[prune,distill,qat]",
-                                 "plugins.prune.steps=1", "plugins.prune.until=0.5", f"plugins.distill.teacher={teacher_run}"])
-    summary = run(cfg, tmp_path / "all")
-    rows = list(csv.DictReader(open(tmp_path / "all" / "logs" / "metrics.csv")))
-    assert [r for r in rows if r.get("train/distill_kd")]
+# prune rounds at epochs 0 and 1, QAT from epoch 2 (after pruning), observers and BatchNorm frozen from epoch 3
+COMBINED = [*FAST, "trainer.max_epochs=4", "data.batch_size=16", "plugins=[prune,distill,qat]", "plugins.prune.steps=2",
+            "plugins.prune.until=0.5"]
+
+
+@pytest.fixture(scope="module")
+def combined_run(teacher_run, tmp_path_factory) -> tuple[list[str], Path]:
+    """One uninterrupted prune + distill + QAT run: the overrides it was trained with, and its run dir."""
+    tmp = tmp_path_factory.mktemp("combined")
+    overrides = [*COMBINED, f"plugins.distill.teacher={teacher_run}"]
+    run(compose("quickstart", [f"out_dir={tmp}", *overrides]), tmp / "all")
+    return overrides, tmp / "all"
+
+
+def test_prune_distill_and_qat_in_one_recipe_train_export_and_verify(combined_run, tmp_path):
     import json
 
     from safetensors.torch import load_file
 
-    config = json.loads((tmp_path / "all" / "model" / "config.json").read_text())
+    _, run_dir = combined_run
+    rows = list(csv.DictReader(open(run_dir / "logs" / "metrics.csv")))
+    assert [r for r in rows if r.get("train/distill_kd")]
+    config = json.loads((run_dir / "model" / "config.json").read_text())
     assert config["quantization"] and config["structure"]  # pruned, then captured for QAT: both recorded
-    saved = load_file(tmp_path / "all" / "model" / "model.safetensors")
+    saved = load_file(run_dir / "model" / "model.safetensors")
     full = zoo.load("mobilenetv3_small_100", num_classes=10).state_dict()
     assert sum(saved[k].numel() for k in full if k.endswith(".weight")) < 0.8 * sum(v.numel() for k, v in full.items() if k.endswith(".weight"))
-    model = zoo.load(summary["run_dir"])
+    model = zoo.load(str(run_dir))
     assert model.zoo_int8
     result = zoo.export(model, "onnx", out=tmp_path / "all.onnx")
     assert all(v["ok"] for v in result.verification.values())
     assert "QLinearConv" in _ops(result.path, optimized=True)
+
+
+def test_a_killed_prune_distill_qat_run_resumes_every_schedule_and_ends_as_the_uninterrupted_one(combined_run, tmp_path, capsys):
+    """SIGKILLed between the two pruning rounds, resumed, SIGKILLed again between QAT's start and its observer freeze,
+    resumed again: the same rounds, the same QAT schedule, the same structure and weights as the uninterrupted run."""
+    import json
+
+    from killed import train_until_killed
+
+    overrides, whole = combined_run
+    overrides = [f"out_dir={tmp_path}", *overrides]
+    last = train_until_killed("quickstart", overrides, tmp_path / "a", epoch=1)
+    state = torch.load(last, weights_only=True)
+    assert state["epoch"] == 0 and state["callbacks"]["Prune"]["done"] == 1 and state["callbacks"]["Prune"]["structure"]
+    last = train_until_killed("quickstart", [*overrides, f"resume={last}"], tmp_path / "b", epoch=3)
+    state = torch.load(last, weights_only=True)
+    assert state["epoch"] == 2 and state["callbacks"]["Prune"]["done"] == 2
+    assert state["callbacks"]["QAT"] == {"plugin": "qat", "started_at": 2, "observers_frozen": False}
+    capsys.readouterr()
+    run(compose("quickstart", [*overrides, f"resume={last}"]), tmp_path / "c")
+    out = capsys.readouterr().out
+    assert "(2 rounds, magnitude)" in out and "from epoch 2; BatchNorm frozen from epoch 3, observers frozen from epoch 3" in out
+    final = torch.load(tmp_path / "c" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["callbacks"]["QAT"]["observers_frozen"]
+    assert not any(v.item() for k, v in final["state_dict"].items() if k.endswith("observer_enabled"))
+    saved = [json.loads((d / "model" / "config.json").read_text()) for d in (whole, tmp_path / "c")]
+    assert saved[1]["structure"] == saved[0]["structure"] and saved[1]["quantization"] == saved[0]["quantization"]
+    reference = torch.load(whole / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert reference.keys() == final["state_dict"].keys()
+    for key, value in reference.items():
+        torch.testing.assert_close(final["state_dict"][key], value, msg=key)
+
+
+def test_resume_needs_the_plugins_the_checkpoint_was_trained_with(combined_run):
+    from zoo.train import _resume_path
+
+    overrides, whole = combined_run
+    cfg = compose("quickstart", [*FAST, f"resume={whole}"])
+    with pytest.raises(ConfigError, match=r"that run trained with plugins=\[distill,prune,qat\], this one has plugins=\[\]"):
+        _resume_path(cfg)
+    assert _resume_path(compose("quickstart", [*overrides, f"resume={whole}"])) == str(whole / "checkpoints" / "last.ckpt")
 
 
 def test_int8_verification_counts_output_quantization_steps():

@@ -306,6 +306,32 @@ def test_direct_training_recipe_reports_dynamic_confidence(tmp_path):
     assert zoo.load(str(tmp_path / "run")).timesteps == 4
 
 
+def test_a_killed_timesteps_run_resumes_in_the_stage_it_reached(tmp_path, capsys):
+    """T=2 for epochs 0-1, T=1 for epochs 2-3; SIGKILLed in epoch 3 and resumed: the run goes on at T=1 without
+    starting the stage again (which would forget the stage's best epoch), and ends as the uninterrupted run does."""
+    from killed import train_until_killed
+
+    from zoo.train import compose, run
+
+    overrides = [f"out_dir={tmp_path}", "trainer.enable_progress_bar=false", "trainer.max_epochs=4", "data.batch_size=16",
+                 "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "plugins=[timesteps]",
+                 "plugins.timesteps.schedule=[2,1]"]
+    last = train_until_killed("sew_resnet18_digits", overrides, tmp_path / "killed", epoch=3)
+    state = torch.load(last, weights_only=True)
+    assert state["epoch"] == 2 and state["callbacks"]["Timesteps"]["stage"] == 1
+    capsys.readouterr()
+    run(compose("sew_resnet18_digits", [*overrides, f"resume={last}"]), tmp_path / "resumed")
+    assert "timesteps: epoch" not in capsys.readouterr().out  # no stage began again
+    assert zoo.load(str(tmp_path / "resumed")).timesteps == 1
+    run(compose("sew_resnet18_digits", overrides), tmp_path / "whole")
+    whole, again = (torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True) for d in ("whole", "resumed"))
+    assert whole["callbacks"]["Timesteps"] == again["callbacks"]["Timesteps"]
+    for key, value in whole["state_dict"].items():
+        torch.testing.assert_close(again["state_dict"][key], value, msg=key)
+    best = [json.loads((tmp_path / d / "model" / "config.json").read_text()) for d in ("whole", "resumed")]
+    assert best[0] == best[1]
+
+
 def test_plugins_refuse_what_they_cannot_train(tmp_path):
     from zoo.errors import ConfigError
     from zoo.train import compose, run

@@ -57,13 +57,22 @@ def test_run_writes_a_complete_run_dir_that_loads_back(tmp_path):
         torch.testing.assert_close(from_ckpt(x), model(x))
 
 
-def test_resume_continues_from_the_last_checkpoint(tmp_path):
-    first = run(fast_cfg(tmp_path), tmp_path / "first")
-    assert first["epochs"] == 1
-    second = run(fast_cfg(tmp_path, "trainer.max_epochs=2", f"resume={tmp_path / 'first'}"), tmp_path / "second")
-    assert second["epochs"] == 2
-    epochs = {r["epoch"] for r in csv.DictReader(open(tmp_path / "second" / "logs" / "metrics.csv")) if r.get("val/top1")}
+def test_a_killed_run_resumes_where_it_stopped_and_ends_as_an_uninterrupted_one(tmp_path):
+    from killed import train_until_killed
+
+    overrides = [f"out_dir={tmp_path}", *FAST, "trainer.max_epochs=2", "data.batch_size=16", "trainer.limit_val_batches=2"]
+    last = train_until_killed("quickstart", overrides, tmp_path / "killed", epoch=1)  # SIGKILL in epoch 1
+    assert torch.load(last, weights_only=True)["epoch"] == 0
+    resumed = run(compose("quickstart", [*overrides, f"resume={tmp_path / 'killed'}"]), tmp_path / "resumed")
+    assert resumed["epochs"] == 2
+    epochs = {r["epoch"] for r in csv.DictReader(open(tmp_path / "resumed" / "logs" / "metrics.csv")) if r.get("val/top1")}
     assert epochs == {"1"}  # only the second epoch ran in the resumed run
+    run(compose("quickstart", overrides), tmp_path / "whole")
+    # the checkpoint carries the random state: the resumed epoch drew the shuffle and augmentations of an uninterrupted run
+    whole, again = (torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for d in ("whole", "resumed"))
+    assert whole.keys() == again.keys()
+    for key in whole:
+        torch.testing.assert_close(again[key], whole[key], msg=key)
 
 
 def test_task_options_ema_mixup_sgd_channels_last_clipping(tmp_path):

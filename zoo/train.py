@@ -191,7 +191,23 @@ def _resume_path(cfg) -> str | None:
         path = path / "checkpoints" / "last.ckpt"
     if not path.is_file():
         raise ConfigError(f"resume={resume}: no checkpoint at {path} (give a .ckpt file, a run directory, or 'last')")
+    _same_plugins(str(path), cfg)
     return str(path)
+
+
+def _same_plugins(path: str, cfg) -> None:
+    """A checkpoint continues only with the plugins that wrote it: they rebuild what they changed (pruned shapes, the
+    QAT graph) before its weights load, and a plugin added or dropped on resume would not fit them."""
+    from zoo.plugins.base import saved_plugins
+
+    try:
+        saved = saved_plugins(path)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one clear line
+        raise ConfigError(f"resume={cfg.resume}: {path} is not a readable checkpoint ({type(e).__name__}: {str(e)[:120]})") from None
+    wanted = sorted((cfg.get("plugins") or {}).keys())
+    if saved != wanted:
+        raise ConfigError(f"resume={cfg.resume}: that run trained with plugins=[{','.join(saved)}], this one has "
+                          f"plugins=[{','.join(wanted)}]; resume with the plugins it was trained with")
 
 
 def _last_fitting_run(cfg) -> str:
@@ -336,7 +352,9 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
     # rewrites it when the best checkpoint changes, which would resume from the best epoch and lose the later ones.
     last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False)
-    all_callbacks = [best, last, LearningRateMonitor(logging_interval="step"), *plugins, *callbacks]
+    from zoo.tasks.base import RandomStateInCheckpoint
+
+    all_callbacks = [best, last, RandomStateInCheckpoint(), LearningRateMonitor(logging_interval="step"), *plugins, *callbacks]
     nonfinite_steps = cfg.early_stopping.get("nonfinite_steps", 3)
     if nonfinite_steps:
         from zoo.tasks.base import DivergenceGuard

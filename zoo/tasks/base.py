@@ -42,13 +42,54 @@ class DivergenceGuard(L.Callback):
 
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
         setting = f" (optim.lr={self.configured_lr:g})" if self.configured_lr is not None else ""
-        last = getattr(trainer.checkpoint_callback, "last_model_path", "") or ""
+        last = last_checkpoint(trainer)
         then = f"train again, or go on from the last good checkpoint with resume={last}" if last else "train again"
         raise TrainingDivergedError(
             f"training diverged: the loss was NaN or inf for {self.streak} consecutive step{'s' * (self.streak != 1)} "
             f"up to step {trainer.global_step} (epoch {trainer.current_epoch}) at learning rate {lr:.3g}{setting}; no "
             f"model was saved. Lower optim.lr or set trainer.gradient_clip_val=1.0, then {then}"
         )
+
+
+def last_checkpoint(trainer) -> str:
+    """The path of the run's last.ckpt (the newest epoch's), or "" before the first one is written."""
+    return next((cb.best_model_path for cb in trainer.checkpoint_callbacks if cb.monitor is None and cb.best_model_path), "")
+
+
+class RandomStateInCheckpoint(L.Callback):
+    """Keeps the global random generators (torch, NumPy, Python) in every checkpoint and restores them on resume,
+    which Lightning's checkpoints do not: a resumed run then draws the shuffles, augmentations and dropout masks the
+    uninterrupted run drew, and a killed run ends with the model (and the pruning choices) an uninterrupted one would.
+    With several processes each rank keeps its own generators, so nothing is restored there."""
+
+    def state_dict(self) -> dict[str, Any]:
+        import random
+
+        import numpy as np
+
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        version, internal, py_gauss = random.getstate()
+        return {"torch": torch.get_rng_state(),
+                "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+                "python": [version, torch.tensor(internal, dtype=torch.int64), py_gauss]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        import random
+
+        import numpy as np
+
+        if self._ranks > 1 or not state:
+            return
+        torch.set_rng_state(state["torch"])
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        version, internal, py_gauss = state["python"]
+        random.setstate((version, tuple(int(v) for v in internal.tolist()), py_gauss))
+
+    _ranks = 1
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self._ranks = trainer.world_size
 
 
 class TaskBase(L.LightningModule):
@@ -59,6 +100,7 @@ class TaskBase(L.LightningModule):
         super().__init__()
         self.plugin_modules = nn.ModuleDict()  # trained with the model, never saved with it
         self.__dict__["_loss_terms"] = {}  # name -> fn(images, outputs, targets) -> (loss, {item: value})
+        self.__dict__["_before_weights_load"] = []  # fn(checkpoint), in plugin order
 
     def add_loss_term(self, name: str, fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]) -> None:
         """A plugin's addition to the training loss, logged as ``train/<name>_<item>``."""
@@ -67,6 +109,15 @@ class TaskBase(L.LightningModule):
     def add_trained_module(self, name: str, module: nn.Module) -> None:
         """A plugin's module whose parameters the optimizer trains with the model's."""
         self.plugin_modules[name] = module
+
+    def before_weights_load(self, fn: Callable[[dict[str, Any]], None]) -> None:
+        """A plugin's step when a run resumes, before the checkpoint's weights load into this module: ``fn(checkpoint)``
+        rebuilds what the plugin changed in the model (pruned shapes, the QAT graph) so that those weights fit."""
+        self._before_weights_load.append(fn)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for fn in self._before_weights_load:
+            fn(checkpoint)
 
     def make_ema(self, decay: float | None):
         """timm's ``ModelEmaV3`` of the model (its decay ramps up early on), or None when ``decay`` is unset."""
