@@ -187,6 +187,28 @@ def test_run_folders_started_in_the_same_second_differ(tmp_path):
     _io._CLAIMED.clear()
 
 
+def test_processes_of_one_multi_node_launch_agree_on_their_run_folder(tmp_path, monkeypatch):
+    """Every node names the run folder itself; by the clock they would differ, so a launch's job id names it."""
+    from zoo import _io
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("SLURM_JOB_ID", "81234")
+    folders = []
+    for rank in ("0", "3"):  # two processes, as on two nodes
+        monkeypatch.setenv("RANK", rank)
+        _io._CLAIMED.clear()
+        folders.append(_io.new_run_dir(tmp_path / "quickstart"))
+    assert folders[0] == folders[1] == str(tmp_path / "quickstart" / "job-81234")
+    monkeypatch.setenv("SLURM_JOB_ID", "../../x")  # a job id never leaves the recipe's folder
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    _io._CLAIMED.clear()
+    with pytest.raises(ConfigError, match=r"process 3 of 4 cannot know the run folder .* same hydra\.run\.dir=DIR"):
+        _io.new_run_dir(tmp_path / "quickstart")
+    monkeypatch.setenv("RANK", "0")  # rank 0 decides by the clock, as a single process does
+    assert Path(_io.new_run_dir(tmp_path / "other")).name.startswith("20")
+    _io._CLAIMED.clear()
+
+
 def test_the_cli_keeps_a_users_own_run_folder(tmp_path):
     """A failed run removes only a folder it made itself."""
     from zoo.train import _drop_if_empty

@@ -90,9 +90,15 @@ def new_run_dir(parent: str | Path, prefix: str = "") -> str:
     if key in _CLAIMED:
         return _CLAIMED[key]
     stamp = prefix + datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    job = _shared_launch(parent)
     missing = [p for p in [Path(parent), *Path(parent).parents] if not p.exists()]
     Path(parent).mkdir(parents=True, exist_ok=True)
     _MADE.extend(str(p) for p in missing)
+    if job is not None:  # every process of the launch, on every node, writes into the one folder of its job
+        path = Path(parent) / f"{prefix}job-{job}"
+        path.mkdir(exist_ok=True)
+        _CLAIMED[key] = str(path)
+        return str(path)
     for n in range(1, 10_000):
         path = Path(parent) / (stamp if n == 1 else f"{stamp}-{n}")
         try:
@@ -102,6 +108,28 @@ def new_run_dir(parent: str | Path, prefix: str = "") -> str:
         _CLAIMED[key] = str(path)
         return str(path)
     raise FileExistsError(f"{parent}: no free run folder name for {stamp}")
+
+
+def _shared_launch(parent: str | Path) -> str | None:
+    """The job id a multi-process launch shares (SLURM's job, torchrun's rendezvous id), when processes other than
+    Lightning's own started ``zoo train`` (several nodes): each process names its run folder, and a name by the clock
+    would differ between nodes. None for a single process; an error for a rank > 0 that cannot agree with rank 0."""
+    import re
+
+    ranks = max(int(os.environ.get(v, "1") or 1) for v in ("WORLD_SIZE", "SLURM_NTASKS"))
+    if ranks <= 1:
+        return None
+    for var in ("SLURM_JOB_ID", "TORCHELASTIC_RUN_ID"):
+        value = os.environ.get(var, "")
+        if value and value != "none" and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+            return value
+    rank = max(int(os.environ.get(v, "0") or 0) for v in ("RANK", "SLURM_PROCID"))
+    if rank == 0:
+        return None
+    from zoo.errors import ConfigError
+
+    raise ConfigError(f"process {rank} of {ranks} cannot know the run folder process 0 named under {parent}: give every "
+                      "node the same hydra.run.dir=DIR, or launch with a job id (SLURM, or torchrun --rdzv-id)")
 
 
 def claimed(path: str | Path) -> bool:
