@@ -31,6 +31,7 @@ def run_one(name: str, formats: list[str]) -> dict[str, dict]:
     warnings.simplefilter("ignore")
     import zoo
     from zoo.bench import settle_batchnorm
+    from zoo.export import FORMATS as SUFFIX
     from zoo.export import export
 
     spec = zoo.info(name)
@@ -42,7 +43,7 @@ def run_one(name: str, formats: list[str]) -> dict[str, dict]:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                result = export(model, fmt, imgsz=size, out=Path(tmp) / f"{name}.{fmt}")
+                result = export(model, fmt, imgsz=size, out=Path(tmp) / f"{name}{SUFFIX[fmt]}")
                 checks = [v for v in result.verification.values() if isinstance(v, dict) and "max_abs_diff" in v]
                 rows[fmt] = {"ok": True, "max_abs_diff": max((c["max_abs_diff"] for c in checks), default=None),
                              "checked": "spec only (prediction needs macOS)" if fmt == "coreml" and not checks else "random + real photo"}

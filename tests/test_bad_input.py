@@ -55,6 +55,7 @@ CLI_CASES = {
     "export-unknown-format": (["export", "mobilenetv3_small_100", "--format", "tflite2"], r"unknown export format 'tflite2'"),
     "export-unknown-precision": (["export", "mobilenetv3_small_100", "--precision", "fp8"], r"onnx exports fp32.*not 'fp8'"),
     "export-int8-without-data": (["export", "mobilenetv3_small_100", "--precision", "int8"], r"int8 needs calibration data: `zoo quantize"),
+    "export-coreml-not-mlpackage": (["export", "mobilenetv3_small_100", "--format", "coreml", "--out", "m.coreml"], r"give a path ending in \.mlpackage"),
     "export-bad-batch": (["export", "mobilenetv3_small_100", "--batch", "0"], r"batch must be >= 1"),
     "export-dynamic-executorch": (["export", "mobilenetv3_small_100", "--format", "executorch", "--dynamic"], r"executorch exports a fixed batch"),
     "export-text-model-to-openvino": (["export", "matlm_nano", "--format", "openvino"], r"matlm_nano is a language model"),

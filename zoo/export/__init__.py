@@ -120,6 +120,8 @@ def export(
         raise BadArgumentError("zoo.export takes a model made by zoo.load (it carries model.zoo_spec) or a model source")
     size = _input_size(spec, imgsz)
     path = writable(Path(out) if out else default_path(spec.name, fmt, source), fmt in DIRECTORY_FORMATS)
+    if fmt == "coreml" and path.suffix != ".mlpackage":
+        raise BadArgumentError(f"--out {path}: a CoreML ML program is an .mlpackage folder; give a path ending in .mlpackage")
     qat = bool(getattr(model, "zoo_quantization", None) or getattr(model, "zoo_int8", False))  # a QAT run, or its deploy form
     if qat and fmt in ("coreml", "litert", "executorch"):
         raise BadArgumentError(

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from zoo.errors import ZooError
-from zoo.export import ExportResult, compare_outputs, metadata, sample_inputs
+from zoo.export import ExportResult, cannot_convert, compare_outputs, metadata, sample_inputs
 
 
 def export_coreml(model, spec, path: Path, size, *, batch=1, half=False, image_input=False) -> ExportResult:
@@ -24,7 +24,8 @@ def export_coreml(model, spec, path: Path, size, *, batch=1, half=False, image_i
 
     inputs = sample_inputs(spec, size, batch)
     example = inputs["random"]
-    traced = torch.jit.trace(model, example)
+    with cannot_convert(spec, "CoreML"):
+        traced = torch.jit.trace(model, example)
     if image_input:  # the model gets RGB pixels 0..255; scale/bias apply its mean/std (one scale for all channels)
         std = sum(spec.std) / len(spec.std)
         ml_input = ct.ImageType(name="image", shape=example.shape, scale=1 / (255.0 * std),
@@ -32,14 +33,15 @@ def export_coreml(model, spec, path: Path, size, *, batch=1, half=False, image_i
     else:
         ml_input = ct.TensorType(name="images", shape=example.shape)
     labels = list(spec.labels) if spec.labels else None
-    mlmodel = ct.convert(
-        traced,
-        inputs=[ml_input],
-        convert_to="mlprogram",
-        compute_precision=ct.precision.FLOAT16 if half else ct.precision.FLOAT32,
-        classifier_config=ct.ClassifierConfig(labels) if labels and spec.task == "classification" else None,
-        minimum_deployment_target=ct.target.iOS16,
-    )
+    with cannot_convert(spec, "CoreML"):
+        mlmodel = ct.convert(
+            traced,
+            inputs=[ml_input],
+            convert_to="mlprogram",
+            compute_precision=ct.precision.FLOAT16 if half else ct.precision.FLOAT32,
+            classifier_config=ct.ClassifierConfig(labels) if labels and spec.task == "classification" else None,
+            minimum_deployment_target=ct.target.iOS16,
+        )
     props = metadata(spec, {"input_size": str(list(size)), "precision": "fp16" if half else "fp32"})
     mlmodel.user_defined_metadata.update(props)
     mlmodel.short_description = f"{spec.name} ({spec.family}), exported by efficient-zoo"
