@@ -249,10 +249,19 @@ def test_fresh_process_reads_hf_variables(hub_env, published, served, tmp_path):
     assert published.count("GET", REPO, "model.safetensors") == 1
 
 
-def test_a_failing_server_is_named_as_the_cause(hub_env, published):
+def test_a_failing_server_is_named_as_the_cause(hub_env, published, monkeypatch):
+    import time
+    import types
+
+    import huggingface_hub.utils._http as http
+
+    waits = []  # huggingface_hub's own backoff between retries, counted instead of waited (its time module only)
+    clock = {k: getattr(time, k) for k in dir(time) if not k.startswith("_")}
+    monkeypatch.setattr(http, "time", types.SimpleNamespace(**{**clock, "sleep": waits.append}))
     published.fail_status = 503
     with pytest.raises(HubError, match=r"the server answered HTTP 503 \(its own failure; try again later"):
         zoo.load(ARCH, pretrained=True)
+    assert waits  # the 5xx was retried before it was reported
 
 
 def test_a_commit_that_would_leave_the_cache_is_not_followed(hub_env, published, tmp_path):

@@ -282,6 +282,32 @@ def test_qat_run_saves_an_int8_model_that_loads_exports_and_verifies(tmp_path):
         zoo.load(summary["run_dir"], num_classes=3)
 
 
+def test_pt2e_pattern_graphs_are_captured_once_and_handed_out_as_copies():
+    import torchao.quantization.pt2e.utils as utils
+
+    from zoo.quantize import _import_pt2e
+
+    _import_pt2e()
+
+    from torchao.quantization.pt2e.export_utils import WrapperModule
+
+    def scaled_relu(x, scale: float = 2.0):
+        return torch.nn.functional.relu(x) * scale
+
+    pattern = WrapperModule(scaled_relu)  # how torchao hands its patterns over
+
+    import zoo.quantize as q
+
+    keys = {q._pattern_key(pattern, (torch.randn(1, 3),), False, {}), q._pattern_key(pattern, (torch.randn(5, 3),), False, {})}
+    assert len(keys) == 2  # example shapes are part of what a capture depends on, values are not
+    assert q._pattern_key(pattern, (torch.randn(1, 3),), False, {}) in keys
+    get = utils._get_aten_graph_module_for_pattern
+    first, second = get(pattern, (torch.randn(1, 3),)), get(pattern, (torch.zeros(1, 3),))
+    assert first is not second and str(first.graph) == str(second.graph)  # a copy: torchao edits what it gets
+    first.graph.erase_node(next(n for n in first.graph.nodes if n.op == "output"))
+    assert str(get(pattern, (torch.randn(1, 3),)).graph) == str(second.graph)  # the kept capture is untouched
+
+
 def test_qat_options_and_combinations_are_checked():
     assert [p.name for p in build({"qat": {}, "distill": {"teacher": "x"}, "prune": {}}, "classification")] == [
         "prune", "distill", "qat"]
