@@ -16,7 +16,7 @@ import torch
 
 import zoo
 from zoo.cli import main as cli
-from zoo.errors import BadArgumentError, ConfigError, SourceError, WeightsError, ZooError
+from zoo.errors import BadArgumentError, ConfigError, DataError, SourceError, WeightsError, ZooError
 
 QUICK = ["trainer.enable_progress_bar=false", "trainer.limit_train_batches=4", "trainer.max_epochs=1", "data.img_size=32"]
 
@@ -382,6 +382,25 @@ def test_resume_last_takes_the_newest_run_that_fits_or_says_why_none_does(tmp_pa
     with pytest.raises(ConfigError, match=r"no run of 'quickstart' trained mnasnet_small with plugins none \(2026-01-01_11-00-00-2: "
                                           r"mobilenetv3_small_100 with plugins \['qat'\]; 2026-01-01_11-00-00: mobileone_s0"):
         _resume_path(cfg)
+
+
+class _Unreadable(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        raise DataError(f"image {index}.png cannot be read: truncated file")
+
+
+def test_an_error_in_a_dataloader_worker_is_one_line_without_the_workers_traceback(capsys):
+    from zoo.cli import _guarded
+
+    def job():
+        next(iter(torch.utils.data.DataLoader(_Unreadable(), num_workers=1)))
+
+    assert _guarded("train", job, debug=False) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "zoo train: error: image 0.png cannot be read: truncated file (DataError in DataLoader worker process 0)"
 
 
 def test_a_folder_with_one_class_is_a_data_error(tmp_path, capsys):

@@ -80,7 +80,12 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, OSError) and not isinstance(error, ZooError) and error.strerror:
         target = f" {error.filename}" if error.filename else ""
         return f"cannot use{target}: {error.strerror}" + (" (check the path and its permissions)" if target else "")
-    return " ".join(str(error).split()) or type(error).__name__
+    text = str(error)
+    if "Original Traceback (most recent call last):" in text:  # a DataLoader worker's error, re-raised with its trace
+        where = text.splitlines()[0].strip().rstrip(".").removeprefix("Caught ")
+        last = next((line for line in reversed(text.strip().splitlines()) if line.strip()), "")
+        text = f"{last.split(': ', 1)[-1]} ({where})"
+    return " ".join(text.split()) or type(error).__name__
 
 
 def closest(name: str, choices: Iterable[str], n: int = 5) -> list[str]:
