@@ -60,12 +60,16 @@ class ANN2SNN(Plugin):
         if not isinstance(model, SpikingModel) or not any(isinstance(m, nn.ReLU) for m in model.modules()):
             raise ConfigError(f"plugin 'ann2snn' converts the ANN twin of a spiking architecture: use e.g. model=sew_resnet18 "
                               f"with model.kwargs.neuron=relu (got {model.zoo_spec.name} without ReLUs)")
-        if trainer.ckpt_path:
-            raise ConfigError("resuming a run with plugins=[ann2snn] is not supported; start the run again")
+        self.on_resume(pl_module, self._refuse_resume)
         epochs = max(int(trainer.max_epochs or 1), 1)
         self.start_epoch = math.floor(epochs * self.config.start) if self.config.start < 1 else None
         if self.start_epoch is not None and not 0 < self.start_epoch < epochs:
             raise ConfigError(f"plugins.ann2snn.start={self.config.start} of {epochs} epochs leaves no ANN or no SNN epoch")
+
+    @staticmethod
+    def _refuse_resume(state: dict) -> None:
+        raise ConfigError("resuming a run with plugins=[ann2snn] is not supported (the conversion is not in the checkpoint); "
+                          "start the run again")
 
     def _convert(self, trainer, pl_module) -> None:
         from zoo.snn import convert
@@ -91,10 +95,9 @@ class ANN2SNN(Plugin):
         import torch
 
         from zoo.snn import accuracy_over_timesteps
-
-        val = trainer.datamodule.val_dataloader()
         from zoo.tasks.base import last_checkpoint
 
+        val = trainer.datamodule.val_dataloader()
         best = trainer.checkpoint_callback
         path = (best.best_model_path if best is not None else "") or last_checkpoint(trainer)
         if path:  # the weights the run saves: the best ANN to convert, or the best SNN of the last stage

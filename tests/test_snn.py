@@ -332,6 +332,22 @@ def test_a_killed_timesteps_run_resumes_in_the_stage_it_reached(tmp_path, capsys
     assert best[0] == best[1]
 
 
+def test_an_ann2snn_run_refuses_to_resume_before_any_weights_load():
+    import types
+
+    from zoo.errors import ConfigError
+    from zoo.plugins.ann2snn import ANN2SNN
+    from zoo.tasks.base import TaskBase
+
+    task = TaskBase()
+    task.model = zoo.load("sew_resnet18", num_classes=4, neuron="relu")
+    plugin = ANN2SNN()
+    plugin.setup(types.SimpleNamespace(max_epochs=2), task, "fit")
+    with pytest.raises(ConfigError, match=r"resuming a run with plugins=\[ann2snn\] is not supported"):
+        task.on_load_checkpoint({"callbacks": {plugin.state_key: plugin.state_dict()}})
+    task.on_load_checkpoint({"callbacks": {}})  # a fresh run's load (none) is not refused
+
+
 def test_plugins_refuse_what_they_cannot_train(tmp_path):
     from zoo.errors import ConfigError
     from zoo.train import compose, run

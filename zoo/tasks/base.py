@@ -62,6 +62,11 @@ class RandomStateInCheckpoint(L.Callback):
     uninterrupted run drew, and a killed run ends with the model (and the pruning choices) an uninterrupted one would.
     With several processes each rank keeps its own generators, so nothing is restored there."""
 
+    _ranks = 1
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self._ranks = trainer.world_size
+
     def state_dict(self) -> dict[str, Any]:
         import random
 
@@ -85,11 +90,6 @@ class RandomStateInCheckpoint(L.Callback):
         np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
         version, internal, py_gauss = state["python"]
         random.setstate((version, tuple(int(v) for v in internal.tolist()), py_gauss))
-
-    _ranks = 1
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        self._ranks = trainer.world_size
 
 
 class TaskBase(L.LightningModule):
