@@ -60,12 +60,12 @@ class Timesteps(Plugin):
         if stage != "fit":
             return
         self.starts = self._stages(max(int(trainer.max_epochs or 1), 1))
+        self.on_resume(pl_module, lambda state: self._resume(state, pl_module))
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "stage": self.stage}
 
-    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
-        state = (checkpoint.get("callbacks") or {}).get(self.state_key) or {}
+    def _resume(self, state: dict, pl_module) -> None:
         if state.get("stage") is not None:  # a resumed run continues at the stage it reached
             self.stage = int(state["stage"])
             self._set(pl_module, int(self.config.schedule[self.stage]))

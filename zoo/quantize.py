@@ -104,8 +104,9 @@ def _reuse_pattern_graphs() -> None:
 
     import torchao.quantization.pt2e.utils as utils
 
-    original = getattr(utils._get_aten_graph_module_for_pattern, "__wrapped__", utils._get_aten_graph_module_for_pattern)
-    if getattr(utils._get_aten_graph_module_for_pattern, "__wrapped__", None) is None:
+    current = utils._get_aten_graph_module_for_pattern
+    original = getattr(current, "__wrapped__", current)
+    if current is original:
         captured: dict = {}
 
         @functools.wraps(original)
