@@ -392,13 +392,30 @@ class _Unreadable(torch.utils.data.Dataset):
         raise DataError(f"image {index}.png cannot be read: truncated file")
 
 
-def test_an_error_in_a_dataloader_worker_is_one_line_without_the_workers_traceback(capsys):
+@pytest.fixture
+def sigchld_as_it_was():
+    """A DataLoader with workers installs a Python SIGCHLD handler for the life of the process (torch's worker
+    watchdog). Left in the test process, a later child's exit (ExecuTorch's flatc, after the runtimes had set up
+    their own signal stacks) was delivered where the kernel could not build the handler's frame: a SIGSEGV that
+    killed the whole suite with no traceback. The test puts the process's handler back."""
+    import signal
+
+    from torch.utils.data._utils import signal_handling
+
+    before, was_set = signal.getsignal(signal.SIGCHLD), signal_handling._SIGCHLD_handler_set
+    yield
+    signal.signal(signal.SIGCHLD, before)
+    signal_handling._SIGCHLD_handler_set = was_set
+
+
+def test_an_error_in_a_dataloader_worker_is_one_line_without_the_workers_traceback(capsys, sigchld_as_it_was):
     from zoo.cli import _guarded
 
-    def job():
-        next(iter(torch.utils.data.DataLoader(_Unreadable(), num_workers=1)))
-
-    assert _guarded("train", job, debug=False) == 2
+    batches = iter(torch.utils.data.DataLoader(_Unreadable(), num_workers=1))
+    try:
+        assert _guarded("train", lambda: next(batches), debug=False) == 2
+    finally:
+        batches._shutdown_workers()  # now, not whenever the garbage collector reaches the traceback's cycle
     err = capsys.readouterr().err.strip()
     assert err == "zoo train: error: image 0.png cannot be read: truncated file (DataError in DataLoader worker process 0)"
 
