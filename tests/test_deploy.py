@@ -234,3 +234,31 @@ def test_readme_int8_accuracy_table_is_rendered_from_the_committed_reports():
     assert {r["model"] for r in reports} == {"mobileone_s0", "efficientformer_l1", "nextvit_small", "yolov10n", "mobiledet_cpu"}
     for r in reports:  # each delta is the difference of the two accuracies the same report holds
         assert abs(r["accuracy_delta_pt"] - 100 * (r["accuracy"]["int8"] - r["accuracy"]["fp32"])) < 1e-9
+
+
+def test_an_op_type_the_quantizer_rewrites_cannot_stay_float(tmp_path):
+    """onnxruntime's pre-processing turns HardSwish into HardSigmoid and Mul: keeping "HardSwish" in float would
+    change nothing, so the mixed-precision search must not time (and possibly pick) that no-op trial."""
+    import io
+
+    import onnx
+
+    from zoo.export import ExportError
+    from zoo.export.onnx import quantize_static
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Hardswish()).eval()
+    buffer = io.BytesIO()
+    torch.onnx.export(net, (torch.randn(1, 3, 8, 8),), buffer, dynamo=False, opset_version=17)
+    proto = onnx.load_from_string(buffer.getvalue())
+    assert "HardSwish" in {n.op_type for n in proto.graph.node}
+    batches = [torch.randn(1, 3, 8, 8)]
+    with pytest.raises(ExportError, match="HardSwish not in the graph onnxruntime quantizes"):
+        quantize_static(proto, batches, exclude_types=("HardSwish",))
+
+    def fed_by_hardsigmoid_unquantized(graph):
+        producer = {out: node.op_type for node in graph.graph.node for out in node.output}
+        return any(producer.get(i) == "HardSigmoid" for node in graph.graph.node if node.op_type != "QuantizeLinear"
+                   for i in node.input)
+
+    assert not fed_by_hardsigmoid_unquantized(quantize_static(proto, batches))  # int8: its output is quantized
+    assert fed_by_hardsigmoid_unquantized(quantize_static(proto, batches, exclude_types=("HardSigmoid",)))

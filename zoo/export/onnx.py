@@ -99,6 +99,10 @@ def quantize_static(proto, batches, exclude_types=(), notes=None):
             quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         graph = onnx.load(str(prepared))
         excluded = [n.name for n in graph.graph.node if n.op_type in set(exclude_types)]
+        absent = sorted(set(exclude_types) - {n.op_type for n in graph.graph.node})
+        if absent:  # keeping them in float would change nothing: the pre-processing rewrote them into other ops
+            raise ExportError(f"{', '.join(absent)} not in the graph onnxruntime quantizes (its pre-processing rewrote "
+                              "them), so it cannot stay float")
         ort_quantize(str(prepared), str(int8), Reader(graph.graph.input[0].name), quant_format=QuantFormat.QDQ,
                      per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                      nodes_to_exclude=excluded, extra_options={"ActivationSymmetric": False})
