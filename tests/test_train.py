@@ -193,3 +193,21 @@ def test_torch_compile_option(tmp_path):
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     assert not any("_orig_mod" in k for k in state)
     assert zoo.load(str(run_dir)).zoo_spec.num_classes == 10
+
+
+def test_the_ema_moves_once_per_optimizer_step_under_gradient_accumulation(tmp_path):
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from zoo.tasks.classification import ClassificationTask
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    task = ClassificationTask(model, num_classes=3, optim={"name": "sgd", "lr": 0.1}, ema_decay=0.5)
+    updates = []
+    real_update = task.ema.update
+    task.ema.update = lambda m, step=None: (updates.append(step), real_update(m, step=step))
+    data = DataLoader(TensorDataset(torch.randn(12, 3, 2, 2), torch.randint(0, 3, (12,))), batch_size=2)  # 6 batches
+    trainer = L.Trainer(max_epochs=1, accumulate_grad_batches=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(task, data)
+    assert trainer.global_step == 2 and updates == [1, 2]  # 6 micro-batches, 2 optimizer steps, 2 EMA updates

@@ -133,8 +133,14 @@ class TaskBase(L.LightningModule):
         """The weights to validate and to ship: the EMA when enabled."""
         return self.ema.module if getattr(self, "ema", None) is not None else self.model
 
+    def on_train_start(self) -> None:
+        self.__dict__["_ema_step"] = self.global_step
+
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if getattr(self, "ema", None) is not None:
+        # Once per optimizer step, not per micro-batch: with gradient accumulation the weights change only when
+        # ``global_step`` moves, and an EMA fed every micro-batch would average in the same weights several times.
+        if getattr(self, "ema", None) is not None and self.global_step != self.__dict__.get("_ema_step"):
+            self.__dict__["_ema_step"] = self.global_step
             self.ema.update(self.model, step=self.global_step)
 
     def reset_ema(self) -> None:

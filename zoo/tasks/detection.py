@@ -73,11 +73,6 @@ class DetectionTask(TaskBase):
         self.log_dict({f"train/{k}": v for k, v in items.items()}, on_step=False, on_epoch=True, sync_dist=True, batch_size=n)
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        stepped = (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0  # after an optimizer step only
-        if self.ema is not None and stepped:
-            self.ema.update(self.model, step=self.global_step)
-
     def on_validation_epoch_start(self) -> None:
         self.metric.reset()
 
