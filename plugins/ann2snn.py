@@ -17,6 +17,8 @@ import dataclasses
 import json
 import math
 
+from lightning.pytorch.utilities import rank_zero_info
+
 from zoo.errors import ConfigError
 from zoo.plugins.base import Plugin, restart_best
 
@@ -39,8 +41,8 @@ class ANN2SNN(Plugin):
     tasks = ("classification",)
     changes = "the saved model is the converted SNN (IF neurons, soft reset, thresholds in the weights) at `timesteps`"
 
-    def __init__(self, config: ANN2SNNConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: ANN2SNNConfig | None = None, **options) -> None:
+        super().__init__(config, **options)
         c = self.config
         if not 0 < c.start <= 1:
             raise ConfigError(f"plugins.ann2snn.start is a share of the epochs in (0, 1], not {c.start}")
@@ -113,8 +115,8 @@ class ANN2SNN(Plugin):
         result = {"ann_top1": self.ann_top1, "converted_at_epoch": self.converted_at, "percentile": self.config.percentile,
                   "snn_top1": {str(t): v for t, v in accuracy_over_timesteps(snn, val, steps).items()}}
         _write(trainer.default_root_dir, result)
-        print("ann2snn: ANN top-1 " + (f"{100 * self.ann_top1:.2f}%" if self.ann_top1 is not None else "n/a") + "; SNN "
-              + ", ".join(f"T={t} {100 * v:.2f}%" for t, v in result["snn_top1"].items()))
+        rank_zero_info("ann2snn: ANN top-1 " + (f"{100 * self.ann_top1:.2f}%" if self.ann_top1 is not None else "n/a") + "; SNN "
+                       + ", ".join(f"T={t} {100 * v:.2f}%" for t, v in result["snn_top1"].items()))
 
 
 def _top1(model, batches) -> float:

@@ -1,16 +1,19 @@
 """The plugin API: one Lightning ``Callback`` per way of changing *how* a model is trained.
 
 A plugin has a ``name`` (what recipes write: ``plugins=[distill]``), an ``order`` (plugins compose in
-that order: prune, then distill, then QAT), a ``Config`` dataclass whose fields are its options
-(``plugins.distill.teacher=...``; unknown or ill-typed options are refused by name when the run is
-built), and a line saying what it changes in the saved model and the export. It reaches the run only
+that order: prune, then distill, then QAT), a ``Config`` dataclass whose fields are its options, declared
+there once: they are the keyword arguments of the callback (``Trainer(callbacks=[Prune(ratio=0.5)])`` in
+plain Lightning code) and Hydra's ``plugins`` config group (``plugins.distill.teacher=...``), which
+:func:`register_configs` generates from the dataclass; unknown or ill-typed options are refused by name.
+It has a line saying what it changes in the saved model and the export. It reaches the run only
 through Lightning hooks; to add to the training loss it registers a term with the task
 (``task.add_loss_term``), and modules it trains (e.g. adapters) with ``task.add_trained_module``. Its schedule
 lives in ``state_dict()`` (Lightning keeps it in every checkpoint); one that changes the model's structure rebuilds it
 from there with :meth:`Plugin.on_resume` before a resumed run's weights load.
 
-Built-ins are listed in :data:`BUILTIN`; other packages add plugins through the entry-point group
-``zoo.plugins`` (an entry point names a ``Plugin`` subclass).
+Every plugin, the built-ins included, is found through the entry-point group ``zoo.plugins`` (an entry
+point names a ``Plugin`` subclass; efficient-zoo's own are declared in its ``pyproject.toml``), so another
+package adds one exactly as the built-ins are added.
 """
 from __future__ import annotations
 
@@ -37,14 +40,33 @@ class Plugin(L.Callback):
     tasks: ClassVar[tuple[str, ...]] = ("classification", "detection")  # the model tasks it supports
     changes: ClassVar[str] = ""  # what it changes in the saved model and the export, in one line
 
-    def __init__(self, config: Any = None) -> None:
+    def __init__(self, config: Any = None, **options: Any) -> None:
         super().__init__()
-        self.config = config if config is not None else self.Config()
+        if config is not None and options:
+            raise ConfigError(f"plugin {self.name!r}: pass its options as keywords or as one {self.Config.__name__}, not both")
+        self.config = config if config is not None else self.checked_config(options)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None) -> Plugin:
-        """The plugin with ``options`` checked against its ``Config`` (names, required values, types)."""
-        options = dict(options or {})
+        """The plugin from a recipe's ``plugins.<name>`` node."""
+        return cls(**dict(options or {}))
+
+    @classmethod
+    def config_node(cls) -> dict[str, Any]:
+        """Its options with their defaults (``???``: required), as Hydra's ``plugins`` group holds them."""
+        node = {}
+        for f in dataclasses.fields(cls.Config):
+            if f.default is not dataclasses.MISSING:
+                node[f.name] = f.default
+            else:
+                node[f.name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else "???"
+        return node
+
+    @classmethod
+    def checked_config(cls, options: Mapping[str, Any]) -> Any:
+        """``Config(**options)`` with the options checked first (names, required values, types), each refusal naming
+        the option."""
+        options = dict(options)
         fields = {f.name: f for f in dataclasses.fields(cls.Config)}
         for key in options:
             if key not in fields:
@@ -57,10 +79,11 @@ class Plugin(L.Callback):
         for name, f in fields.items():
             required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if (required and name not in options) or options.get(name) == "???":
-                raise ConfigError(f"plugin {cls.name!r} needs plugins.{cls.name}.{name}=... ({_describe(hints.get(name))})")
+                raise ConfigError(f"plugin {cls.name!r} needs plugins.{cls.name}.{name}=... ({_describe(hints.get(name))}; "
+                                  f"in Python: {cls.__name__}({name}=...))")
             if name in options:
                 options[name] = _coerce(cls.name, name, options[name], hints.get(name))
-        return cls(cls.Config(**options))
+        return cls.Config(**options)
 
     def check(self, plugins: Sequence[Plugin], task: str) -> None:
         """Refuse a combination this plugin cannot take part in (raise ConfigError with the reason)."""
@@ -131,25 +154,24 @@ def restart_best(trainer) -> None:
 # -- discovery -------------------------------------------------------------------------------------
 
 ENTRY_POINT_GROUP = "zoo.plugins"
-BUILTIN = {"ann2snn": "zoo.plugins.ann2snn:ANN2SNN", "distill": "zoo.plugins.distill:Distill",
-           "matformer": "zoo.plugins.matformer:MatFormer", "prune": "zoo.plugins.prune:Prune", "qat": "zoo.plugins.qat:QAT",
-           "timesteps": "zoo.plugins.timesteps:Timesteps"}
-
-
-def _resolve(ref: str) -> type[Plugin]:
-    import importlib
-
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
+DISTRIBUTION = "efficient-zoo"
 
 
 def available() -> dict[str, type[Plugin]]:
-    """Every plugin by name: the built-ins, then third-party entry points (a broken one only warns)."""
+    """Every plugin by name, from the ``zoo.plugins`` entry points: efficient-zoo's own first, then other packages'
+    (a broken one only warns; one cannot take a built-in's name)."""
     import warnings
     from importlib.metadata import entry_points
 
-    found = {name: _resolve(ref) for name, ref in BUILTIN.items()}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    def builtin(ep) -> bool:
+        return ep.dist is not None and ep.dist.name.replace("_", "-").lower() == DISTRIBUTION
+
+    points = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: not builtin(ep))
+    if not any(builtin(ep) for ep in points):
+        raise ConfigError(f"{DISTRIBUTION}'s own plugins are not registered (its entry points are missing): "
+                          "install the package, e.g. pip install -e . in a checkout")
+    found: dict[str, type[Plugin]] = {}
+    for ep in points:
         try:
             cls = ep.load()
         except Exception as e:  # noqa: BLE001 - someone else's package must not break training
@@ -159,10 +181,19 @@ def available() -> dict[str, type[Plugin]]:
             warnings.warn(f"plugin entry point {ep.name!r} ({ep.value}) is not a zoo Plugin subclass; ignored", stacklevel=2)
             continue
         if ep.name in found:
-            warnings.warn(f"plugin entry point {ep.name!r} ({ep.value}) has the name of a built-in; ignored", stacklevel=2)
+            warnings.warn(f"plugin entry point {ep.name!r} ({ep.value}) takes a name already in use; ignored", stacklevel=2)
             continue
         found[ep.name] = cls
     return found
+
+
+def register_configs() -> None:
+    """Every plugin's options as Hydra's ``plugins`` config group (``plugins=[prune]``), generated from its ``Config``."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name, cls in available().items():
+        store.store(group="plugins", name=name, node={name: cls.config_node()})
 
 
 def build(options: Mapping[str, Mapping[str, Any] | None], task: str) -> list[Plugin]:

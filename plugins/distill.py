@@ -53,8 +53,8 @@ class Distill(Plugin):
     tasks = ("classification", "detection")
     changes = "nothing: the saved and exported model is the student alone"
 
-    def __init__(self, config: DistillConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: DistillConfig | None = None, **options) -> None:
+        super().__init__(config, **options)
         c = self.config
         if c.temperature <= 0:
             raise ConfigError(f"plugins.distill.temperature must be > 0, not {c.temperature}")

@@ -38,8 +38,8 @@ class MatFormer(Plugin):
     tasks = ("classification", "language-modeling")
     changes = "nothing: the full nested model is saved and exported; extract smaller ones with zoo.matformer.extract"
 
-    def __init__(self, config: MatFormerConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: MatFormerConfig | None = None, **options) -> None:
+        super().__init__(config, **options)
         c = self.config
         if c.mode not in MODES:
             raise ConfigError(f"plugins.matformer.mode must be one of {', '.join(MODES)}, not {c.mode!r}")

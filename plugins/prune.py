@@ -24,6 +24,7 @@ import dataclasses
 import math
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 
 from zoo.errors import ConfigError
 from zoo.plugins.base import Plugin, restart_best
@@ -36,7 +37,7 @@ MODES = ("channels", "unstructured", "2:4")
 class PruneConfig:
     ratio: float = 0.5  # share of MACs (or params) to remove
     target: str = "macs"  # "macs" or "params"
-    importance: str = "magnitude"  # magnitude, taylor or bn_scale
+    importance: str = "magnitude"  # magnitude, taylor (|w x grad|) or bn_scale; channels ranked globally
     steps: int = 4  # pruning rounds
     until: float = 0.5  # rounds happen within this share of the epochs; the rest fine-tunes
     mode: str = "channels"  # channels (a smaller dense model), unstructured or 2:4 (zeroed weights)
@@ -49,8 +50,8 @@ class Prune(Plugin):
     tasks = ("classification",)
     changes = "the model's layer widths: saved and exported smaller (config.json records the pruned shapes)"
 
-    def __init__(self, config: PruneConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: PruneConfig | None = None, **options) -> None:
+        super().__init__(config, **options)
         c = self.config
         if not 0 < c.ratio < 1:
             raise ConfigError(f"plugins.prune.ratio is the share to remove, between 0 and 1, not {c.ratio}")
@@ -171,11 +172,11 @@ class Prune(Plugin):
     def on_fit_end(self, trainer, pl_module) -> None:
         if self.masks:
             zeros, total = measured_sparsity(pl_module.model, self.masks)
-            print(f"prune: {self.config.mode} sparsity {zeros / max(total, 1):.1%} of {total:,} conv/linear weights")
+            rank_zero_info(f"prune: {self.config.mode} sparsity {zeros / max(total, 1):.1%} of {total:,} conv/linear weights")
             return
         if self.history:  # the last round's measurement (a later plugin, e.g. qat, may have captured the model)
             kept = self.history[-1][self.config.target] / self.base
-            print(f"prune: {self.config.target} kept {kept:.1%} of {self.base:,.0f} ({len(self.history)} rounds, {self.config.importance})")
+            rank_zero_info(f"prune: {self.config.target} kept {kept:.1%} of {self.base:,.0f} ({len(self.history)} rounds, {self.config.importance})")
 
 
 @contextlib.contextmanager

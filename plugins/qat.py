@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from lightning.pytorch.utilities import rank_zero_info
+
 from zoo.errors import ConfigError
 from zoo.plugins.base import Plugin, restart_best
 
@@ -38,8 +40,8 @@ class QAT(Plugin):
     tasks = ("classification",)
     changes = "the saved model is int8-quantized (config.json records how); zoo export writes a Q/DQ ONNX graph"
 
-    def __init__(self, config: QATConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: QATConfig | None = None, **options) -> None:
+        super().__init__(config, **options)
         from zoo.quantize import settings
 
         c = self.config
@@ -158,6 +160,6 @@ class QAT(Plugin):
             def when(epoch: int) -> str:
                 return f"from epoch {epoch}" if epoch < epochs else "never (too few epochs)"
 
-            print(f"qat: {self.settings['quantizer']} int8 (activations {self.settings['activations']}) from epoch "
-                  f"{self.started_at}; BatchNorm frozen {when(self.bn_epoch)}, observers frozen {when(self.observer_epoch)}")
+            rank_zero_info(f"qat: {self.settings['quantizer']} int8 (activations {self.settings['activations']}) from epoch "
+                           f"{self.started_at}; BatchNorm frozen {when(self.bn_epoch)}, observers frozen {when(self.observer_epoch)}")
 

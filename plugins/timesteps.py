@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from lightning.pytorch.utilities import rank_zero_info
+
 from zoo.errors import ConfigError
 from zoo.plugins.base import Plugin, restart_best
 
@@ -29,8 +31,8 @@ class Timesteps(Plugin):
     tasks = ("classification",)
     changes = "the saved model runs at the schedule's last T (config.json records it)"
 
-    def __init__(self, config: TimestepsConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: TimestepsConfig | None = None, **options) -> None:
+        super().__init__(config, **options)
         c = self.config
         if not c.schedule or any(int(t) < 1 for t in c.schedule):
             raise ConfigError(f"plugins.timesteps.schedule needs timesteps >= 1, e.g. [5, 4, 3, 2, 1]; got {c.schedule}")
@@ -92,4 +94,4 @@ class Timesteps(Plugin):
         timesteps = int(self.config.schedule[stage])
         self._set(pl_module, timesteps)
         restart_best(trainer)  # the saved model is chosen among the last stage's epochs
-        print(f"timesteps: epoch {epoch}: T={timesteps}")
+        rank_zero_info(f"timesteps: epoch {epoch}: T={timesteps}")

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import zoo
 from distinfo import write_dist_info
-from zoo.cli import main as cli
-from zoo.errors import ConfigError
 from zoo.plugins.base import Plugin, available, build
 from zoo.plugins.distill import Distill
+
+import zoo
+from zoo.cli import main as cli
+from zoo.errors import ConfigError
 from zoo.train import compose, run
 
 FAST = ["trainer.enable_progress_bar=false", "trainer.limit_train_batches=3", "trainer.max_epochs=1",
@@ -33,6 +33,31 @@ def test_options_are_checked_by_name_value_and_type():
         Distill.from_options({"teacher": "x", "weight": "heavy"})
     with pytest.raises(ConfigError, match="'student.module:teacher.module'"):
         Distill.from_options({"teacher": "x", "features": ["blocks.1"]})
+
+
+def test_a_plugin_is_a_lightning_callback_built_from_keywords_in_plain_lightning_code(tmp_path):
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+    from zoo.plugins.prune import Prune, PruneConfig
+
+    from zoo.tasks.classification import ClassificationTask
+
+    with pytest.raises(ConfigError, match=r"no option 'ratoi' \(did you mean 'ratio'\?\)"):
+        Prune(ratoi=0.5)
+    with pytest.raises(ConfigError, match="not both"):
+        Prune(PruneConfig(), ratio=0.5)
+    with pytest.raises(ConfigError, match=r"in Python: Distill\(teacher=\.\.\.\)"):
+        Distill()
+    model = zoo.load("mobilenetv3_small_100", num_classes=3)
+    model.zoo_spec = dataclasses.replace(model.zoo_spec, input_size=(3, 32, 32))
+    before = sum(p.numel() for p in model.parameters())
+    task = ClassificationTask(model, num_classes=3, optim={"name": "sgd", "lr": 0.01})
+    data = DataLoader(TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 3, (8,))), batch_size=4)
+    trainer = L.Trainer(max_epochs=1, callbacks=[Prune(ratio=0.5, steps=1, until=1.0)], logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(task, data)
+    assert sum(p.numel() for p in task.model.parameters()) < 0.8 * before  # half the MACs gone: fewer weights
 
 
 def test_unknown_plugins_and_impossible_combinations_are_refused():
@@ -76,7 +101,7 @@ def test_third_party_plugin_is_discovered_through_its_entry_point(tmp_path):
             batches = 0
 
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-                Counter.batches += 1
+                Counter.batches += self.config.scale
         """
     ))
     write_dist_info(tmp_path, "tinyplug", "zoo.plugins", {"counter": "tinyplug:Counter"})
@@ -86,7 +111,7 @@ def test_third_party_plugin_is_discovered_through_its_entry_point(tmp_path):
         from zoo.train import compose, run
         import tinyplug
         assert "counter" in available()
-        cfg = compose("quickstart", [{str(f"out_dir={tmp_path}")!r}, "+plugins.counter.scale=2.0", *{FAST!r}])
+        cfg = compose("quickstart", [{str(f"out_dir={tmp_path}")!r}, "plugins=[counter]", "plugins.counter.scale=2.0", *{FAST!r}])
         run(cfg, {str(tmp_path / 'run')!r})
         print(tinyplug.Counter.batches)
         """
@@ -94,7 +119,7 @@ def test_third_party_plugin_is_discovered_through_its_entry_point(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path), "HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "3"
+    assert out.stdout.strip().splitlines()[-1] == "6.0"  # 3 batches, each counted with the option's scale
     assert "distill" in available()
 
 
@@ -357,7 +382,7 @@ def test_prune_distill_and_qat_in_one_recipe_train_export_and_verify(combined_ru
     assert "QLinearConv" in _ops(result.path, optimized=True)
 
 
-def test_a_killed_prune_distill_qat_run_resumes_every_schedule_and_ends_as_the_uninterrupted_one(combined_run, tmp_path, capsys):
+def test_a_killed_prune_distill_qat_run_resumes_every_schedule_and_ends_as_the_uninterrupted_one(combined_run, tmp_path, caplog):
     """SIGKILLed between the two pruning rounds, resumed, SIGKILLed again between QAT's start and its observer freeze,
     resumed again: the same rounds, the same QAT schedule, the same structure and weights as the uninterrupted run."""
     import json
@@ -373,9 +398,11 @@ def test_a_killed_prune_distill_qat_run_resumes_every_schedule_and_ends_as_the_u
     state = torch.load(last, weights_only=True)
     assert state["epoch"] == 2 and state["callbacks"]["Prune"]["done"] == 2
     assert state["callbacks"]["QAT"] == {"plugin": "qat", "started_at": 2, "observers_frozen": False}
-    capsys.readouterr()
-    run(compose("quickstart", [*overrides, f"resume={last}"]), tmp_path / "c")
-    out = capsys.readouterr().out
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        run(compose("quickstart", [*overrides, f"resume={last}"]), tmp_path / "c")
+    out = caplog.text
     assert "(2 rounds, magnitude)" in out and "from epoch 2; BatchNorm frozen from epoch 3, observers frozen from epoch 3" in out
     final = torch.load(tmp_path / "c" / "checkpoints" / "last.ckpt", weights_only=True)
     assert final["callbacks"]["QAT"]["observers_frozen"]

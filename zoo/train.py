@@ -95,6 +95,10 @@ def check_overrides(recipe: str, overrides: Sequence[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import DictConfig
 
+    from zoo.plugins.base import available, register_configs
+
+    register_configs()  # every compose and the Hydra entry point pass here first
+    plugins = available()
     parser = OverridesParser.create()
     try:
         parsed = parser.parse_overrides([o for o in overrides if not o.startswith("hydra.")])
@@ -107,12 +111,12 @@ def check_overrides(recipe: str, overrides: Sequence[str]) -> None:
         if key == "plugins":  # a list of plugin configs: plugins=[distill,prune]
             names = override.value() if isinstance(override.value(), list) else [override.get_value_element_as_str()]
             for name in names:
-                if str(name) not in group_options("plugins"):
-                    hints = closest(str(name), group_options("plugins"), n=1)
+                if str(name) not in plugins:
+                    hints = closest(str(name), list(plugins), n=1)
                     raise ConfigError(
                         f"unknown plugin {name!r}" + (f" (did you mean {hints[0]!r}?)" if hints else "")
-                        + f"; built-in plugins: {', '.join(group_options('plugins'))}. A third-party plugin "
-                        f"(entry-point group zoo.plugins) is enabled with '+plugins.{name}={{}}' or +plugins.{name}.OPTION=VALUE"
+                        + f"; plugins: {', '.join(sorted(plugins))} (another package adds one through the entry-point "
+                        "group zoo.plugins)"
                     )
             chosen.append(f"plugins=[{','.join(str(n) for n in names)}]")
             continue
