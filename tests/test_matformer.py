@@ -391,4 +391,4 @@ def test_zoo_eval_measures_a_language_model_on_text(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "nats/token" in printed and "per granularity: s " in printed and (tmp_path / "eval" / "granularities.png").is_file()
     assert cli(["eval", str(tmp_path / "lm"), "data=digits"]) != 0
-    assert "matlm_nano is a language model; evaluate it on text" in capsys.readouterr().err
+    assert "matlm_nano is a language-modeling model; evaluate it on text" in capsys.readouterr().err

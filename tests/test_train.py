@@ -161,7 +161,7 @@ def test_record_result_rewrites_only_the_measured_block(tmp_path, monkeypatch):
     original = (zoo.train.recipes_dir() / "quickstart.yaml").read_text()
     (tmp_path / "quickstart.yaml").write_text(original)
     monkeypatch.setattr(zoo.train, "recipes_dir", lambda: tmp_path)
-    summary = {"val_top1": 0.987654, "val_loss": 0.2, "epochs": 12, "wall_time_s": 51.0,
+    summary = {"task": "classification", "val_top1": 0.987654, "val_loss": 0.2, "epochs": 12, "wall_time_s": 51.0,
                "machine": {"cpu": "Test CPU", "threads": 2, "gpu": None, "torch": "x", "lightning": "y", "date": "2026-01-01"}}
     record_result("quickstart", summary, "zoo train recipe=quickstart record_result=true")
     text = (tmp_path / "quickstart.yaml").read_text()

@@ -74,7 +74,7 @@ def test_record_result_of_a_detection_run(tmp_path, monkeypatch):
     original = (zoo.train.recipes_dir() / "yolov10n_shapes.yaml").read_text()
     (tmp_path / "yolov10n_shapes.yaml").write_text(original)
     monkeypatch.setattr(zoo.train, "recipes_dir", lambda: tmp_path)
-    summary = {"val_map": 0.5123, "val_map50": 0.8123, "epochs": 8, "wall_time_s": 700.0,
+    summary = {"task": "detection", "val_map": 0.5123, "val_map50": 0.8123, "epochs": 8, "wall_time_s": 700.0,
                "machine": {"cpu": "Test CPU", "threads": 2, "gpu": None, "torch": "x", "lightning": "y", "date": "2026-01-01"}}
     record_result("yolov10n_shapes", summary, "zoo train recipe=yolov10n_shapes record_result=true")
     text = (tmp_path / "yolov10n_shapes.yaml").read_text()

@@ -27,9 +27,8 @@ from typing import Any
 
 from zoo._io import atomic_write_text
 from zoo.errors import BadArgumentError
+from zoo.task_table import TASKS
 
-PIPELINE_TAGS = {"classification": "image-classification", "detection": "object-detection",
-                 "language-modeling": "text-generation"}
 # Licence ids the Hub knows; anything else is written as `license: other` with `license_name`.
 HUB_LICENSES = {"apache-2.0", "mit", "agpl-3.0", "gpl-3.0", "bsd-3-clause", "bsd-2-clause", "cc-by-4.0",
                 "cc-by-nc-4.0", "cc-by-sa-4.0", "cc-by-nc-sa-4.0", "openrail", "llama2", "other"}
@@ -234,7 +233,7 @@ def _front_matter(spec, facts: dict[str, Any], datasets: list[str], eval_results
     return ModelCardData(
         license=licence if licence in HUB_LICENSES else "other",
         library_name="efficient-zoo",
-        pipeline_tag=PIPELINE_TAGS.get(spec.task),
+        pipeline_tag=TASKS[spec.task].pipeline_tag,
         tags=tags,
         datasets=datasets or None,
         model_name=facts.get("card_name") or spec.name,
@@ -247,7 +246,7 @@ def _front_matter(spec, facts: dict[str, Any], datasets: list[str], eval_results
 def _eval_results(spec, summary: dict[str, Any]) -> list:
     from huggingface_hub import EvalResult
 
-    task = PIPELINE_TAGS.get(spec.task, spec.task)
+    task = TASKS[spec.task].pipeline_tag
     dataset = str(summary.get("data", "")).split(":", 1)[0] or "validation"
     metrics = {"val_top1": ("accuracy", "top-1 accuracy"), "val_map": ("map", "mAP@[.5:.95]"), "val_map50": ("map", "mAP@.5"),
                "val_bpt": ("bits-per-token", "bits per token"), "val_loss": ("loss", "cross-entropy loss")}
@@ -317,9 +316,7 @@ def build_card(source: str | os.PathLike, *, bench_dirs: Sequence[str | os.PathL
 
 
 def _summary_section(spec, summary, weights, folder: Path | None, repo_id: str | None) -> list[str]:
-    use = {"classification": "image classification: one label per image, logits `[B, num_classes]`",
-           "detection": "object detection: boxes `[B, max_det, 6]` = x1, y1, x2, y2, score, class in input pixels",
-           "language-modeling": "next-token prediction: logits `[B, T, vocab]`"}[spec.task]
+    use = TASKS[spec.task].output
     lines = ["## Summary and intended use", "", spec.description or spec.name, "",
              f"- Task: {use}.",
              f"- Family: `{spec.family}`; classes: {spec.num_classes}" + (f" ({', '.join(spec.labels[:10])}{', ...' if len(spec.labels) > 10 else ''})" if spec.labels else "") + "."]
@@ -399,9 +396,9 @@ def _training_section(spec, run: Path | None, summary) -> list[str]:
         return lines
     recipes = recipes_for(spec.name)
     if not recipes:
-        return lines + [f"No recipe in this repo trains `{spec.name}` yet. Any classification recipe takes it: "
-                        f"`zoo train recipe=quickstart model.name={spec.name}`." if spec.task == "classification" else
-                        f"No recipe in this repo trains `{spec.name}` yet.", ""]
+        example = TASKS[spec.task].example_recipe
+        return lines + [f"No recipe in this repo trains `{spec.name}` yet. Any {spec.task} recipe takes it: "
+                        f"`zoo train recipe={example} model.name={spec.name}`.", ""]
     for r in recipes:
         lines += [f"- `zoo train recipe={r['recipe']}`" + (":" if r["measured"] else " (not measured yet)")]
         lines += [f"  - {line}" for line in r["measured"] if line and not line.startswith("(written")]

@@ -68,6 +68,7 @@ def evaluate(
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         plot_confusion(confusion, class_names, out / "confusion_matrix.png", title=title or f"top-1 {metrics['top1']:.2%} on {count} images")
         metrics["files"] = {"metrics": str(out / "metrics.json"), "confusion_matrix": str(out / "confusion_matrix.png")}
+    metrics["headline"] = f"top-1 {metrics['top1']:.2%}   top-{k} {metrics[f'top{k}']:.2%}   loss {metrics['loss']:.4f}   ({count} images)"
     return metrics
 
 
@@ -103,12 +104,13 @@ def plot_confusion(confusion: torch.Tensor, class_names: Sequence[str], path: Pa
 
 @torch.no_grad()
 def evaluate_language_model(
-    model: nn.Module, loader: DataLoader, out_dir: str | Path | None = None, *, title: str = "", progress: bool = True,
-    granularities: bool = True,
+    model: nn.Module, loader: DataLoader, class_names: Sequence[str] | None = None, out_dir: str | Path | None = None, *,
+    title: str = "", progress: bool = True, granularities: bool = True,
 ) -> dict[str, Any]:
     """Mean next-token loss (nats), bits per token and perplexity over ``loader``; a full nested (MatFormer)
     model is measured at every granularity too (``granularities``), with ``granularities.png``. Optionally
-    ``metrics.json``."""
+    ``metrics.json``. ``class_names`` (the vocabulary) is not needed; it is there so that every task's evaluation
+    is called alike."""
     import math
 
     def measure() -> dict[str, float]:
@@ -145,6 +147,10 @@ def evaluate_language_model(
         if "granularities" in metrics:
             plot_granularities(metrics["granularities"], out / "granularities.png", title=title)
             metrics["files"]["granularities"] = str(out / "granularities.png")
+    per = metrics.get("granularities")
+    metrics["headline"] = (f"loss {metrics['loss']:.4f} nats/token   {metrics['bits_per_token']:.3f} bits/token   perplexity "
+                           f"{metrics['perplexity']:.2f}   ({metrics['tokens']:,} tokens)"
+                           + ("\nper granularity: " + ", ".join(f"{g} {v:.4f}" for g, v in per.items()) if per else ""))
     return metrics
 
 
@@ -207,6 +213,8 @@ def evaluate_detection(
         plot_predictions(shown, class_names, out / "predictions.png", title=heading)
         metrics["files"] = {name: str(out / f"{name}.{ext}") for name, ext in
                             (("metrics", "json"), ("per_class_ap", "png"), ("predictions", "png"))}
+    metrics["headline"] = (f"mAP@[.5:.95] {metrics['map']:.4f}   mAP@.5 {metrics['map50']:.4f}   mAP@.75 {metrics['map75']:.4f}   "
+                           f"({metrics['images']} images, {metrics['objects']} objects)")
     return metrics
 
 
@@ -268,16 +276,17 @@ def data_module(spec, overrides: Sequence[str], *, with_train: bool = True):
     Returns ``(data, cfg)``."""
     from hydra import compose, initialize_config_dir
 
-    from zoo.data.classification import ClassificationDataModule
     from zoo.errors import ConfigError, DataError
+    from zoo.task_table import TASKS
     from zoo.train import check_group_choice, conf_dir
 
+    row = TASKS[spec.task]
     overrides = list(overrides)
     for o in overrides:
         if o.startswith("data="):
             check_group_choice("data", o.split("=", 1)[1])
-    if spec.takes_tokens and not any(o.startswith("data=") for o in overrides):
-        overrides = ["data=stdlib", *overrides]  # a language model's default: the standard library's sources
+    if not any(o.startswith("data=") for o in overrides):
+        overrides = [f"data={row.default_data}", *overrides]
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -291,23 +300,12 @@ def data_module(spec, overrides: Sequence[str], *, with_train: bool = True):
     for key in ("img_size", "crop_pct"):  # the model's own preprocessing unless asked otherwise
         if f"data.{key}" not in given and key in cfg.data:
             cfg.data[key] = None
-    if spec.takes_tokens:
-        from zoo.data.text import SOURCES as TEXT_SOURCES
-        from zoo.data.text import TextDataModule
-
-        if cfg.data.source not in TEXT_SOURCES:
-            raise DataError(f"{spec.name} is a language model; evaluate it on text (data=stdlib, or "
-                            f"data=stdlib data.source=files data.root=PATH), not data={cfg.data.source}")
-        data = TextDataModule(cfg.data, spec, seed=cfg.seed)
-    elif spec.task == "detection":
-        from zoo.data.detection import SOURCES, DetectionDataModule
-
-        if cfg.data.source not in SOURCES:
-            raise DataError(f"{spec.name} is a detector; evaluate it on detection data (data=shapes_det, data=coco, data=yolo), "
-                            f"not data={cfg.data.source}")
-        data = DetectionDataModule(cfg.data, spec, seed=cfg.seed, with_train=with_train)
-    else:
-        data = ClassificationDataModule(cfg.data, spec, seed=cfg.seed)
+    sources = row.part("data_sources")
+    if cfg.data.source not in sources:
+        raise DataError(f"{spec.name} is a {spec.task} model; evaluate it on {row.data_kind} (a data config whose source "
+                        f"is {', '.join(sources)}; e.g. data={row.default_data}), not data={cfg.data.source}")
+    DataModule = row.part("data_module")
+    data = DataModule(cfg.data, spec, seed=cfg.seed, with_train=with_train)
     if spec.num_classes != data.num_classes:  # a language model's vocabulary against the data's
         raise DataError(f"{spec.name} predicts {spec.num_classes} classes but the data has {data.num_classes}; evaluate on matching data")
     if spec.labels is not None and list(spec.labels) != list(data.classes):
@@ -329,7 +327,6 @@ def main(argv: list[str]) -> int:
     model = zoo.load(args.source).eval()
     spec = model.zoo_spec
     data, cfg = data_module(spec, overrides, with_train=False)
-    detection = spec.task == "detection"
     source = Path(args.source)
     if args.out:
         out = Path(args.out)
@@ -339,19 +336,9 @@ def main(argv: list[str]) -> int:
         out = Path("runs") / "eval" / spec.name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     title = f"{spec.name} on {cfg.data.source} (val)"
     print(f"{spec.name} on {data.describe()}")
-    if spec.takes_tokens:
-        metrics = evaluate_language_model(model, data.val_dataloader(), out, title=title)
-        per = metrics.get("granularities")
-        print(f"loss {metrics['loss']:.4f} nats/token   {metrics['bits_per_token']:.3f} bits/token   perplexity "
-              f"{metrics['perplexity']:.2f}   ({metrics['tokens']:,} tokens)"
-              + ("\nper granularity: " + ", ".join(f"{g} {v:.4f}" for g, v in per.items()) if per else ""))
-    elif detection:
-        metrics = evaluate_detection(model, data.val_dataloader(), data.classes, out, title=title)
-        print(f"mAP@[.5:.95] {metrics['map']:.4f}   mAP@.5 {metrics['map50']:.4f}   mAP@.75 {metrics['map75']:.4f}   "
-              f"({metrics['images']} images, {metrics['objects']} objects)")
-    else:
-        metrics = evaluate(model, data.val_dataloader(), data.classes, out, title=title)
-        k = next(key for key in metrics if key.startswith("top") and key != "top1")
-        print(f"top-1 {metrics['top1']:.2%}   {k} {metrics[k]:.2%}   loss {metrics['loss']:.4f}   ({metrics['samples']} images)")
+    from zoo.task_table import TASKS
+
+    metrics = TASKS[spec.task].part("evaluate")(model, data.val_dataloader(), data.classes, out, title=title)
+    print(metrics["headline"])
     print("wrote " + ", ".join(metrics["files"].values()))
     return 0

@@ -26,6 +26,7 @@ from typing import Any
 
 from zoo._io import atomic_write_text
 from zoo.errors import BadArgumentError
+from zoo.task_table import TASKS
 
 FORMATS = ("onnx", "openvino", "executorch", "litert")
 GAIN = 0.03  # an op type goes back to float only if that makes the graph at least 3% faster
@@ -115,7 +116,7 @@ def quantize(
         written = dataclasses.replace(result, path=path)
         write_report(written)
 
-    metric = "mAP@.5" if spec.task == "detection" else "top-1"
+    metric = TASKS[spec.task].accuracy[1]
     int8_ms, fp32_ms = latency[chosen], latency["fp32"]
     report = {
         "model": spec.name, "source": str(source) if isinstance(source, (str, os.PathLike)) else spec.name, "format": fmt,
@@ -243,11 +244,8 @@ def _module(run):
 
 
 def _accuracy(spec, model, loader, classes) -> float:
-    from zoo.evaluate import evaluate, evaluate_detection
-
-    if spec.task == "detection":
-        return float(evaluate_detection(model, loader, classes, progress=False)["map50"])
-    return float(evaluate(model, loader, classes, progress=False)["top1"])
+    row = TASKS[spec.task]
+    return float(row.part("evaluate")(model, loader, classes, progress=False)[row.accuracy[0]])
 
 
 def main(argv: Sequence[str]) -> int:

@@ -251,22 +251,20 @@ def _atomic_checkpoint_io():
     return AtomicCheckpointIO()
 
 
-MONITOR = {"classification": "val/top1", "detection": "val/map", "language-modeling": "val/loss"}  # picks the best checkpoint
-EXAMPLE_RECIPE = {"classification": "quickstart", "detection": "yolov10n_shapes", "language-modeling": "matlm_nano_stdlib"}
+def _task_row(cfg, spec):
+    """The model's row of the task table, checked against the recipe's task (a detector in a classifier recipe...)."""
+    from zoo.task_table import TASKS
 
-
-def _task_kind(cfg, spec) -> str:
-    """The model's task, checked against the recipe's task settings (a detector in a classifier recipe...)."""
     recipe_kind = cfg.task.get("kind", "classification")
-    if spec.task not in MONITOR:
-        raise ConfigError(f"{spec.name} is a {spec.task} model; zoo train handles {', '.join(MONITOR)} models")
+    if spec.task not in TASKS:
+        raise ConfigError(f"{spec.name} is a {spec.task} model; zoo train handles {', '.join(TASKS)} models")
     if spec.task != recipe_kind:
         raise ConfigError(
             f"{spec.name} is a {spec.task} model but recipe {cfg.recipe!r} trains {recipe_kind} models; "
-            f"use a {spec.task} recipe (e.g. {EXAMPLE_RECIPE[spec.task]}) "
+            f"use a {spec.task} recipe (e.g. {TASKS[spec.task].example_recipe}) "
             f"or a {recipe_kind} model"
         )
-    return spec.task
+    return TASKS[spec.task]
 
 
 @dataclasses.dataclass
@@ -294,30 +292,16 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
     check_values(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     spec = get_spec(cfg.model.name)
-    kind = _task_kind(cfg, spec)
-    if kind == "detection":
-        from zoo.data.detection import DetectionDataModule
-        from zoo.tasks.detection import DetectionTask as Task
-
-        data = DetectionDataModule(cfg.data, spec, seed=cfg.seed)
-    elif kind == "language-modeling":
-        from zoo.data.text import TextDataModule
-        from zoo.tasks.language_modeling import LanguageModelingTask as Task
-
-        context = cfg.model.get("kwargs", {}).get("context_length")  # the model's context, as built
-        data = TextDataModule(cfg.data, dataclasses.replace(spec, input_size=(context,)) if context else spec, seed=cfg.seed)
-    else:
-        from zoo.data.classification import ClassificationDataModule
-        from zoo.tasks.classification import ClassificationTask as Task
-
-        data = ClassificationDataModule(cfg.data, spec, seed=cfg.seed)
+    row = _task_row(cfg, spec)
+    context = cfg.model.get("kwargs", {}).get("context_length")  # a language model's context, as built
+    data = row.part("data_module")(cfg.data, dataclasses.replace(spec, input_size=(context,)) if context else spec, seed=cfg.seed)
     num_classes = cfg.model.num_classes or data.num_classes
     if num_classes != data.num_classes:
         raise DataError(
             f"model.num_classes={cfg.model.num_classes} but the data has {data.num_classes} classes "
             f"({', '.join(data.classes[:5])}{', ...' if data.num_classes > 5 else ''}); remove the override"
         )
-    labels = None if kind == "language-modeling" else tuple(data.classes)  # a vocabulary of bytes needs no names
+    labels = tuple(data.classes) if row.named_classes else None
     model = zoo.load(
         cfg.model.name,
         pretrained=cfg.model.pretrained,
@@ -329,16 +313,11 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
     model.zoo_spec = dataclasses.replace(model.zoo_spec, labels=labels, **_spec_preprocessing(data))
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
     options = {k: v for k, v in cfg.task.items() if k != "kind"}
-    if kind == "detection":
-        task = Task(model, num_classes, optim=optim, class_names=data.classes, **options)
-    elif kind == "language-modeling":
-        task = Task(model, optim=optim, **options)
-    else:
-        task = Task(model, num_classes, optim=optim, **options)
+    task = row.part("lightning_module").for_data(model, data, optim=optim, **options)
 
     from zoo.plugins.base import build as build_plugins
 
-    plugins = build_plugins(OmegaConf.to_container(cfg.plugins, resolve=True) if cfg.get("plugins") else {}, kind)
+    plugins = build_plugins(OmegaConf.to_container(cfg.plugins, resolve=True) if cfg.get("plugins") else {}, row.name)
     if plugins:
         print("plugins: " + ", ".join(p.describe() for p in plugins))
 
@@ -347,8 +326,8 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
     best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
-        monitor=MONITOR[kind],
-        mode=_mode(MONITOR[kind]),
+        monitor=row.monitor,
+        mode=row.mode,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
@@ -368,8 +347,9 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         all_callbacks.append(RichProgressBar(leave=True))
     stop = cfg.early_stopping
     if stop.get("patience"):
-        monitor = stop.monitor or MONITOR[kind]
-        all_callbacks.append(EarlyStopping(monitor=monitor, mode=stop.mode or _mode(monitor), patience=stop.patience))
+        monitor = stop.monitor or row.monitor
+        mode = stop.mode or (row.mode if monitor == row.monitor else _mode(monitor))
+        all_callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=stop.patience))
     loggers = [
         CSVLogger(save_dir=str(run_dir), name="logs", version=""),
         TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False),
@@ -400,7 +380,7 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
     from omegaconf import OmegaConf
 
     import zoo
-    from zoo.evaluate import evaluate
+    from zoo.task_table import TASKS
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -425,22 +405,10 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
     title = f"{cfg.recipe}: {cfg.model.name} on {cfg.data.source} (val)"
     summary = {"recipe": cfg.recipe, "model": cfg.model.name, "task": model.zoo_spec.task, "data": data.describe(),
                "epochs": trainer.current_epoch}
-    if model.zoo_spec.task == "detection":
-        from zoo.evaluate import evaluate_detection
-
-        metrics = evaluate_detection(final, data.val_dataloader(), data.classes, run_dir / "eval", title=title)
-        summary.update(val_map=metrics["map"], val_map50=metrics["map50"])
-    elif model.zoo_spec.task == "language-modeling":
-        from zoo.evaluate import evaluate_language_model
-
-        metrics = evaluate_language_model(final, data.val_dataloader(), run_dir / "eval", title=title)
-        summary.update(val_loss=metrics["loss"], val_bpt=metrics["bits_per_token"])
-        if "granularities" in metrics:
-            summary["val_loss_per_granularity"] = metrics["granularities"]
-    else:
-        metrics = evaluate(final, data.val_dataloader(), data.classes, run_dir / "eval", title=title)
-        summary.update(val_top1=metrics["top1"], val_loss=metrics["loss"])
-        summary.update(_dynamic_confidence(final, data, run_dir / "eval"))
+    row = TASKS[model.zoo_spec.task]
+    metrics = row.part("evaluate")(final, data.val_dataloader(), data.classes, run_dir / "eval", title=title)
+    summary.update({key: metrics[name] for key, name in row.summary.items() if name in metrics})
+    summary.update(_dynamic_confidence(final, data, run_dir / "eval"))
     summary.update({
         "best_checkpoint": checkpoint,
         "run_dir": str(run_dir),
@@ -546,28 +514,22 @@ def _drop_if_empty(run_dir: Path) -> None:
 
 
 def _headline(summary: dict[str, Any]) -> str:
-    if "val_map" in summary:
-        return f"val/map50: {summary['val_map50']:.4f}  val/map: {summary['val_map']:.4f}"
-    if "val_bpt" in summary:
-        per = summary.get("val_loss_per_granularity")
-        nested = ("  (s/m/l/xl: " + "/".join(f"{v:.4f}" for v in per.values()) + ")") if per else ""
-        return f"val/loss: {summary['val_loss']:.4f}  val/bpt: {summary['val_bpt']:.4f}{nested}"
-    return f"val/top1: {summary['val_top1']:.4f}  val/loss: {summary['val_loss']:.4f}"
+    from zoo.task_table import TASKS
+
+    line = TASKS[summary["task"]].headline.format(**summary)
+    per = summary.get("val_loss_per_granularity")
+    return line + (("  (" + "/".join(per) + ": " + "/".join(f"{v:.4f}" for v in per.values()) + ")") if per else "")
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    if "val_map" in summary:
-        result, files = f"val mAP@.5 {summary['val_map50']:.3f}, mAP@[.5:.95] {summary['val_map']:.3f}", "per_class_ap.png, predictions.png"
-    elif "val_bpt" in summary:
-        result = f"val loss {summary['val_loss']:.4f} nats/token ({summary['val_bpt']:.3f} bits)"
-        files = "granularities.png" if "val_loss_per_granularity" in summary else ""
-    else:
-        result, files = f"val top-1 {summary['val_top1']:.2%}", "confusion_matrix.png"
-        dc = summary.get("dynamic_confidence")
-        if dc:
-            result += (f" (Dynamic Confidence early exit: {dc['val_top1']:.2%} in {dc['average_steps']:.2f} of "
-                       f"{dc['timesteps']} steps on average)")
-            files += ", dynamic_confidence.png"
+    from zoo.task_table import TASKS
+
+    result = TASKS[summary["task"]].result.format(**summary)
+    dc = summary.get("dynamic_confidence")
+    if dc:
+        result += (f" (Dynamic Confidence early exit: {dc['val_top1']:.2%} in {dc['average_steps']:.2f} of "
+                   f"{dc['timesteps']} steps on average)")
+    files = ", ".join(sorted(p.name for p in Path(summary["eval_dir"]).glob("*.png")))
     print(
         f"\n{result} after {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, "
         f"{summary['wall_time_s']:.0f} s\n"

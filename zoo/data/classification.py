@@ -192,7 +192,9 @@ def load_hf_splits(
 class ClassificationDataModule(L.LightningDataModule):
     """Train/val loaders for one of :data:`SOURCES`, with transforms from the model's preprocessing."""
 
-    def __init__(self, cfg: Any, spec: ModelSpec, seed: int = 0) -> None:
+    def __init__(self, cfg: Any, spec: ModelSpec, seed: int = 0, *, with_train: bool = True) -> None:
+        """``with_train`` is the task table's common signature; both splits come from one read here, so an evaluation
+        that needs only the val split loses nothing by reading the train split too."""
         super().__init__()
         self.cfg, self.spec, self.seed = cfg, spec, seed
         self.train_split: Split | None = None

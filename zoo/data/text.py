@@ -92,7 +92,8 @@ class Windows(Dataset):
 
 
 class TextDataModule(L.LightningDataModule):
-    def __init__(self, cfg: Any, spec: ModelSpec, seed: int = 0) -> None:
+    def __init__(self, cfg: Any, spec: ModelSpec, seed: int = 0, *, with_train: bool = True) -> None:
+        """``with_train`` is the task table's common signature; both splits come from one read of the text."""
         super().__init__()
         self.cfg, self.spec, self.seed = cfg, spec, seed
         self.train_bytes: bytes | None = None

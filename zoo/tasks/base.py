@@ -102,6 +102,11 @@ class TaskBase(L.LightningModule):
         self.__dict__["_loss_terms"] = {}  # name -> fn(images, outputs, targets) -> (loss, {item: value})
         self.__dict__["_before_weights_load"] = []  # fn(checkpoint), in plugin order
 
+    @classmethod
+    def for_data(cls, model: nn.Module, data, optim: dict[str, Any], **options: Any) -> TaskBase:
+        """The task that trains ``model`` on ``data`` (its task's DataModule): how ``zoo train`` builds it."""
+        return cls(model, data.num_classes, optim=optim, **options)
+
     def add_loss_term(self, name: str, fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]) -> None:
         """A plugin's addition to the training loss, logged as ``train/<name>_<item>``."""
         self._loss_terms[name] = fn

@@ -47,6 +47,10 @@ class DetectionTask(TaskBase):
         self.metric = DetectionMetric(num_classes, class_names)
         self.__dict__["_train_forward"] = torch.compile(self.model) if compile else self.model
 
+    @classmethod
+    def for_data(cls, model: nn.Module, data, optim: dict[str, Any], **options: Any) -> DetectionTask:
+        return cls(model, data.num_classes, optim=optim, class_names=data.classes, **options)
+
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 

@@ -33,6 +33,10 @@ class LanguageModelingTask(TaskBase):
         self.ema = self.make_ema(ema_decay)
         self.__dict__["_train_forward"] = torch.compile(self.model) if compile else self.model
 
+    @classmethod
+    def for_data(cls, model: nn.Module, data, optim: dict[str, Any], **options: Any) -> LanguageModelingTask:
+        return cls(model, optim=optim, **options)  # the vocabulary is the model's
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.eval_model()(tokens)
 

@@ -1,0 +1,110 @@
+"""The task table: one row per task, naming everything a task is made of.
+
+``zoo train``, ``zoo eval``, model cards and the registry read this table instead of branching on task
+names, so a new task (segmentation, depth, image-text) is a LightningModule, a DataModule, an evaluation
+function and one row here (docs/architecture.md shows the files). The parts are named as
+``"module:attribute"`` and imported only when used, so the table sits at the registry's floor and
+``import zoo`` stays light.
+
+A row's parts follow one shape each:
+
+- ``lightning_module``: a :class:`zoo.tasks.base.TaskBase` subclass; ``zoo train`` builds it with its
+  ``for_data(model, data, optim=..., **task_options)``.
+- ``data_module``: a LightningDataModule built as ``DataModule(cfg.data, spec, seed=..., with_train=...)`` (False:
+  evaluation, the val split only), with ``classes``,
+  ``num_classes``, ``describe()`` and ``preprocessing()``; ``data_sources`` lists the ``data.source`` values
+  it reads (what ``zoo eval`` accepts for a model of this task).
+- ``evaluate``: ``fn(model, loader, class_names, out_dir, *, title, progress) -> metrics`` writing
+  ``metrics.json`` and its pictures, the ``files`` it wrote listed in ``metrics["files"]`` and a one-line
+  ``metrics["headline"]``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskDef:
+    name: str
+    lightning_module: str
+    data_module: str
+    data_sources: str  # "module:NAME" of the tuple of data.source values the DataModule reads
+    evaluate: str
+    monitor: str  # the logged validation metric that picks the best checkpoint
+    mode: str  # "max" when larger is better, else "min"
+    summary: dict[str, str]  # summary.json key -> the evaluation's metrics key
+    accuracy: tuple[str, str]  # (metrics key, name) that int8 is compared on against float (zoo quantize)
+    headline: str  # a run's result in a recipe header, formatted from summary.json
+    result: str  # the same for people, printed when a run ends
+    example_recipe: str
+    default_data: str  # the data config zoo eval uses when none is given
+    data_kind: str  # what its data is, in words (for the message when other data is given)
+    pipeline_tag: str  # the Hugging Face Hub's task tag, for model cards
+    output: str  # what the model returns, for model cards
+    named_classes: bool = True  # the data's classes name the outputs (a byte vocabulary does not)
+
+    def part(self, field: str) -> Any:
+        """The object a ``"module:attribute"`` field names, imported now."""
+        module, _, attr = getattr(self, field).partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+TASKS: dict[str, TaskDef] = {
+    "classification": TaskDef(
+        name="classification",
+        lightning_module="zoo.tasks.classification:ClassificationTask",
+        data_module="zoo.data.classification:ClassificationDataModule",
+        data_sources="zoo.data.classification:SOURCES",
+        evaluate="zoo.evaluate:evaluate",
+        monitor="val/top1",
+        mode="max",
+        summary={"val_top1": "top1", "val_loss": "loss"},
+        accuracy=("top1", "top-1"),
+        headline="val/top1: {val_top1:.4f}  val/loss: {val_loss:.4f}",
+        result="val top-1 {val_top1:.2%}",
+        example_recipe="quickstart",
+        default_data="digits",
+        data_kind="labelled images",
+        pipeline_tag="image-classification",
+        output="image classification: one label per image, logits `[B, num_classes]`",
+    ),
+    "detection": TaskDef(
+        name="detection",
+        lightning_module="zoo.tasks.detection:DetectionTask",
+        data_module="zoo.data.detection:DetectionDataModule",
+        data_sources="zoo.data.detection:SOURCES",
+        evaluate="zoo.evaluate:evaluate_detection",
+        monitor="val/map",
+        mode="max",
+        summary={"val_map": "map", "val_map50": "map50"},
+        accuracy=("map50", "mAP@.5"),
+        headline="val/map50: {val_map50:.4f}  val/map: {val_map:.4f}",
+        result="val mAP@.5 {val_map50:.3f}, mAP@[.5:.95] {val_map:.3f}",
+        example_recipe="yolov10n_shapes",
+        default_data="shapes_det",
+        data_kind="detection data",
+        pipeline_tag="object-detection",
+        output="object detection: boxes `[B, max_det, 6]` = x1, y1, x2, y2, score, class in input pixels",
+    ),
+    "language-modeling": TaskDef(
+        name="language-modeling",
+        lightning_module="zoo.tasks.language_modeling:LanguageModelingTask",
+        data_module="zoo.data.text:TextDataModule",
+        data_sources="zoo.data.text:SOURCES",
+        evaluate="zoo.evaluate:evaluate_language_model",
+        monitor="val/loss",
+        mode="min",
+        summary={"val_loss": "loss", "val_bpt": "bits_per_token", "val_loss_per_granularity": "granularities"},
+        accuracy=("loss", "loss (nats/token)"),
+        headline="val/loss: {val_loss:.4f}  val/bpt: {val_bpt:.4f}",
+        result="val loss {val_loss:.4f} nats/token ({val_bpt:.3f} bits)",
+        example_recipe="matlm_nano_stdlib",
+        default_data="stdlib",
+        data_kind="text",
+        pipeline_tag="text-generation",
+        output="next-token prediction: logits `[B, T, vocab]`",
+        named_classes=False,
+    ),
+}
