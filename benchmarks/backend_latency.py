@@ -4,7 +4,7 @@
 
 Runs `zoo bench --all --backends torch,compile,onnxruntime` (p50 over 50 runs after 10 warm-up runs, each
 model's own input size, the verified ONNX export for onnxruntime) and prints the ratios to eager, all
-backends measured in this one process. Target (issue #4): onnxruntime no slower than eager for every
+backends measured in this one process. Target: onnxruntime no slower than eager for every
 model (ratio <= 1.00). ``--update-readme`` writes the table into README.md between the backend-latency
 markers.
 """

@@ -8,7 +8,7 @@ ExecuTorch fp32 and int8; LiteRT fp32 and int8; int8 calibrated on random inputs
 its accuracy: `zoo quantize` measures that), then, for each thread count, opens them all in their runtimes
 and times them in interleaved rounds (so a machine that gets busier hurts every form alike), onnxruntime with
 thread spinning off. Ratios are onnxruntime fp32's p50 over each form's p50 (above 1: faster), measured in the
-same process and rounds. Targets (issue #20): the fastest verified form >= 2x onnxruntime fp32 at the median,
+same process and rounds. Targets: the fastest verified form >= 2x onnxruntime fp32 at the median,
 no model below 1.0x; int8 >= 1.5x on efficientformer_l1, mobileone_s0, nextvit_small, yolov10n and
 mobiledet_cpu on their best runtime. ``--update-readme`` writes the table between the deploy markers and the
 raw numbers to ``docs/deploy_benchmark.json``.

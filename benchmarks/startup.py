@@ -2,7 +2,7 @@
 
     python benchmarks/startup.py [--runs 15]
 
-Targets (issue #2): `import zoo` well under 0.5 s and `zoo --help` under 1.5 s on the 2-core CI
+Targets: `import zoo` well under 0.5 s and `zoo --help` under 1.5 s on the 2-core CI
 machines. Times are wall-clock medians of fresh processes; the bare `python -c pass` baseline runs in
 the same command so ratios compare like with like. Also reports which heavy modules `import zoo` pulled in.
 """

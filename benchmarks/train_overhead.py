@@ -5,7 +5,7 @@
 Both loops train the same model (the recipe's, freshly built for each run) on the same DataLoader,
 batch size, optimizer and schedule, with the same threads; validation is off in both. The first epoch
 of each run is warm-up and not timed. The recipe loop keeps what a recipe run has: logging, LR
-monitoring, checkpointing, the progress bar (timed with and without it). Target (issue #3): the recipe
+monitoring, checkpointing, the progress bar (timed with and without it). Target: the recipe
 loop reaches at least 0.90 of the plain loop's images/s. ``--update-readme`` writes the table into
 README.md between the train-overhead markers.
 """

@@ -1,6 +1,6 @@
 """``matformer``: train every nested granularity of a MatFormer model (``matvit_*``, ``matlm_*``) in one run.
 
-Two objectives, both from the official code (research/matformer_snn.md, A1):
+Two objectives, both from the official code (docs/sources.md, "MatFormer: training objectives"):
 
 * ``mode=sample`` (default; the NeurIPS-version reference trainer): each training step runs one
   granularity, drawn with probabilities ``weights`` (uniform when null). One forward/backward per step.

@@ -21,14 +21,15 @@ from zoo.models.mobiledet import (
 )
 
 VARIANTS = ("cpu", "edgetpu", "dsp", "gpu")
-# research/mobiledets.md §6c, 90 classes + background: (backbone, extras, head, total trainable, + BN moving stats)
+# docs/sources.md, "MobileDets: parameter and MAC counts"; 90 classes + background:
+# (backbone, extras, head, total trainable, + BN moving stats)
 COUNTS = {
     "cpu": (3_006_440, 366_144, 792_471, 4_165_055, 4_205_423),
     "edgetpu": (2_777_040, 427_584, 941_919, 4_146_543, 4_196_095),
     "dsp": (5_839_952, 390_720, 871_407, 7_102_079, 7_159_343),
     "gpu": (11_689_920, 427_584, 951_743, 13_069_247, 13_109_151),
 }
-MACS = {"cpu": 0.444e9, "edgetpu": 1.533e9, "dsp": 2.816e9, "gpu": 5.073e9}  # at 320x320 (research §6c)
+MACS = {"cpu": 0.444e9, "edgetpu": 1.533e9, "dsp": 2.816e9, "gpu": 5.073e9}  # at 320x320 (same section)
 
 
 def count(module: nn.Module) -> int:

@@ -16,9 +16,11 @@ from zoo.registry import ModelSpec, Reported, register_model
 
 
 # Families whose papers' numbers research could not yet retrieve (printed only in figures); they report nothing.
-NO_SOURCED_NUMBERS = {"matformer": "MatViT accuracies per granularity are in the paper's figures (research/matformer_snn.md A2)"}
+NO_SOURCED_NUMBERS = {"matformer": "MatViT accuracies per granularity are in the paper's figures "
+                                    "(docs/sources.md, 'MatFormer: reported results')"}
 # Models whose paper gives parameters but no accuracy for this exact model.
-NO_SOURCED_ACCURACY = {"spiking_vgg11": "no spiking VGG-11 ImageNet result in research/ (the VGG paper's are the ANN's)"}
+NO_SOURCED_ACCURACY = {"spiking_vgg11": "no spiking VGG-11 ImageNet result found (docs/sources.md, "
+                                         "'SNN: spiking VGG results'; the VGG paper's are the ANN's)"}
 
 
 def test_list_models_patterns_task_and_pretrained():

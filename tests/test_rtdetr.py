@@ -20,7 +20,8 @@ PARAMS = {
     "rtdetr_r101": 76_556_268, "dfine_n": 3_782_693, "dfine_s": 10_321_877, "dfine_m": 19_590_064,
     "dfine_l": 31_244_152, "dfine_x": 62_621_560,
 }
-# R18 with its BatchNorm buffers: the 20,209,680 values of PekingU/rtdetr_r18vd_coco_o365 (research/detection.md).
+# R18 with its BatchNorm buffers: the 20,209,680 values of PekingU/rtdetr_r18vd_coco_o365
+# (docs/sources.md, "RT-DETR: Hub checkpoint size").
 R18_TENSOR_VALUES = 20_209_680
 
 

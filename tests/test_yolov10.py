@@ -17,7 +17,8 @@ TRAINING = {"n": 2_775_520, "s": 8_128_272, "m": 16_576_768, "b": 20_574_384, "l
 INFERENCE = {"n": 2_310_624, "s": 7_277_920, "m": 15_389_968, "b": 19_101_696, "l": 24_416_000, "x": 29_539_408}
 # Fused, one-to-one head only: the form the paper's "Params" column counts (2.3M, 7.2M, ...).
 PUBLISHED_FORM = {"n": 2_299_264, "s": 7_248_960, "m": 15_359_488, "b": 19_065_792, "l": 24_371_008, "x": 29_473_568}
-# Per-layer counts of yolov10n, official layer indices 0..22 (research/detection.md, from a training log).
+# Per-layer counts of yolov10n, official layer indices 0..22
+# (docs/sources.md, "YOLOv10: per-layer parameters").
 N_LAYERS = [464, 4672, 7360, 18560, 49664, 9856, 197632, 36096, 460288, 164608, 249728,
             0, 0, 148224, 0, 0, 37248, 36992, 0, 123648, 18048, 0, 282624]
 
@@ -232,8 +233,9 @@ def test_coreml_conversion_of_the_nms_free_graph(tmp_path):
     assert spec["outputs"][0]["shape"] == [1, 300, 6]
 
 
-# Key names and shapes as the official yolov10n checkpoints hold them (research/detection.md §1.5), written
-# out literally so the converter is checked against the official layout, not against its own table.
+# Key names and shapes as the official yolov10n checkpoints hold them (docs/sources.md,
+# "YOLOv10: checkpoint keys"), written out literally so the converter is checked against the official layout,
+# not against its own table.
 OFFICIAL_N_KEYS = {
     "model.model.0.conv.weight": (16, 3, 3, 3),
     "model.model.2.m.0.cv1.conv.weight": (16, 16, 3, 3),

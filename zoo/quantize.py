@@ -13,7 +13,7 @@ Quantizers (``quantizer=``):
   *and outputs* of conv, linear, add and pooling. Every conv therefore sits between a DequantizeLinear
   and a QuantizeLinear in ONNX, so onnxruntime runs it as one integer QLinearConv. Activations are
   ``uint8`` by default (onnxruntime's fast u8s8 path on x86; int8 activations ran slower there, fused
-  or not: issue #6's note has the measurements) and ``int8`` for XNNPACK/ARM targets. torchao ships
+  or not) and ``int8`` for XNNPACK/ARM targets. torchao ships
   this quantizer as ``torchao.testing.pt2e._xnnpack_quantizer``: its maintained copy moved to
   ExecuTorch, which pins its own torch build, so we use torchao's (hence ``torchao>=0.18`` and the
   clear error below if it moves).

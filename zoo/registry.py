@@ -250,7 +250,7 @@ def _spec_from_fields(fields: dict[str, Any]) -> ModelSpec:
     return ModelSpec(**fields)
 
 
-# The public name DESIGN.md uses for what `zoo.info` returns.
+# The public name for what `zoo.info` returns (a model's facts, before any module is built).
 ModelInfo = ModelSpec
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -17,8 +17,8 @@ the same dimensions load through :func:`from_gpt2`.
 
 Registered as ``matvit_ti``/``_s``/``_b``/``_l`` (ImageNet classifiers, no published PyTorch weights: the
 official MatViT checkpoints are JAX/Scenic) and ``matlm_nano``/``_mini``/``_small`` (byte-level language models,
-no weights). The paper's per-granularity accuracies are printed in figures that research/matformer_snn.md could
-not retrieve, so the specs carry no reported numbers yet.
+no weights). The paper's per-granularity accuracies are printed in figures whose numbers were not retrieved
+(docs/sources.md, "MatFormer: reported results"), so the specs carry no reported numbers yet.
 
 Paper: Devvrit, Kudugunta, Kusupati et al., "MatFormer: Nested Transformer for Elastic Inference",
 NeurIPS 2024, arXiv:2310.07707.

@@ -2,8 +2,8 @@
 
 Why hand-written: MobileDets exist only in the TF1 Object Detection API (Apache-2.0, TensorFlow); no
 maintained PyTorch library ships the backbones. The block tables, widths, residual flags, BatchNorm
-settings, extra layers, anchors, box coder, loss and post-processing follow ``research/mobiledets.md``
-(taken from ``tensorflow/models`` research/object_detection). The generic parts come from libraries:
+settings, extra layers, anchors, box coder, loss and post-processing follow ``tensorflow/models``
+research/object_detection (docs/sources.md, "MobileDets"). The generic parts come from libraries:
 torchvision's ``SSDLiteHead`` (depthwise 3x3 + BN + ReLU6, then a 1x1 predictor per level, the same as
 TF's SSDLite predictor), its ``BoxCoder`` (weights 10, 10, 5, 5), ``SSDMatcher`` (IoU 0.5 + best anchor
 per box), ``sigmoid_focal_loss`` and ``batched_nms``; timm's ``create_conv2d(padding="same")`` gives TF's
@@ -128,8 +128,8 @@ def make_block(kind: str, c1: int, c2: int, k: int, s: int, ratio, residual: boo
 
 
 # Per variant: stem width, then blocks as (kind, kernel, expansion or (in, out) Tucker ranks, out, stride,
-# residual, repeats); the research note's tables, which follow the TF1 feature extractor (TF1's residual
-# flag on DSP block 20, where the Model Garden re-spec has none).
+# residual, repeats), as in the TF1 feature extractor (docs/sources.md, "MobileDets: backbone blocks"; TF1's
+# residual flag on DSP block 20, where the Model Garden re-spec has none).
 T25_75, T25_25, T75_75 = (0.25, 0.75), (0.25, 0.25), (0.75, 0.75)
 VARIANTS = {
     "cpu": (16, [
@@ -289,7 +289,8 @@ class MobileDet(nn.Module):
         self.extras = nn.ModuleList(_extra_block(a, b) for a, b in zip(channels[1:-1], channels[2:]))
         self.num_anchors = [len(level) for level in anchor_shapes()]
         self.head = SSDLiteHead(channels, self.num_anchors, num_classes + 1, partial(nn.BatchNorm2d, **HEAD_BN))
-        if class_prior is not None:  # TF's depthwise predictor leaves the class bias at 0 (see the research note)
+        # TF's depthwise predictor leaves the class bias at 0 (docs/sources.md, "MobileDets: class bias")
+        if class_prior is not None:
             for conv in self.head.classification_head.module_list:
                 nn.init.constant_(conv[-1].bias, -math.log((1 - class_prior) / class_prior))
 

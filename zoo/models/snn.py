@@ -2,7 +2,8 @@
 
 Neurons are plain PyTorch, written here: spikingjelly keeps each neuron's membrane in module state that
 must be reset by hand between batches and routes its dynamics through custom ops the classic ONNX
-exporter rejects; snntorch registers every neuron in a class-wide list (research/matformer_snn.md, B4-B6).
+exporter rejects; snntorch registers every neuron in a class-wide list (docs/sources.md,
+"SNN: neuron libraries").
 Here the membrane lives in the forward pass: a neuron takes a whole spike train ``[T, B, ...]`` (or the
 time-folded ``[T*B, ...]`` once :func:`set_timesteps` told it ``T``), loops over time and returns the
 spikes, so nothing leaks between batches. Only :func:`streaming` (one step per call, for early exit and the
@@ -558,7 +559,8 @@ VGG = Paper(
 )
 
 _SEW_LOGS = "arXiv:2102.04159 (ImageNet, T=4; best-epoch top-1 read from the official logs, origin_logs/imagenet)"
-# name: (depth, sew, params M, top-1 reported) -- research/matformer_snn.md B3
+# name: (depth, sew, params M, top-1 reported)
+# (docs/sources.md, "SNN: SEW-ResNet and Spiking ResNet results")
 _RESNETS = {
     "sew_resnet18": (18, True, 11.69, 63.18),
     "sew_resnet34": (34, True, 21.80, 67.04),
