@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from zoo._version import __version__
 
 # public name -> module that defines it
 _LAZY = {
@@ -31,7 +31,7 @@ _LAZY = {
     "export": "zoo.export",  # the package is callable: zoo.export(model, "onnx", ...)
     "ExportResult": "zoo.export",
     "matformer": "zoo.matformer",  # zoo.matformer.extract(model, "m")
-    "push": "zoo.hub",  # zoo.push(run_dir, "org/name")
+    "push": "zoo.publish",  # zoo.push(run_dir, "org/name")
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from zoo import export, matformer
     from zoo.api import load, save
     from zoo.export import ExportResult
-    from zoo.hub import push
+    from zoo.publish import push
     from zoo.registry import ModelInfo, ModelSpec, Paper, Reported, WeightTag, info, list_models, register_model
 
 

@@ -606,7 +606,7 @@ def _spec_of(model: nn.Module) -> ModelSpec:
 
 
 def _version() -> str:
-    from zoo import __version__
+    from zoo._version import __version__
 
     return __version__
 

@@ -484,7 +484,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from zoo.errors import SourceError
-    from zoo.hub import push
+    from zoo.publish import push
 
     if not Path(args.source).is_dir():
         raise SourceError(f"{args.source} is not a folder; give a `zoo train` run directory or a `zoo.save` folder")

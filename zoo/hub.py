@@ -16,7 +16,7 @@ from pathlib import Path
 from zoo.errors import CorruptWeightsError, HubError, SourceError
 
 HF_HUB_PREFIX = "hf-hub:"
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _GIT_SHA1 = re.compile(r"^[0-9a-f]{40}$")
 # A branch, tag, commit or refs/pr/N: git's ref characters, no "..", no leading "/" or "-" (the cache stores refs
@@ -32,7 +32,7 @@ def parse_hf_hub(source: str) -> tuple[str, str | None]:
         raise SourceError(f"{source!r} is not an hf-hub: source; {expected}")
     body = source[len(HF_HUB_PREFIX) :]
     repo_id, sep, revision = body.partition("@")
-    if not _REPO_ID.match(repo_id) or repo_id.endswith((".", "-")) or ".." in repo_id or (sep and not revision):
+    if not REPO_ID.match(repo_id) or repo_id.endswith((".", "-")) or ".." in repo_id or (sep and not revision):
         raise SourceError(f"malformed model source {source!r}: {expected}")
     if revision:
         check_revision(revision)
@@ -64,7 +64,7 @@ def download(repo_id: str, filename: str, revision: str | None = None) -> Path:
         RevisionNotFoundError,
     )
 
-    from zoo import __version__
+    from zoo._version import __version__
 
     where = f"{repo_id}/{filename}" + (f"@{revision}" if revision else "")
     if revision:
@@ -82,7 +82,7 @@ def download(repo_id: str, filename: str, revision: str | None = None) -> Path:
             ) from None
         raise HubError(
             f"could not download {where} from {constants.ENDPOINT} and it is not in the local cache: "
-            f"{_reason(e)}. Check your connection or HF_ENDPOINT."
+            f"{error_reason(e)}. Check your connection or HF_ENDPOINT."
         ) from None
     except GatedRepoError:
         raise HubError(f"{repo_id} is gated: accept its terms on the Hub, then log in with `hf auth login`.") from None
@@ -96,12 +96,12 @@ def download(repo_id: str, filename: str, revision: str | None = None) -> Path:
     except EntryNotFoundError:
         raise HubError(f"{repo_id} has no file {filename!r}" + (f" at revision {revision!r}" if revision else "")) from None
     except HfHubHTTPError as e:
-        raise HubError(f"download of {where} failed: {_reason(e)}") from None
+        raise HubError(f"download of {where} failed: {error_reason(e)}") from None
     except ValueError as e:  # huggingface_hub refuses a commit or path from the server that would leave the cache
-        raise HubError(f"download of {where} refused: {_reason(e)} Check HF_ENDPOINT: a mirror or proxy sent a "
+        raise HubError(f"download of {where} refused: {error_reason(e)} Check HF_ENDPOINT: a mirror or proxy sent a "
                        "malformed commit or file name") from None
     except OSError as e:  # connection errors, incomplete transfers, disk full
-        raise HubError(f"download of {where} failed: {_reason(e)}. Try again: a partial download is resumed, never used.") from None
+        raise HubError(f"download of {where} failed: {error_reason(e)}. Try again: a partial download is resumed, never used.") from None
     path = Path(path)
     if not path.resolve().is_relative_to(Path(constants.HF_HUB_CACHE).resolve()):
         raise HubError(f"{where}: the server's answer put the file outside the Hub cache ({path}); it is not used. "
@@ -146,7 +146,7 @@ def evict(path: Path) -> None:
             pass
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
+def transport_errors() -> tuple[type[BaseException], ...]:
     """Connection failures: OSError, and the transport errors of whichever httpx huggingface_hub uses."""
     import importlib
 
@@ -159,7 +159,7 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _reason(e: BaseException) -> str:
+def error_reason(e: BaseException) -> str:
     """The first line of an error, led by the HTTP status somewhere in its chain (a 5xx says the server failed)."""
     text = str(e).strip().splitlines()
     first = text[0] if text else type(e).__name__
@@ -173,55 +173,3 @@ def _reason(e: BaseException) -> str:
             return f"HTTP {status}: {first}"
         cause = cause.__cause__ or cause.__context__
     return first
-
-
-def push(
-    source: str | os.PathLike,
-    repo_id: str,
-    *,
-    private: bool = False,
-    revision: str | None = None,
-    commit_message: str | None = None,
-    bench_dirs: tuple[str, ...] = ("runs/bench",),
-) -> dict:
-    """Publish a ``zoo train`` run or a ``zoo.save`` folder to ``repo_id`` on the Hub.
-
-    Uploads ``config.json``, ``model.safetensors``, ``README.md`` (the model card), ONNX exports with their
-    verification reports, and the resolved recipe (``recipe.yaml``), in one commit, through ``create_repo`` and
-    ``upload_folder``. The token comes from where every Hugging Face tool looks (``HF_TOKEN``, then the file
-    ``hf auth login`` writes); it is never printed or written anywhere. Returns the repo URL, commit and files.
-    """
-    import tempfile
-
-    from huggingface_hub import HfApi, constants, get_token
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from zoo.card import stage_for_push
-
-    if not _REPO_ID.match(repo_id) or ".." in repo_id:
-        raise HubError(f"repo id {repo_id!r} is not ORG/NAME (letters, digits, '.', '_', '-'); e.g. --repo-id my-org/yolov10n-parts")
-    if revision:
-        check_revision(revision)
-    if get_token() is None:
-        raise HubError("no Hugging Face token: run `hf auth login` or set HF_TOKEN to a token with write access; nothing was uploaded")
-    api = HfApi(library_name=LIBRARY_NAME)
-    with tempfile.TemporaryDirectory(prefix="zoo-push-") as folder:
-        files = stage_for_push(source, folder, bench_dirs=bench_dirs, repo_id=repo_id)
-        try:
-            url = api.create_repo(repo_id, private=private, exist_ok=True)
-            if revision and revision != "main":
-                api.create_branch(repo_id, branch=revision, exist_ok=True)
-            commit = api.upload_folder(folder_path=folder, repo_id=repo_id, revision=revision,
-                                       commit_message=commit_message or f"Upload {Path(str(source)).name} with efficient-zoo")
-        except HfHubHTTPError as e:
-            status = getattr(getattr(e, "response", None), "status_code", None)
-            hint = {401: "the token was refused: log in again with `hf auth login`",
-                    403: f"the token cannot write to {repo_id}: use a write token, or a namespace you own"}.get(status, "")
-            raise HubError(f"push to {repo_id} at {constants.ENDPOINT} failed: {_reason(e)}" + (f"; {hint}" if hint else "")) from None
-        except ValueError as e:  # the Hub refused the card's front matter (validate-yaml)
-            raise HubError(f"push to {repo_id} failed: the Hub refused README.md's metadata: {_reason(e)} "
-                           f"{' '.join(str(e).splitlines()[1:])}; nothing was committed") from None
-        except _transport_errors() as e:
-            raise HubError(f"push to {repo_id} at {constants.ENDPOINT} failed: {_reason(e)}. Check your connection or "
-                           "HF_ENDPOINT; nothing partial is visible on the Hub (a commit is all or nothing).") from None
-    return {"url": str(url), "repo_id": repo_id, "revision": revision or "main", "commit": commit.oid, "files": files}

@@ -506,7 +506,7 @@ def compare_detections(reference, candidate, half: bool = False, precision: str 
 def metadata(spec, extra: dict[str, str] | None = None) -> dict[str, str]:
     import json
 
-    from zoo import __version__
+    from zoo._version import __version__
 
     return {
         "zoo_name": spec.name,
