@@ -54,13 +54,13 @@ RUNTIME_MODELS = {"efficientformer": "efficientformerv2_s0", "fastvit": "fastvit
 
 
 # MobileDets keep TF's post-processing in the graph (per-class NMS: data-dependent shapes), which ExecuTorch cannot
-# bound and LiteRT has no lowering for; transformers' D-FINE/RT-DETR attention asserts its shapes with
-# aten._is_all_true, which neither lowers. Their ONNX, OpenVINO and TensorRT exports carry both.
-# A refusal costs a full torch.export and lowering (D-FINE's took 90-115 s), so CI checks the one-line refusal on
-# MobileDet only; D-FINE's (".*_is_all_true") is recorded by the export matrix.
-CANNOT = {("mobiledet_cpu", "executorch"): "ExecuTorch cannot convert this model",
-          ("mobiledet_cpu", "litert"): "LiteRT cannot convert this model .*nms"}
-MATRIX_ONLY = {("dfine_n", "executorch"), ("dfine_n", "litert")}
+# bound and LiteRT has no lowering for; transformers' D-FINE attention asserts its shapes with aten._is_all_true, which
+# neither lowers. Their specs say so (ModelSpec.cannot_export), so export refuses in one line before any capture; their
+# ONNX, OpenVINO and TensorRT exports carry both.
+CANNOT = {("mobiledet_cpu", "executorch"): "ExecuTorch cannot convert this model .*data-dependent",
+          ("mobiledet_cpu", "litert"): "LiteRT cannot convert this model .*nms",
+          ("dfine_n", "executorch"): "ExecuTorch cannot convert this model .*_is_all_true",
+          ("dfine_n", "litert"): "LiteRT cannot convert this model .*_is_all_true"}
 
 
 def ci_onnx_models() -> list[str]:
@@ -104,7 +104,7 @@ def test_runtime_coverage_names_every_family_file():
 
 
 @pytest.mark.parametrize(("name", "fmt"), [(n, f) for n in sorted(RUNTIME_MODELS.values())
-                                           for f in ("openvino", "executorch", "litert") if (n, f) not in MATRIX_ONLY])
+                                           for f in ("openvino", "executorch", "litert")])
 def test_each_family_exports_to_every_deploy_runtime(name, fmt, tmp_path):
     """Verified in the runtime itself (OpenVINO CPU, executorch.runtime, the LiteRT interpreter) on a random batch
     and a real photo; detectors detection by detection, SNNs unrolled over their timesteps."""

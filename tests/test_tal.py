@@ -1,4 +1,4 @@
-"""Task-aligned assigner, DFL/CIoU detection loss and YOLOv10 dual-assignment loss (zoo.models.tal)."""
+"""Task-aligned assigner, DFL/CIoU detection loss and YOLOv10 dual-assignment loss (zoo.models._tal)."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from zoo.models.tal import (
+from zoo.models._tal import (
     DetectionLoss,
     DualAssignmentLoss,
     TaskAlignedAssigner,
@@ -333,7 +333,7 @@ def test_dual_assignment_loss():
 def test_assigner_overlap_is_torchvision_ciou_clamped():
     from torchvision.ops import complete_box_iou_loss
 
-    from zoo.models.tal import _pairwise_ciou
+    from zoo.models._tal import _pairwise_ciou
 
     g = torch.Generator().manual_seed(0)
     xy = torch.rand(1, 5, 2, generator=g) * 50

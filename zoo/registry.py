@@ -129,12 +129,16 @@ class ModelSpec:
     description: str = ""
     # Converts a foreign state dict (official/upstream key names) to this model's keys: fn(state_dict, model).
     convert_state_dict: Callable[[dict, Any], dict] | None = None
+    # Export formats whose converter cannot take the model -> why (the export matrix found it); export refuses those
+    # at once instead of after a long capture. Drop an entry to try the runtime again.
+    cannot_export: Mapping[str, str] = field(default_factory=dict)
     # Set on loaded models only:
     tag: str | None = None
     labels: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "default_kwargs", MappingProxyType(dict(self.default_kwargs)))
+        object.__setattr__(self, "cannot_export", MappingProxyType(dict(self.cannot_export)))
         object.__setattr__(self, "weights", tuple(self.weights))
         object.__setattr__(self, "reported", tuple(self.reported))
         object.__setattr__(self, "classifier", tuple(self.classifier))
@@ -147,6 +151,7 @@ class ModelSpec:
     def __reduce__(self):  # picklable although default_kwargs is a read-only mapping
         state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         state["default_kwargs"] = dict(self.default_kwargs)
+        state["cannot_export"] = dict(self.cannot_export)
         return (_spec_from_fields, (state,))
 
     @property

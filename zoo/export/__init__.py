@@ -118,6 +118,12 @@ def export(
     spec = getattr(model, "zoo_spec", None)
     if spec is None:
         raise BadArgumentError("zoo.export takes a model made by zoo.load (it carries model.zoo_spec) or a model source")
+    if fmt in spec.cannot_export:  # known from the export matrix: refused before a capture that takes minutes
+        runtime = {"executorch": "ExecuTorch", "litert": "LiteRT", "coreml": "CoreML", "openvino": "OpenVINO",
+                   "tensorrt": "TensorRT", "onnx": "ONNX"}[fmt]
+        can = [f for f in ("onnx", "openvino", "tensorrt") if f not in spec.cannot_export]
+        raise ExportError(f"{spec.name}: {runtime} cannot convert this model ({spec.cannot_export[fmt]}); nothing was "
+                          f"written. It exports to {', '.join(can)}")
     size = _input_size(spec, imgsz)
     path = writable(Path(out) if out else default_path(spec.name, fmt, source), fmt in DIRECTORY_FORMATS)
     if fmt == "coreml" and path.suffix != ".mlpackage":

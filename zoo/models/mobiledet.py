@@ -465,6 +465,10 @@ for _variant, (_ap, _params, _macs, _latency, _device) in _REPORTED.items():
                 Reported("latency_ms", _latency, "ms", _source, "", 320, _device),
             ),
             convert_state_dict=backbone_from_classifier,
+            cannot_export={
+                "executorch": "its in-graph per-class NMS has data-dependent output shapes, which ExecuTorch cannot bound",
+                "litert": "LiteRT has no lowering for its in-graph NMS (torchvision.nms)",
+            },
             description=f"MobileDet-{_name} + SSDLite (searched for {_device}); no PyTorch COCO weights exist",
         )
     )

@@ -293,6 +293,13 @@ DFINE = Paper(
 )
 
 
+# transformers' D-FINE asserts its shapes with aten._is_all_true, which neither ExecuTorch nor LiteRT lowers.
+DFINE_CANNOT_EXPORT = {
+    "executorch": "its attention asserts shapes with aten._is_all_true, which ExecuTorch cannot lower",
+    "litert": "its attention asserts shapes with aten._is_all_true, which LiteRT cannot lower",
+}
+
+
 def _register(name: str, kind: str, backbone: dict, config: dict, weights: tuple[WeightTag, ...], reported: tuple[Reported, ...],
               paper: Paper, description: str) -> None:
     # every module whose rows are classes (D-FINE also ties the decoder's class heads to top-level names)
@@ -317,6 +324,7 @@ def _register(name: str, kind: str, backbone: dict, config: dict, weights: tuple
             paper=paper,
             reported=reported,
             convert_state_dict=convert_hub,
+            cannot_export=DFINE_CANNOT_EXPORT if kind == "dfine" else {},
             description=description,
         )
     )

@@ -8,7 +8,7 @@ the Hub files, ``model.<i>.…`` in the release checkpoints) onto ours. The offi
 AGPL-3.0, which ``zoo info``/``zoo list`` show; this code is Apache-2.0.
 
 The model holds both heads, as the checkpoints do. In train mode it returns the raw one-to-many and
-one-to-one head outputs for :class:`zoo.models.tal.DualAssignmentLoss` (the one-to-one head sees detached
+one-to-one head outputs for :class:`zoo.models._tal.DualAssignmentLoss` (the one-to-one head sees detached
 features); in eval mode only the one-to-one head runs and the model returns ``[B, max_det, 6]``
 detections (x1, y1, x2, y2, score, class in input pixels) chosen by top-k inside the graph, no NMS.
 :meth:`YOLOv10.deploy` drops the one-to-many head and folds BatchNorm and RepVGGDW (outputs unchanged).
@@ -204,7 +204,7 @@ class DFL(nn.Module):
 
     The official checkpoints store the bin values as a frozen 1x1 conv (``dfl.conv.weight`` = 0..15);
     it is kept so their weights load unchanged, and the integral itself is
-    :func:`zoo.models.tal.decode_distribution`, the same one the loss uses.
+    :func:`zoo.models._tal.decode_distribution`, the same one the loss uses.
     """
 
     def __init__(self, reg_max: int = REG_MAX) -> None:
@@ -215,7 +215,7 @@ class DFL(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 4 * reg_max, A]`` logits -> ``[B, A, 4]`` distances in stride units."""
-        from zoo.models.tal import decode_distribution
+        from zoo.models._tal import decode_distribution
 
         return decode_distribution(x, self.reg_max)
 
@@ -272,7 +272,7 @@ class DualHead(nn.Module):
 
     def detect(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         """One-to-one head outputs -> ``[B, max_det, 6]`` top-scoring detections (score-0 rows pad)."""
-        from zoo.models.tal import distances_to_boxes, make_anchors
+        from zoo.models._tal import distances_to_boxes, make_anchors
 
         dtype = outputs[0].dtype
         flat = torch.cat([o.flatten(2) for o in outputs], 2).float()  # decode in fp32: bf16 ties scores, moves boxes
@@ -406,7 +406,7 @@ class YOLOv10(nn.Module):
 
     def make_loss(self):
         """The training criterion for :class:`~zoo.tasks.detection.DetectionTask` (consistent dual assignments)."""
-        from zoo.models.tal import DualAssignmentLoss
+        from zoo.models._tal import DualAssignmentLoss
 
         return DualAssignmentLoss(self.num_classes, strides=STRIDES, reg_max=self.head.reg_max)
 

@@ -1,7 +1,7 @@
 """``DetectionTask``: object detection as a LightningModule, shared by every detector family.
 
 The family supplies its training criterion (``model.make_loss()``: for YOLOv10 the consistent dual
-assignments of :mod:`zoo.models.tal`; RT-DETR and D-FINE compute their Hungarian-matching loss in their
+assignments of :mod:`zoo.models._tal`; RT-DETR and D-FINE compute their Hungarian-matching loss in their
 own forward, which then receives the targets, see :class:`zoo.models.rtdetr.ModelLoss`); in eval mode
 every detector returns ``[B, max_det, 6]`` detections, so validation is the same for all: COCO mAP@[.5:.95] and mAP@.5 (:mod:`zoo.metrics`,
 faster-coco-eval) on the EMA of the weights, which is also what the run saves. The optimizer and the
