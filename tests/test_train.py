@@ -211,3 +211,33 @@ def test_the_ema_moves_once_per_optimizer_step_under_gradient_accumulation(tmp_p
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)
     trainer.fit(task, data)
     assert trainer.global_step == 2 and updates == [1, 2]  # 6 micro-batches, 2 optimizer steps, 2 EMA updates
+
+
+def test_a_zoo_task_and_data_train_in_plain_lightning_code_and_in_lightning_cli(tmp_path):
+    """A user's own Lightning script (a task and a DataModule from names) and LightningCLI (`python -m zoo.lightning`)
+    train a zoo model on zoo data for a few steps; the CLI gives the task the data's number of classes."""
+    import lightning as L
+
+    from zoo.lightning import ClassificationData, ClassificationTask
+
+    task = ClassificationTask("mobilenetv3_small_100", num_classes=10)
+    data = ClassificationData("mobilenetv3_small_100", "digits", img_size=32, batch_size=16)
+    before = task.model.classifier.weight.detach().clone()
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(task, data)
+    assert trainer.global_step == 2 and "val/top1" in trainer.callback_metrics
+    assert task.model.classifier.out_features == 10 and not torch.equal(before, task.model.classifier.weight)
+
+    args = ["fit", "--model", "ClassificationTask", "--model.model", "mobilenetv3_small_100", "--data", "ClassificationData",
+            "--data.data", "digits", "--data.img_size", "32", "--data.batch_size", "16", "--trainer.max_epochs", "1",
+            "--trainer.limit_train_batches", "2",
+            "--trainer.limit_val_batches", "1", "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+            "--trainer.default_root_dir", str(tmp_path / "cli")]
+    out = subprocess.run([sys.executable, "-m", "zoo.lightning", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "`Trainer.fit` stopped: `max_epochs=1` reached" in out.stdout + out.stderr
+    saved = yaml.safe_load((tmp_path / "cli" / "config.yaml").read_text())
+    assert saved["data"]["class_path"] == "zoo.lightning.ClassificationData"
+    assert saved["model"]["init_args"]["model"] == "mobilenetv3_small_100"  # given once, linked into the data

@@ -92,9 +92,37 @@ class RandomStateInCheckpoint(L.Callback):
         random.setstate((version, tuple(int(v) for v in internal.tolist()), py_gauss))
 
 
+# What a task trains with when no optimizer is given: conf/optim/adamw.yaml, the recipes' default.
+DEFAULT_OPTIM = {"name": "adamw", "lr": 0.002, "weight_decay": 0.05, "warmup_epochs": 1, "warmup_start_factor": 0.01,
+                 "min_lr": 1e-5}
+
+
+def model_of(model: str | nn.Module, num_classes: int | None, pretrained: bool) -> nn.Module:
+    """A task's model: a module as given, or a zoo model by name (``zoo.load`` source) with ``num_classes`` outputs."""
+    if isinstance(model, nn.Module):
+        return model
+    from zoo.api import load
+
+    return load(model, pretrained=pretrained, **({"num_classes": num_classes} if num_classes is not None else {}))
+
+
+def classes_of(model: nn.Module, num_classes: int | None) -> int:
+    if num_classes:
+        return num_classes
+    spec = getattr(model, "zoo_spec", None)
+    if spec is None:
+        from zoo.errors import BadArgumentError
+
+        raise BadArgumentError(f"num_classes is needed for a {type(model).__name__} not made by zoo.load (it carries no zoo_spec)")
+    return spec.num_classes
+
+
 class TaskBase(L.LightningModule):
     """Base of the classification, detection and language-modeling tasks; subclasses set ``self.model``,
-    ``self.optim`` and ``self.ema`` (:meth:`make_ema`)."""
+    ``self.optim`` and ``self.ema`` (:meth:`make_ema`).
+
+    Each is built from plain arguments too, for a user's own Lightning code or ``LightningCLI``: the model as a
+    module or a zoo name, ``optim`` as timm optimizer settings (default :data:`DEFAULT_OPTIM`)."""
 
     def __init__(self) -> None:
         super().__init__()

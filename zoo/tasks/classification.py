@@ -13,26 +13,28 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from zoo.tasks.base import TaskBase
+from zoo.tasks.base import DEFAULT_OPTIM, TaskBase, classes_of, model_of
 
 
 class ClassificationTask(TaskBase):
     def __init__(
         self,
-        model: nn.Module,
-        num_classes: int,
-        optim: dict[str, Any],
+        model: str | nn.Module,
+        num_classes: int | None = None,
+        optim: dict[str, Any] | None = None,
         label_smoothing: float = 0.1,
         mixup: float = 0.0,
         cutmix: float = 0.0,
         ema_decay: float | None = None,
         channels_last: bool = False,
         compile: bool = False,
+        pretrained: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
-        self.model = model
-        self.optim = dict(optim)
+        self.model = model_of(model, num_classes, pretrained)
+        num_classes = classes_of(self.model, num_classes)
+        self.optim = dict(optim or DEFAULT_OPTIM)
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

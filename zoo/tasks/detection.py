@@ -15,29 +15,33 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.tasks.base import TaskBase
+from zoo.tasks.base import DEFAULT_OPTIM, TaskBase, classes_of, model_of
 
 
 class DetectionTask(TaskBase):
     def __init__(
         self,
-        model: nn.Module,
-        num_classes: int,
-        optim: dict[str, Any],
+        model: str | nn.Module,
+        num_classes: int | None = None,
+        optim: dict[str, Any] | None = None,
         class_names: Sequence[str] | None = None,
         ema_decay: float | None = 0.9999,
         channels_last: bool = False,
         compile: bool = False,
+        pretrained: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "class_names"])
+        model = model_of(model, num_classes, pretrained)
+        num_classes = classes_of(model, num_classes)
+        class_names = class_names or getattr(getattr(model, "zoo_spec", None), "labels", None)
         if not callable(getattr(model, "make_loss", None)):
             from zoo.errors import ConfigError
 
             raise ConfigError(f"{type(model).__name__} has no make_loss(): it cannot be trained by DetectionTask")
         self.model = model
         self.criterion = model.make_loss()
-        self.optim = dict(optim)
+        self.optim = dict(optim or DEFAULT_OPTIM)
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from zoo.tasks.base import TaskBase
+from zoo.tasks.base import DEFAULT_OPTIM, TaskBase, model_of
 
 
 class TokenCrossEntropy(nn.Module):
@@ -24,11 +24,12 @@ class TokenCrossEntropy(nn.Module):
 
 
 class LanguageModelingTask(TaskBase):
-    def __init__(self, model: nn.Module, optim: dict[str, Any], ema_decay: float | None = None, compile: bool = False) -> None:
+    def __init__(self, model: str | nn.Module, optim: dict[str, Any] | None = None, ema_decay: float | None = None,
+                 compile: bool = False, pretrained: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
-        self.model = model
-        self.optim = dict(optim)
+        self.model = model_of(model, None, pretrained)
+        self.optim = dict(optim or DEFAULT_OPTIM)
         self.train_loss = TokenCrossEntropy()
         self.ema = self.make_ema(ema_decay)
         self.__dict__["_train_forward"] = torch.compile(self.model) if compile else self.model
