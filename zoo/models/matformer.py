@@ -366,10 +366,11 @@ def _build(num_classes: int = 1000, size: str = "ti", img_size: int = 224, mlp_d
     return MatViT(size, num_classes, img_size=img_size, mlp_dims=mlp_dims, drop_path_rate=drop_path_rate)
 
 
-for _size, (_dim, _depth, _heads) in VIT_SIZES.items():
+for _name, _size in {"matvit_ti": "ti", "matvit_s": "s", "matvit_b": "b", "matvit_l": "l"}.items():
+    _dim, _depth, _heads = VIT_SIZES[_size]
     register_spec(
         ModelSpec(
-            name=f"matvit_{_size}",
+            name=_name,
             family="matformer",
             task="classification",
             builder=_build,
@@ -393,10 +394,11 @@ def _build_lm(num_classes: int = BYTE_VOCAB, size: str = "nano", context_length:
     return MatLM(size, vocab_size=num_classes, context_length=context_length, mlp_dims=mlp_dims, dropout=dropout)
 
 
-for _size, (_dim, _depth, _heads, _context) in LM_SIZES.items():
+for _name, _size in {"matlm_nano": "nano", "matlm_mini": "mini", "matlm_small": "small"}.items():
+    _dim, _depth, _heads, _context = LM_SIZES[_size]
     register_spec(
         ModelSpec(
-            name=f"matlm_{_size}",
+            name=_name,
             family="matformer",
             task="language-modeling",
             builder=_build_lm,

@@ -420,12 +420,13 @@ MOBILEDETS = Paper(
 }""",
 )
 
-# variant: (COCO14 minival AP, params M, MACs G, latency, device) as the TF sample configs / TF1 model zoo print them
+# (detector, classifier): (variant, COCO14 minival AP, params M, MACs G, latency, device) as the TF sample configs /
+# TF1 model zoo print them
 _REPORTED = {
-    "cpu": (24.1, 4.21, 0.45, 113.0, "Pixel 1 CPU"),
-    "edgetpu": (26.0, 4.20, 1.53, 6.9, "Pixel 4 EdgeTPU"),
-    "dsp": (28.9, 7.16, 2.82, 12.3, "Pixel 4 DSP"),
-    "gpu": (28.7, 13.11, 5.07, 11.0, "Jetson Xavier, TensorRT 7.1 fp32"),
+    ("mobiledet_cpu", "mobiledet_cpu_cls"): ("cpu", 24.1, 4.21, 0.45, 113.0, "Pixel 1 CPU"),
+    ("mobiledet_edgetpu", "mobiledet_edgetpu_cls"): ("edgetpu", 26.0, 4.20, 1.53, 6.9, "Pixel 4 EdgeTPU"),
+    ("mobiledet_dsp", "mobiledet_dsp_cls"): ("dsp", 28.9, 7.16, 2.82, 12.3, "Pixel 4 DSP"),
+    ("mobiledet_gpu", "mobiledet_gpu_cls"): ("gpu", 28.7, 13.11, 5.07, 11.0, "Jetson Xavier, TensorRT 7.1 fp32"),
 }
 _DEVICE_NAME = {"cpu": "CPU", "edgetpu": "EdgeTPU", "dsp": "DSP", "gpu": "GPU"}
 TF_COUNTS_NOTE = "TF counts every variable, BatchNorm moving statistics included; parameters() excludes them"
@@ -439,12 +440,12 @@ def _build_classifier(num_classes: int = 1000, variant: str = "cpu", drop_rate: 
     return MobileDetClassifier(variant, num_classes=num_classes, drop_rate=drop_rate)
 
 
-for _variant, (_ap, _params, _macs, _latency, _device) in _REPORTED.items():
+for (_detector, _classifier), (_variant, _ap, _params, _macs, _latency, _device) in _REPORTED.items():
     _source = f"tensorflow/models object_detection: ssdlite_mobiledet_{_variant}_320x320_coco_sync_4x4.config, tf1_detection_zoo.md"
     _name = _DEVICE_NAME[_variant]
     register_spec(
         ModelSpec(
-            name=f"mobiledet_{_variant}",
+            name=_detector,
             family="mobiledet",
             task="detection",
             builder=_build_detector,
@@ -474,7 +475,7 @@ for _variant, (_ap, _params, _macs, _latency, _device) in _REPORTED.items():
     )
     register_spec(
         ModelSpec(
-            name=f"mobiledet_{_variant}_cls",
+            name=_classifier,
             family="mobiledet",
             task="classification",
             builder=_build_classifier,

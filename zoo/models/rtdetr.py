@@ -139,15 +139,6 @@ _R101 = dict(depths=[3, 4, 23, 3], out_indices=[2, 3, 4])
 _SMALL_TOP = dict(encoder_in_channels=[128, 256, 512], hidden_expansion=0.5, freeze_backbone_batch_norms=False)
 _R101_TOP = dict(encoder_hidden_dim=384, encoder_ffn_dim=2048, decoder_in_channels=[384, 384, 384])
 
-_RESNETS = {  # name: (backbone, top config, v1 reported, v2 reported, v1 hub, v2 hub)
-    "r18": (_R18, dict(_SMALL_TOP, decoder_layers=3), (46.5, 20, 60, 217), (48.1, 20, 60, 217), "rtdetr_r18vd", "rtdetr_v2_r18vd"),
-    "r34": (_R34, dict(_SMALL_TOP, decoder_layers=4), (48.9, 31, 92, 161), (49.9, 31, 92, 161), "rtdetr_r34vd", "rtdetr_v2_r34vd"),
-    "r50m": (_R50, dict(hidden_expansion=0.5), (51.3, 36, 100, 145), (51.9, 36, 100, 145), None, None),
-    "r50": (_R50, {}, (53.1, 42, 136, 108), (53.4, 42, 136, 108), "rtdetr_r50vd", "rtdetr_v2_r50vd"),
-    "r101": (_R101, _R101_TOP, (54.3, 76, 259, 74), (54.3, 76, 259, 74), "rtdetr_r101vd", "rtdetr_v2_r101vd"),
-}
-_O365 = {"r18": "rtdetr_r18vd_coco_o365", "r50": "rtdetr_r50vd_coco_o365", "r101": "rtdetr_r101vd_coco_o365"}
-
 # HGNetV2 reports hidden_sizes as its output channels: they must agree with stage_out_channels[1:].
 _HGNET = dict(stage_downsample=[False, True, True, True], stage_light_block=[False, False, True, True],
               stage_kernel_size=[3, 3, 5, 5], use_learnable_affine_block=True)
@@ -166,19 +157,19 @@ _THREE_LEVELS = dict(decoder_n_points=[3, 6, 3])
 _TRAINED_NORM = dict(freeze_backbone_batch_norms=False)
 
 _DFINE = {  # name: (backbone, top config, reported (AP, params M, GFLOPs, T4 ms), hub size word)
-    "n": (dict(_HGNET_B0, out_indices=[3, 4]),
+    "dfine_n": (dict(_HGNET_B0, out_indices=[3, 4]),
           dict(num_feature_levels=2, feat_strides=[16, 32], encode_proj_layers=[1], d_model=128, encoder_hidden_dim=128,
                encoder_ffn_dim=512, decoder_ffn_dim=512, **_TRAINED_NORM, encoder_in_channels=[512, 1024], decoder_in_channels=[128, 128],
                decoder_n_points=[6, 6], depth_mult=0.5, decoder_layers=3, hidden_expansion=0.34),
           (42.8, 4, 7, 2.12), "nano"),
-    "s": (dict(_HGNET_B0, out_indices=[2, 3, 4]),
+    "dfine_s": (dict(_HGNET_B0, out_indices=[2, 3, 4]),
           dict(_THREE_LEVELS, **_TRAINED_NORM, encoder_in_channels=[256, 512, 1024], decoder_layers=3, hidden_expansion=0.5, depth_mult=0.34),
           (48.5, 10, 25, 3.49), "small"),
-    "m": (dict(_HGNET_B2, out_indices=[2, 3, 4]),
+    "dfine_m": (dict(_HGNET_B2, out_indices=[2, 3, 4]),
           dict(_THREE_LEVELS, **_TRAINED_NORM, encoder_in_channels=[384, 768, 1536], decoder_layers=4, depth_mult=0.67),
           (52.3, 19, 57, 5.62), "medium"),
-    "l": (dict(_HGNET_B4, out_indices=[2, 3, 4]), dict(_THREE_LEVELS), (54.0, 31, 91, 8.07), "large"),
-    "x": (dict(_HGNET_B5, out_indices=[2, 3, 4]),
+    "dfine_l": (dict(_HGNET_B4, out_indices=[2, 3, 4]), dict(_THREE_LEVELS), (54.0, 31, 91, 8.07), "large"),
+    "dfine_x": (dict(_HGNET_B5, out_indices=[2, 3, 4]),
           dict(_THREE_LEVELS, encoder_hidden_dim=384, encoder_ffn_dim=2048, decoder_in_channels=[384, 384, 384]),
           (55.8, 62, 202, 12.89), "xlarge"),
 }
@@ -340,28 +331,51 @@ def _resnet_reported(values: tuple[float, ...], source: str) -> tuple[Reported, 
     )
 
 
-for _name, (_backbone, _top, _v1, _v2, _hub1, _hub2) in _RESNETS.items():
-    _tags = [WeightTag("coco", f"PekingU/{_hub1}", "apache-2.0", "coco-2017", description="official RT-DETR release, converted by transformers")] if _hub1 else []
-    if _name in _O365:
-        _tags.append(WeightTag("o365_coco", f"PekingU/{_O365[_name]}", "apache-2.0", "objects365+coco-2017",
-                               description="official RT-DETR, Objects365 pretraining then COCO"))
-    _register(f"rtdetr_{_name}", "rtdetr", _backbone, _top, tuple(_tags),
-              _resnet_reported(_v1, "arXiv:2304.08069 (as in the lyuwenyu/RT-DETR README)"), RTDETR,
-              f"RT-DETR-{_name.upper()}: real-time DETR, ResNet-vd backbone, NMS-free set prediction")
-    _tags = (WeightTag("coco", f"PekingU/{_hub2}", "apache-2.0", "coco-2017", description="official RT-DETRv2 release, converted by transformers"),) if _hub2 else ()
-    _register(f"rtdetrv2_{_name}", "rtdetr_v2", _backbone, dict(_top, decoder_n_levels=3), _tags,
-              _resnet_reported(_v2, "arXiv:2407.17140 (as in the lyuwenyu/RT-DETR rtdetrv2_pytorch README)"), RTDETR_V2,
-              f"RT-DETRv2-{_name.upper()}: RT-DETR with per-level sampling points and the v2 training freebies")
+def _rtdetr(name: str, backbone: dict, top: dict, reported: tuple[float, ...], hub: str | None,
+            o365_hub: str | None = None) -> None:
+    """RT-DETR on a ResNet-vd. ``reported``: (AP, params M, GFLOPs, T4 FPS); hubs: PekingU repos."""
+    tags = [WeightTag("coco", f"PekingU/{hub}", "apache-2.0", "coco-2017",
+                      description="official RT-DETR release, converted by transformers")] if hub else []
+    if o365_hub:
+        tags.append(WeightTag("o365_coco", f"PekingU/{o365_hub}", "apache-2.0", "objects365+coco-2017",
+                              description="official RT-DETR, Objects365 pretraining then COCO"))
+    _register(name, "rtdetr", backbone, top, tuple(tags),
+              _resnet_reported(reported, "arXiv:2304.08069 (as in the lyuwenyu/RT-DETR README)"), RTDETR,
+              f"RT-DETR-{name.removeprefix('rtdetr_').upper()}: real-time DETR, ResNet-vd backbone, "
+              "NMS-free set prediction")
+
+
+def _rtdetrv2(name: str, backbone: dict, top: dict, reported: tuple[float, ...], hub: str | None) -> None:
+    """RT-DETRv2 on a ResNet-vd: RT-DETR's ``top`` config with per-level sampling points."""
+    tags = (WeightTag("coco", f"PekingU/{hub}", "apache-2.0", "coco-2017",
+                      description="official RT-DETRv2 release, converted by transformers"),) if hub else ()
+    _register(name, "rtdetr_v2", backbone, dict(top, decoder_n_levels=3), tags,
+              _resnet_reported(reported, "arXiv:2407.17140 (as in the lyuwenyu/RT-DETR rtdetrv2_pytorch README)"), RTDETR_V2,
+              f"RT-DETRv2-{name.removeprefix('rtdetrv2_').upper()}: RT-DETR with per-level sampling points "
+              "and the v2 training freebies")
+
+
+_rtdetr("rtdetr_r18", _R18, dict(_SMALL_TOP, decoder_layers=3), (46.5, 20, 60, 217), "rtdetr_r18vd", "rtdetr_r18vd_coco_o365")
+_rtdetrv2("rtdetrv2_r18", _R18, dict(_SMALL_TOP, decoder_layers=3), (48.1, 20, 60, 217), "rtdetr_v2_r18vd")
+_rtdetr("rtdetr_r34", _R34, dict(_SMALL_TOP, decoder_layers=4), (48.9, 31, 92, 161), "rtdetr_r34vd")
+_rtdetrv2("rtdetrv2_r34", _R34, dict(_SMALL_TOP, decoder_layers=4), (49.9, 31, 92, 161), "rtdetr_v2_r34vd")
+_rtdetr("rtdetr_r50m", _R50, {"hidden_expansion": 0.5}, (51.3, 36, 100, 145), None)
+_rtdetrv2("rtdetrv2_r50m", _R50, {"hidden_expansion": 0.5}, (51.9, 36, 100, 145), None)
+_rtdetr("rtdetr_r50", _R50, {}, (53.1, 42, 136, 108), "rtdetr_r50vd", "rtdetr_r50vd_coco_o365")
+_rtdetrv2("rtdetrv2_r50", _R50, {}, (53.4, 42, 136, 108), "rtdetr_v2_r50vd")
+_rtdetr("rtdetr_r101", _R101, _R101_TOP, (54.3, 76, 259, 74), "rtdetr_r101vd", "rtdetr_r101vd_coco_o365")
+_rtdetrv2("rtdetrv2_r101", _R101, _R101_TOP, (54.3, 76, 259, 74), "rtdetr_v2_r101vd")
 
 for _name, (_backbone, _top, (_ap, _params, _gflops, _ms), _word) in _DFINE.items():
     _source = "arXiv:2410.13842 (as in the Peterande/D-FINE README)"
     _tags = [WeightTag("coco", f"ustc-community/dfine-{_word}-coco", "apache-2.0", "coco-2017", description="official D-FINE release, converted by transformers")]
-    if _name != "n":
+    if _name != "dfine_n":
         _tags.append(WeightTag("obj2coco", f"ustc-community/dfine-{_word}-obj2coco", "apache-2.0", "objects365+coco-2017",
                                description="official D-FINE, Objects365 pretraining then COCO"))
-    _register(f"dfine_{_name}", "dfine", _backbone, _top, tuple(_tags),
+    _register(_name, "dfine", _backbone, _top, tuple(_tags),
               (Reported("box_ap", _ap, "", _source, "coco-2017-val", 640),
                Reported("params", _params, "M", _source, "", 640),
                Reported("flops", _gflops, "G", _source, "", 640),
                Reported("latency_ms", _ms, "ms", _source, "", 640, "T4, TensorRT fp16, batch 1")),
-              DFINE, f"D-FINE-{_name.upper()}: real-time DETR with fine-grained distribution refinement of box edges")
+              DFINE, f"D-FINE-{_name.removeprefix('dfine_').upper()}: real-time DETR with fine-grained distribution "
+                     "refinement of box edges")

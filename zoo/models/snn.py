@@ -598,10 +598,10 @@ _VGG_TOP1 = {16: (Reported("top1", 69.00, "%", "arXiv:2110.05929 (ECCV 2022 vers
                            "imagenet-1k", 224, note="the one-timestep method's VGG16 (converted, LIF with trained "
                            "thresholds and leaks), not this model trained as registered"),)}
 
-for _depth in (11, 16):
+for _name, _depth in {"spiking_vgg11": 11, "spiking_vgg16": 16}.items():
     register_spec(
         ModelSpec(
-            name=f"spiking_vgg{_depth}",
+            name=_name,
             family="snn",
             task="classification",
             builder=functools.partial(SpikingVGG, _depth),

@@ -473,14 +473,14 @@ COCO_CLASSES = (
     "scissors", "teddy bear", "hair drier", "toothbrush",
 )
 
-# scale: (COCO val2017 AP, params M, GFLOPs, T4 TensorRT fp16 latency ms): the paper's Table 1, as in the README
+# name: (scale, COCO val2017 AP, params M, GFLOPs, T4 TensorRT fp16 latency ms): the paper's Table 1, as in the README
 _REPORTED = {
-    "n": (38.5, 2.3, 6.7, 1.84),
-    "s": (46.3, 7.2, 21.6, 2.49),
-    "m": (51.1, 15.4, 59.1, 4.74),
-    "b": (52.5, 19.1, 92.0, 5.74),
-    "l": (53.2, 24.4, 120.3, 7.28),
-    "x": (54.4, 29.5, 160.4, 10.70),
+    "yolov10n": ("n", 38.5, 2.3, 6.7, 1.84),
+    "yolov10s": ("s", 46.3, 7.2, 21.6, 2.49),
+    "yolov10m": ("m", 51.1, 15.4, 59.1, 4.74),
+    "yolov10b": ("b", 52.5, 19.1, 92.0, 5.74),
+    "yolov10l": ("l", 53.2, 24.4, 120.3, 7.28),
+    "yolov10x": ("x", 54.4, 29.5, 160.4, 10.70),
 }
 
 
@@ -488,11 +488,11 @@ def _build(num_classes: int = 80, scale: str = "n", max_det: int = 300) -> YOLOv
     return YOLOv10(scale, num_classes=num_classes, max_det=max_det)
 
 
-for _scale, (_ap, _params, _gflops, _latency) in _REPORTED.items():
+for _name, (_scale, _ap, _params, _gflops, _latency) in _REPORTED.items():
     _source = "arXiv:2405.14458, Table 1 (as in the THU-MIG/yolov10 README)"
     register_spec(
         ModelSpec(
-            name=f"yolov10{_scale}",
+            name=_name,
             family="yolov10",
             task="detection",
             builder=_build,
@@ -508,7 +508,7 @@ for _scale, (_ap, _params, _gflops, _latency) in _REPORTED.items():
             weights=(
                 WeightTag(
                     tag="coco",
-                    hf_hub_id=f"jameslahm/yolov10{_scale}",
+                    hf_hub_id=f"jameslahm/{_name}",
                     license="agpl-3.0",
                     dataset="coco-2017",
                     description="official THU-MIG release (AGPL-3.0 weights; this code is Apache-2.0)",
