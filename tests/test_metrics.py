@@ -118,3 +118,57 @@ def test_detections_on_crowd_regions_are_neither_matched_nor_penalised():
     metric = DetectionMetric(2)
     metric.update(on_crowd[None], [crowd])
     assert metric.compute()["map"] == pytest.approx(1.0)
+
+
+DDP_SCRIPT = '''
+import os, sys, json, torch, torch.distributed as dist
+from zoo.metrics import DetectionMetric, coco_detection_metrics
+
+def data():
+    g = torch.Generator().manual_seed(0)
+    preds, targets = [], []
+    for i in range(7):
+        boxes = torch.rand(3, 2, generator=g) * 100
+        boxes = torch.cat([boxes, boxes + 20 + torch.rand(3, 2, generator=g) * 40], 1)
+        noisy = boxes + torch.randn(3, 4, generator=g) * 3
+        preds.append(torch.cat([noisy, torch.rand(3, 1, generator=g), torch.tensor([[0.], [1.], [0.]])], 1))
+        targets.append({"boxes": boxes, "labels": torch.tensor([0, 1, 1]), "image_id": i})
+    return preds, targets
+
+def main(rank):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=sys.argv[1])
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    preds, targets = data()
+    order = list(range(7)) + [0]  # a distributed sampler pads 7 images to 8: image 0 twice
+    mine = order[rank::2]
+    metric = DetectionMetric(2)
+    for i in mine:
+        metric.update([preds[i]], [targets[i]])
+    result = metric.compute()
+    if rank == 0:
+        whole = coco_detection_metrics(preds, targets, 2)
+        print(json.dumps({"ddp": [result["map"], result["map50"], result["images"]], "one": [whole["map"], whole["map50"], whole["images"]]}))
+    dist.destroy_process_group()
+
+if __name__ == "__main__":
+    torch.multiprocessing.spawn(main, nprocs=2)
+'''
+
+
+def test_under_ddp_every_rank_scores_all_images_once(tmp_path):
+    """Two gloo processes, each with its shard of a padded distributed split (one image on both ranks): compute()
+    gathers both shards, counts the repeated image once, and gives the one-process numbers."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "ddp_metric.py").write_text(DDP_SCRIPT)
+    out = subprocess.run([sys.executable, str(tmp_path / "ddp_metric.py"), str(port)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["ddp"][2] == got["one"][2] == 7 and got["one"][1] > 0.3
+    assert got["ddp"] == pytest.approx(got["one"], abs=1e-7)

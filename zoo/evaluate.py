@@ -193,7 +193,7 @@ def evaluate_detection(
 
     model.eval()
     device = next(model.parameters()).device
-    metric = DetectionMetric(len(class_names), class_names)
+    metric = DetectionMetric(len(class_names), class_names, sync_on_compute=False)
     shown: list[tuple[torch.Tensor, torch.Tensor, dict]] = []
     for images, targets in _batches(loader, progress):
         detections = model(images.to(device)).float().cpu()

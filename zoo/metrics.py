@@ -1,13 +1,12 @@
 """COCO-style detection metrics (mAP@[.5:.95], mAP@.5, ..., per-class AP).
 
-The numbers come from ``faster-coco-eval``: a C++ reimplementation of pycocotools' ``COCOeval`` that gives
-the same numbers (it is a drop-in replacement, ``init_as_pycocotools``) many times faster, so a full
-validation pass can run every epoch without pycocotools' Python per-image loop being the bottleneck.
-Everything is built in memory; nothing is written to disk.
-
-Conventions (the zoo's detector output): a prediction row is ``(x1, y1, x2, y2, score, class)`` with
-classes ``0..K-1``; rows with ``score <= 0`` are padding. COCO category ids are ``class + 1``. Where
-COCOeval reports "undefined" (-1, e.g. no ground truth of any size), these functions report 0.0.
+torchmetrics' ``MeanAveragePrecision`` does the work with the ``faster_coco_eval`` backend (a C++
+reimplementation of pycocotools' ``COCOeval`` that gives the same numbers many times faster), and as a
+torchmetrics ``Metric`` it gathers every process's detections itself under DDP. This module adapts it to the
+zoo's conventions and checks its inputs: a prediction row is ``(x1, y1, x2, y2, score, class)`` with classes
+``0..K-1``; rows with ``score <= 0`` are padding. Where COCOeval reports "undefined" (-1, e.g. no ground truth
+of any size), these functions report 0.0; every one of the K classes gets a per-class AP (0.0 without ground
+truth).
 """
 from __future__ import annotations
 
@@ -60,63 +59,51 @@ def coco_detection_metrics(
     if len(names) != num_classes:
         raise BadArgumentError(f"{len(names)} class_names for {num_classes} classes")
 
-    images, gts, dts, objects = [], [], [], 0
-    for i, (pred, target) in enumerate(zip(predictions, targets)):
-        image_id = i + 1  # our own ids: COCO wants them unique, callers' ids often restart per batch
-        images.append({"id": image_id})
-        boxes, labels = _target_arrays(target, i, num_classes)
-        crowd = {"boxes": target.get("crowd_boxes", torch.zeros(0, 4)), "labels": target.get("crowd_labels", torch.zeros(0))}
-        crowd_boxes, crowd_labels = _target_arrays(crowd, i, num_classes)
-        for is_crowd, group_boxes, group_labels in ((0, boxes, labels), (1, crowd_boxes, crowd_labels)):
-            for (x1, y1, x2, y2), label in zip(group_boxes.tolist(), group_labels.tolist()):
-                w, h = x2 - x1, y2 - y1
-                gts.append({"id": len(gts) + 1, "image_id": image_id, "category_id": label + 1,
-                            "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": is_crowd})
-                objects += 1 - is_crowd
-        for x1, y1, x2, y2, score, cls in _prediction_rows(pred, i, num_classes, max_dets).tolist():
-            dts.append({"image_id": image_id, "category_id": int(cls) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                        "score": score})
+    metric = DetectionMetric(num_classes, names, max_dets=max_dets, sync_on_compute=False)
+    metric.update(list(predictions), list(targets))
+    return metric.compute()
 
+
+def _mean_average_precision(max_dets: int):
+    import numpy as np
+    from torchmetrics.detection import MeanAveragePrecision
+
+    # COCOeval's own thresholds, in float64: torchmetrics' defaults come from a float32 linspace (0.550000011...),
+    # which moves matches that sit on a threshold.
+    return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True, backend="faster_coco_eval",
+                                max_detection_thresholds=sorted({1, 10, max_dets}), sync_on_compute=False,
+                                iou_thresholds=np.linspace(0.5, 0.95, 10).tolist(), rec_thresholds=np.linspace(0.0, 1.0, 101).tolist())
+
+
+def _result(metric, names: Sequence[str], max_dets: int, *, images: int, objects: int) -> dict[str, Any]:
     result: dict[str, Any] = {"map": 0.0, "map50": 0.0, "map75": 0.0, **{f"map_{a}": 0.0 for a in _AREAS},
                               f"mar{max_dets}": 0.0, "per_class": {n: 0.0 for n in names},
-                              "images": len(images), "objects": objects}
+                              "images": images, "objects": objects}
     if not objects:  # nothing to find: every COCO number is undefined
         return result
+    import logging
 
-    from faster_coco_eval import COCO, COCOeval_faster
-
-    def silent(*args, **kwargs) -> None:
-        return None
-
-    categories = [{"id": k + 1, "name": name} for k, name in enumerate(names)]
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO({"images": images, "annotations": gts, "categories": categories}, print_function=silent)
-        coco_dt = coco_gt.loadRes(dts)
-        coco_dt.print_function = silent
-        evaluator = COCOeval_faster(coco_gt, coco_dt, iouType="bbox", print_function=silent)
-        if max_dets != 100:
-            evaluator.params.maxDets = sorted({1, 10, max_dets})
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    stats = evaluator.stats_as_dict
-    last = evaluator.params.maxDets[-1]
-    ar_key = "AR_third" if evaluator.params.maxDets == [1, 10, 100] else f"AR_{last}"
+    quiet = logging.getLogger("faster_coco_eval")  # it logs COCOeval's summary table at INFO
+    level, quiet.level = quiet.level, logging.WARNING
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            stats = metric.compute()
+    finally:
+        quiet.setLevel(level)
     result.update(
-        map=_defined(stats["AP_all"]), map50=_defined(stats["AP_50"]), map75=_defined(stats["AP_75"]),
-        **{f"map_{a}": _defined(stats[f"AP_{a}"]) for a in _AREAS},
-        **{f"mar{max_dets}": _defined(stats[ar_key])},
+        map=_defined(stats["map"]), map50=_defined(stats["map_50"]), map75=_defined(stats["map_75"]),
+        **{f"map_{a}": _defined(stats[f"map_{a}"]) for a in _AREAS},
+        **{f"mar{max_dets}": _defined(stats[f"mar_{max_dets}"])},
     )
-    precision = evaluator.eval["precision"]  # [IoU thresholds, recall points, K, area ranges, maxDets]
-    for k, name in enumerate(names):
-        p = precision[:, :, k, 0, -1]
-        valid = p[p > -1]
-        result["per_class"][name] = float(valid.mean()) if valid.size else 0.0
+    classes = stats["classes"].reshape(-1).tolist()
+    for k, ap in zip(classes, stats["map_per_class"].reshape(-1).tolist()):
+        result["per_class"][names[int(k)]] = _defined(ap)
     return result
 
 
-def _defined(value: float) -> float:
-    return 0.0 if value < 0 else float(value)
+def _defined(value) -> float:
+    value = float(value)
+    return 0.0 if value < 0 else value
 
 
 def _target_arrays(target: dict[str, Any], i: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,43 +133,82 @@ def _prediction_rows(pred: torch.Tensor, i: int, num_classes: int, max_dets: int
     return pred
 
 
-class DetectionMetric:
-    """Collects a validation loop's detections and targets (on the CPU) and scores them at the end.
+def _metric_base():
+    from torchmetrics import Metric
 
-    COCO AP ranks detections over the whole dataset, so it cannot be averaged over batches: ``update``
-    only stores, ``compute`` evaluates everything at once. Plain Python, so it works in any loop.
-    """
+    return Metric
 
-    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, *, max_dets: int = 100) -> None:
-        self.num_classes, self.class_names, self.max_dets = num_classes, class_names, max_dets
-        self.reset()
 
-    def reset(self) -> None:
-        self.predictions: list[torch.Tensor] = []
-        self.targets: list[dict[str, Any]] = []
+class DetectionMetric(_metric_base()):
+    """A validation loop's COCO metrics: ``update`` per batch, ``compute`` at the end over everything seen (COCO AP
+    ranks detections over the whole dataset, so it cannot be averaged over batches).
+
+    A torchmetrics ``Metric``: under DDP, ``compute`` gathers every process's images first. Lightning's distributed
+    sampler repeats a few images to give every rank as many steps, so there an image is counted once by its
+    ``image_id`` (targets without one are all counted); in one process every image counts, whatever its id."""
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, *, max_dets: int = 100,
+                 sync_on_compute: bool = True) -> None:
+        """``sync_on_compute=False``: this process's images only (an evaluation that runs on one rank)."""
+        super().__init__(sync_on_compute=sync_on_compute)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise BadArgumentError(f"num_classes must be a whole number >= 1, not {num_classes!r}")
+        self.num_classes, self.max_dets = num_classes, max_dets
+        self.names = [str(i) for i in range(num_classes)] if class_names is None else [str(n) for n in class_names]
+        # One row per detection / ground-truth box, keyed by image: concatenated, so DDP gathers each in one call.
+        self.add_state("detections", [], dist_reduce_fx="cat")  # slot, x1, y1, x2, y2, score, class
+        self.add_state("truths", [], dist_reduce_fx="cat")  # slot, x1, y1, x2, y2, label, iscrowd
+        self.add_state("images", [], dist_reduce_fx="cat")  # slot (unique to this update), image key
+        self._updates = 0
 
     def update(self, detections: torch.Tensor | Sequence[torch.Tensor], targets: Sequence[dict[str, Any]]) -> None:
-        """``detections``: ``[B, K, 6]`` (or B tensors ``[n, 6]``); ``targets``: B dicts (boxes, labels)."""
+        """``detections``: ``[B, K, 6]`` (or B tensors ``[n, 6]``); ``targets``: B dicts (boxes, labels, optional
+        image_id and crowd_boxes/crowd_labels)."""
         if len(detections) != len(targets):
             raise BadArgumentError(f"update got detections for {len(detections)} images but {len(targets)} targets")
-        for det, target in zip(detections, targets):
-            det = torch.as_tensor(det).detach().float().reshape(-1, 6)
-            det = det[det[:, 4] > 0]  # drop padding before it reaches host memory
-            det = det[det[:, 4].argsort(descending=True, stable=True)[: self.max_dets]].cpu()
-            kept = {"boxes": torch.as_tensor(target["boxes"]).detach().cpu().float(),
-                    "labels": torch.as_tensor(target["labels"]).detach().cpu().long()}
-            if "crowd_boxes" in target:  # regions whose detections COCO neither rewards nor penalises
-                kept["crowd_boxes"] = torch.as_tensor(target["crowd_boxes"]).detach().cpu().float()
-                kept["crowd_labels"] = torch.as_tensor(target["crowd_labels"]).detach().cpu().long()
-            if "image_id" in target:
-                image_id = target["image_id"]
-                kept["image_id"] = image_id.cpu() if torch.is_tensor(image_id) else image_id
-            self.predictions.append(det)
-            self.targets.append(kept)
+        for i, (det, target) in enumerate(zip(detections, targets)):
+            boxes, labels = _target_arrays(target, i, self.num_classes)
+            crowd = {"boxes": target.get("crowd_boxes", torch.zeros(0, 4)), "labels": target.get("crowd_labels", torch.zeros(0))}
+            crowd_boxes, crowd_labels = _target_arrays(crowd, i, self.num_classes)
+            det = _prediction_rows(det, i, self.num_classes, self.max_dets)
+            slot = float(self._updates * self.world_size + self.rank)
+            self._updates += 1
+            shared = self.sync_on_compute and self.world_size > 1 and "image_id" in target  # another rank may have it too
+            key = float(target["image_id"]) if shared else -1.0 - slot
+            truth = torch.cat([torch.cat([boxes, labels[:, None].float(), torch.zeros(len(labels), 1)], 1),
+                               torch.cat([crowd_boxes, crowd_labels[:, None].float(), torch.ones(len(crowd_labels), 1)], 1)])
+            self.detections.append(torch.cat([torch.full((len(det), 1), slot), det], 1).to(self.device, torch.float64))
+            self.truths.append(torch.cat([torch.full((len(truth), 1), slot), truth], 1).to(self.device, torch.float64))
+            self.images.append(torch.tensor([[slot, key]], dtype=torch.float64, device=self.device))
+
+    @property
+    def rank(self) -> int:
+        return torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
+
+    @property
+    def world_size(self) -> int:
+        return torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
 
     def compute(self) -> dict[str, Any]:
-        return coco_detection_metrics(self.predictions, self.targets, self.num_classes, self.class_names,
-                                      max_dets=self.max_dets)
+        def rows(state, width: int) -> torch.Tensor:  # a list before any sync, one tensor after it
+            if not torch.is_tensor(state):
+                state = torch.cat(state) if state else torch.zeros(0)
+            return state.cpu().reshape(-1, width)
+
+        images, detections, truths = rows(self.images, 2), rows(self.detections, 7), rows(self.truths, 7)
+        metric, seen, objects = _mean_average_precision(self.max_dets), set(), 0
+        for slot, key in images.tolist():
+            if key in seen:  # the same image from another rank
+                continue
+            seen.add(key)
+            det, truth = detections[detections[:, 0] == slot], truths[truths[:, 0] == slot]
+            crowd = truth[:, 6] > 0
+            metric.update([{"boxes": det[:, 1:5].float(), "scores": det[:, 5].float(), "labels": det[:, 6].long()}],
+                          [{"boxes": truth[:, 1:5].float(), "labels": truth[:, 5].long(), "iscrowd": crowd.long()}])
+            objects += int((~crowd).sum())
+        return _result(metric, self.names, self.max_dets, images=len(seen), objects=objects)
 
     def __len__(self) -> int:
-        return len(self.targets)
+        return len(self.images)

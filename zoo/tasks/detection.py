@@ -4,7 +4,7 @@ The family supplies its training criterion (``model.make_loss()``: for YOLOv10 t
 assignments of :mod:`zoo.models._tal`; RT-DETR and D-FINE compute their Hungarian-matching loss in their
 own forward, which then receives the targets, see :class:`zoo.models.rtdetr.ModelLoss`); in eval mode
 every detector returns ``[B, max_det, 6]`` detections, so validation is the same for all: COCO mAP@[.5:.95] and mAP@.5 (:mod:`zoo.metrics`,
-faster-coco-eval) on the EMA of the weights, which is also what the run saves. The optimizer and the
+torchmetrics with the faster-coco-eval backend) on the EMA of the weights, which is also what the run saves. The optimizer and the
 warmup + cosine schedule are the ones every task uses (:mod:`zoo.tasks.base`).
 """
 from __future__ import annotations
@@ -89,19 +89,7 @@ class DetectionTask(TaskBase):
         self.metric.update(self(images).float().cpu(), targets)
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.world_size > 1:  # each rank saw a shard: gather them so every rank scores the whole set
-            shards = [None] * self.trainer.world_size
-            torch.distributed.all_gather_object(shards, (self.metric.predictions, self.metric.targets))
-            seen, predictions, targets = set(), [], []
-            for preds, truths in shards:  # the distributed sampler repeats images to even out the shards
-                for p, t in zip(preds, truths):
-                    if t.get("image_id") not in seen:
-                        seen.add(t.get("image_id"))
-                        predictions.append(p)
-                        targets.append(t)
-            self.metric.predictions, self.metric.targets = predictions, targets
-        result = self.metric.compute()
+        result = self.metric.compute()  # under DDP: every rank's images (the val loader does not repeat any)
         self.log("val/map", result["map"], prog_bar=True)
         self.log("val/map50", result["map50"], prog_bar=True)
         self.log("val/map75", result["map75"])
-
