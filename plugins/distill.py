@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from zoo.contracts import DistillableDetector
 from zoo.errors import ConfigError
 from zoo.plugins.base import Plugin
 
@@ -86,7 +87,7 @@ class Distill(Plugin):
             return
         student = pl_module.model
         spec = student.zoo_spec
-        if spec.task == "detection" and not callable(getattr(student, "head_outputs", None)):
+        if spec.task == "detection" and not isinstance(student, DistillableDetector):
             raise ConfigError(
                 f"detection distillation is implemented for YOLOv10 students; {spec.name} is not one "
                 "(its family computes its own loss; train it without plugins=[distill])"
@@ -94,7 +95,7 @@ class Distill(Plugin):
         self.teacher = load_teacher(self.config.teacher, self.config.pretrained)
         tspec = getattr(self.teacher, "zoo_spec", None)
         self._student_spec = spec
-        if spec.task == "detection" and not callable(getattr(self.teacher, "head_outputs", None)):
+        if spec.task == "detection" and not isinstance(self.teacher, DistillableDetector):
             raise ConfigError(
                 f"teacher {self.config.teacher} is not a YOLOv10-family detector: detection distillation matches "
                 "head outputs anchor by anchor, so the teacher needs the same kind of dense head (any YOLOv10 scale)"

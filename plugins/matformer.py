@@ -59,7 +59,9 @@ class MatFormer(Plugin):
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage != "fit":
             return
-        if not callable(getattr(pl_module.model, "set_granularity", None)):
+        from zoo.contracts import Elastic
+
+        if not isinstance(pl_module.model, Elastic):
             raise ConfigError(f"plugin 'matformer' trains nested models (matvit_*, matlm_*); {pl_module.model.zoo_spec.name} is not one")
         self._random.seed(self.config.seed + trainer.global_rank)
         if self.config.mode == "sum":

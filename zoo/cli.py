@@ -397,10 +397,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 0
     if args.budget_ms is not None:
         import zoo
+        from zoo.contracts import Elastic
         from zoo.errors import BadArgumentError
 
         model = zoo.load(args.source)
-        if not callable(getattr(model, "set_granularity", None)):
+        if not isinstance(model, Elastic):
             raise BadArgumentError(f"--budget-ms picks a MatFormer granularity; {model.zoo_spec.name} is not a MatFormer model")
         searched = zoo.matformer.search(model, budget=args.budget_ms, metric="latency_ms")
         best = searched["best"]

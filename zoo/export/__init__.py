@@ -339,8 +339,10 @@ def deploy_form(model):
         deploy.eval()
         deploy.zoo_spec, deploy.zoo_int8, deploy.zoo_deploy_form = spec, True, True
         return deploy
+    from zoo.contracts import HasDeployForm
+
     deploy = copy.deepcopy(model).eval()
-    if callable(getattr(deploy, "deploy", None)):  # families that know their own inference form
+    if isinstance(deploy, HasDeployForm):  # families that know their own inference form
         deploy = deploy.deploy()
     else:
         from timm.utils.model import reparameterize_model

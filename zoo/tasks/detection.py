@@ -35,7 +35,9 @@ class DetectionTask(TaskBase):
         model = model_of(model, num_classes, pretrained)
         num_classes = classes_of(model, num_classes)
         class_names = class_names or getattr(getattr(model, "zoo_spec", None), "labels", None)
-        if not callable(getattr(model, "make_loss", None)):
+        from zoo.contracts import Detector
+
+        if not isinstance(model, Detector):
             from zoo.errors import ConfigError
 
             raise ConfigError(f"{type(model).__name__} has no make_loss(): it cannot be trained by DetectionTask")
