@@ -160,7 +160,8 @@ def test_recipe_trains_all_granularities_and_saves_xl(tmp_path):
     cfg = compose("matvit_ti_digits", [f"out_dir={tmp_path}", "trainer.enable_progress_bar=false", "trainer.max_epochs=1",
                                        "trainer.limit_train_batches=4", "trainer.limit_val_batches=2", "plugins.matformer.mode=sum"])
     summary = run(cfg, tmp_path / "run")
-    assert 0.0 <= summary["val_top1"] <= 1.0
+    evaluated = __import__("json").loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
+    assert summary["val_top1"] == evaluated["top1"] and evaluated["samples"] == 360  # the saved XL model, whole val split
     assert "train/matformer_s" in (tmp_path / "run" / "logs" / "metrics.csv").read_text()
     model = zoo.load(str(tmp_path / "run"))
     assert model.granularity == [768] * 12 and model.zoo_spec.input_size == (3, 64, 64)
@@ -178,7 +179,7 @@ def test_search_measures_the_heuristic_settings_and_keeps_the_budget(tmp_path):
     found = search(model, budget=3.0e6, metric="params", data=data)
     assert model.granularity == [768] * 12  # left at full width
     assert len(found["results"]) == 37 and found["best"]["params"] <= 3.0e6 and found["quality"] == "top1"
-    assert all(0 <= r["top1"] <= 1 for r in found["results"]) and found["pareto"]
+    assert all(r["top1"] * 8 == round(r["top1"] * 8) for r in found["results"]) and found["pareto"]  # of the 8 images
     costs = [r["params"] for r in found["pareto"]]
     assert costs == sorted(costs)
     timed = search(model, metric="latency_ms", runs=2)
@@ -378,7 +379,9 @@ def test_distillation_from_a_trained_xl_into_the_sampled_granularities(tmp_path)
                                        "plugins=[matformer,distill]", f"plugins.distill.teacher={tmp_path / 'teacher'}"])
     summary = run(cfg, tmp_path / "run")
     logged = (tmp_path / "run" / "logs" / "metrics.csv").read_text()
-    assert "train/distill_kd" in logged and 0.0 <= summary["val_top1"] <= 1.0
+    rows = list(__import__("csv").DictReader(logged.splitlines()))
+    kd = [float(r["train/distill_kd"]) for r in rows if r.get("train/distill_kd")]
+    assert kd and all(value > 0 for value in kd)  # a KL between the teacher and each drawn granularity
     assert zoo.load(str(tmp_path / "run")).granularity == [768] * 12
 
 

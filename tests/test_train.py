@@ -28,7 +28,7 @@ def test_run_writes_a_complete_run_dir_that_loads_back(tmp_path):
     run_dir = tmp_path / "run"
     summary = run(cfg, run_dir)
 
-    assert summary["epochs"] == 2 and 0.0 <= summary["val_top1"] <= 1.0
+    assert summary["epochs"] == 2
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["trainer"]["max_epochs"] == 2 and saved["model"]["name"] == "mobilenetv3_small_100"
     assert "${" not in (run_dir / "config.yaml").read_text()  # resolved
