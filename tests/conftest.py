@@ -136,3 +136,36 @@ def detection_run(tmp_path_factory) -> Path:
     summary = run(cfg, tmp / "run")
     assert summary["task"] == "detection" and 0.0 <= summary["val_map"] <= summary["val_map50"] <= 1.0
     return tmp / "run"
+
+
+# A test may use this much CPU time (its own and its finished subprocesses', so a loaded machine does not trip it:
+# 2 threads busy for 120 s) unless it is marked @pytest.mark.slow(reason="why it cannot be smaller").
+CPU_BUDGET_S = float(os.environ.get("ZOO_TEST_CPU_BUDGET_S", 240))
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    started = _cpu_seconds()
+    yield
+    item.user_properties.append(("cpu_s", _cpu_seconds() - started))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.when != "call" or not report.passed:
+        return
+    used = dict(item.user_properties).get("cpu_s", 0.0)
+    marker = item.get_closest_marker("slow")
+    if used > CPU_BUDGET_S and not (marker and marker.kwargs.get("reason")):
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} used {used:.0f} s of CPU, over the suite's {CPU_BUDGET_S:.0f} s per test: make it "
+                           "smaller (share a fixture, a smaller input) or mark it @pytest.mark.slow(reason=...)")

@@ -47,7 +47,7 @@ def train(tmp_path, devices: int, batch: int) -> dict:
     return {"summary": json.loads((out / "summary.json").read_text()), "out": out, "log": proc.stdout + proc.stderr}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="two full 6-epoch digits runs, DDP and one process, so their accuracies can be compared")
 def test_ddp_two_cpu_processes(tmp_path):
     ddp = train(tmp_path, devices=2, batch=32)  # 2 ranks x 32 = the single process's 64
     assert "distributed_backend=gloo" in ddp["log"] and "All distributed processes registered" in ddp["log"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="the quickstart's own end-to-end run, shared by the deploy tests")
 def test_quickstart_meets_its_targets(quickstart):
     elapsed, run_dir = quickstart["elapsed"], quickstart["run_dir"]
     proc = types.SimpleNamespace(stdout=quickstart["stdout"])

@@ -185,7 +185,7 @@ def test_every_recipe_states_its_measured_result(recipe):
     assert cfg.recipe == recipe
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="torch.compile's first compilation of the training forward")
 def test_torch_compile_option(tmp_path):
     """task.compile=true compiles the training forward; checkpoints keep the model's own key names."""
     run_dir = tmp_path / "compiled"
