@@ -222,3 +222,26 @@ def test_cli_export(tmp_path, capsys):
     assert "unknown export format 'tflite2'; choose one of onnx, openvino, executorch, litert, coreml, tensorrt" in capsys.readouterr().err
     assert cli(["export", "efficientformer_l1", "--imgsz", "96"]) == 2
     assert "fixed input size of 224x224" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("precision", "atol", "rtol"), [("fp32", 1e-4, 1e-5), ("fp16", 1e-2, 1e-3), ("bf16", 5e-2, 2e-2)])
+def test_the_tolerance_of_each_precision_is_what_readme_states(precision, atol, rtol):
+    """README: fp32 1e-4 + 1e-5 x max|output|, fp16 1e-2 + 1e-3 x max|output|, bf16 5e-2 + 2e-2 x max|output|."""
+    from zoo.export import compare
+
+    reference = torch.tensor([3.0, -20.0, 0.5])
+    allowed = atol + rtol * 20.0
+    assert compare(reference, reference + allowed * 0.99, precision=precision)["ok"]
+    failed = compare(reference, reference + allowed * 1.01, precision=precision)
+    assert not failed["ok"] and failed["tolerance"] == pytest.approx(allowed)
+
+
+def test_onnxslim_makes_a_smaller_graph_with_the_same_outputs(tmp_path):
+    """MobileDet's in-graph post-processing leaves shape arithmetic that onnxslim folds (D-FINE: 2707 -> 679 nodes)."""
+    size = small("mobiledet_cpu")
+    model = fresh("mobiledet_cpu", size)
+    plain = export(model, "onnx", imgsz=size, simplify=False, out=tmp_path / "plain.onnx")
+    slim = export(model, "onnx", imgsz=size, simplify=True, out=tmp_path / "slim.onnx")
+    nodes = [len(onnx.load(str(r.path)).graph.node) for r in (plain, slim)]
+    assert nodes[1] < nodes[0], nodes
+    assert slim.verification["random"]["ok"] and slim.verification["real"]["ok"]

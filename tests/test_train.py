@@ -13,6 +13,7 @@ import yaml
 
 import zoo
 from zoo.cli import main as cli
+from zoo.errors import ZooError
 from zoo.train import compose, list_recipes, record_result, run
 
 ZOO = str(Path(sys.executable).with_name("zoo"))
@@ -241,3 +242,35 @@ def test_a_zoo_task_and_data_train_in_plain_lightning_code_and_in_lightning_cli(
     saved = yaml.safe_load((tmp_path / "cli" / "config.yaml").read_text())
     assert saved["data"]["class_path"] == "zoo.lightning.ClassificationData"
     assert saved["model"]["init_args"]["model"] == "mobilenetv3_small_100"  # given once, linked into the data
+
+
+def test_resume_last_takes_the_newest_run_of_the_same_model_and_plugins(tmp_path):
+    from zoo.train import _resume_path
+
+    def fake_run(time: str, model: str, plugins: list[str]) -> Path:
+        run_dir = tmp_path / "quickstart" / time
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+        (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": {"name": model}, "plugins": {p: {} for p in plugins}}))
+        return run_dir / "checkpoints" / "last.ckpt"
+
+    fake_run("2026-01-01_10-00-00", "mobilenetv3_small_100", [])
+    wanted = fake_run("2026-01-02_10-00-00", "mobilenetv3_small_100", [])
+    fake_run("2026-01-03_10-00-00", "mobileone_s0", [])  # newer, another model
+    fake_run("2026-01-04_10-00-00", "mobilenetv3_small_100", ["prune"])  # newer, other plugins
+    assert _resume_path(compose("quickstart", [f"out_dir={tmp_path}", "resume=last"])) == str(wanted)
+    with pytest.raises(ZooError, match="no run of 'quickstart' trained mobilenetv3_small_100 with plugins \\['qat'\\]"):
+        _resume_path(compose("quickstart", [f"out_dir={tmp_path}", "resume=last", "plugins=[qat]"]))
+
+
+def test_label_smoothing_keeps_a_confident_right_answer_from_zero_loss():
+    from zoo.tasks.classification import ClassificationTask
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    logits, target = torch.tensor([[20.0, 0.0, 0.0]]), torch.tensor([0])
+    sharp = ClassificationTask(model, num_classes=3, label_smoothing=0.0).train_loss(logits, target)
+    smooth = ClassificationTask(model, num_classes=3, label_smoothing=0.1).train_loss(logits, target)
+    assert sharp < 1e-6 and smooth > 0.5  # the smoothed target keeps 0.1 of the mass on the other classes
+    mixed = ClassificationTask(model, num_classes=3, mixup=0.2, cutmix=0.5)
+    x, y = mixed.mixup(torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]))
+    assert y.shape == (4, 3) and torch.allclose(y.sum(1), torch.ones(4))  # soft targets from timm's mixup/cutmix
