@@ -101,7 +101,7 @@ def predict(
 
 def _detect(model, originals: list[torch.Tensor], size: int, device: torch.device, name: str) -> list[tuple[Any, torch.Tensor]]:
     """Letterbox a batch, run it, and pair each image's :class:`Letterbox` with its ``[max_det, 6]`` rows."""
-    from zoo.data.detection import letterbox
+    from zoo.data.letterbox import letterbox
 
     boxed = [letterbox(image, size) for image in originals]
     x = torch.stack([b[0] for b in boxed]).to(device)
@@ -194,7 +194,7 @@ def _device(model, device: str | torch.device | None) -> torch.device:
 
 def _input_size(spec, imgsz: int | None) -> int:
     """The square side: the model's own, or ``--imgsz`` checked as every export and detector checks it."""
-    from zoo.data.detection import check_img_size
+    from zoo.data.letterbox import check_img_size
     from zoo.export import _input_size as checked
 
     return check_img_size(checked(spec, imgsz)[-1], "--imgsz")

@@ -412,7 +412,7 @@ def sample_inputs(spec, size: tuple[int, int, int], batch: int) -> dict[str, Any
     random = torch.randn(batch, *size, generator=generator)
     image = np.asarray(load_sample_image("flower.jpg"))
     if spec.task == "detection":  # detectors take letterboxed RGB in 0..1; random input in that range too
-        from zoo.data.detection import letterbox
+        from zoo.data.letterbox import letterbox
 
         photo, _ = letterbox(torch.from_numpy(image.copy()).permute(2, 0, 1).contiguous(), size[-1])
         random = torch.rand(batch, *size, generator=generator)
