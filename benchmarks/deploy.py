@@ -37,11 +37,11 @@ def measure(name: str, threads: list[int], runs: int) -> dict:
 
     import zoo
     from zoo.bench import RUNTIME_FORMATS, export_form, open_runtime, settle_batchnorm, time_interleaved
-    from zoo.export import _input_size, deploy_form, example_input
+    from zoo.export import checked_input_size, deploy_form, example_input
 
     model = zoo.load(name).eval()
     spec = model.zoo_spec
-    size = _input_size(spec, None)
+    size = checked_input_size(spec, None)
     settle_batchnorm(model, size[-1])
     model = deploy_form(model)
     x = example_input(spec, size, 1, torch.Generator().manual_seed(0))

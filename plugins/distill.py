@@ -291,7 +291,7 @@ def detection_kd(student: dict, teacher: dict, temperature: float, reg_max: int)
 def load_teacher(source: str, pretrained: bool = True) -> nn.Module:
     """A frozen teacher in eval mode from a zoo source or ``timm:<name>``."""
     import zoo
-    from zoo.registry import _populate, split_name
+    from zoo.registry import populate, split_name
 
     if source.startswith("timm:"):
         import timm
@@ -299,7 +299,7 @@ def load_teacher(source: str, pretrained: bool = True) -> nn.Module:
         teacher = timm.create_model(source[len("timm:"):], pretrained=pretrained)
     else:
         arch, _ = split_name(source)
-        registered = arch in _populate() and not source.startswith(("hf-hub:", "/", ".", "~"))
+        registered = arch in populate() and not source.startswith(("hf-hub:", "/", ".", "~"))
         teacher = zoo.load(source, pretrained=pretrained and registered)
     teacher.eval().requires_grad_(False)
     return teacher

@@ -94,9 +94,9 @@ class Prune(Plugin):
         self.done, self.history = int(state["done"]), list(state["history"])
         self.base = float(state["base"]) if state.get("base") is not None else self.base
         if state.get("structure"):
-            from zoo.api import _apply_structure
+            from zoo.api import apply_pruned_structure
 
-            _apply_structure(pl_module.model, state["structure"])
+            apply_pruned_structure(pl_module.model, state["structure"])
             pl_module.model.zoo_pruned = True
             pl_module.reset_ema()
         elif self.config.mode != "channels" and self.history:
@@ -124,9 +124,9 @@ class Prune(Plugin):
         pl_module.log(f"prune/{self.config.target}_kept", self.history[-1][self.config.target] / self.base)
         model = pl_module.model
         model.zoo_pruned = True  # zoo.save records the new shapes
-        from zoo.api import _structure
+        from zoo.api import pruned_structure
 
-        self.structure = _structure(model)  # what a resumed run rebuilds before loading the checkpoint
+        self.structure = pruned_structure(model)  # what a resumed run rebuilds before loading the checkpoint
         trainer.strategy.setup_optimizers(trainer)  # the pruned parameters are new tensors
         pl_module.reset_ema()
         restart_best(trainer)  # earlier checkpoints have the old shapes
@@ -139,9 +139,9 @@ class Prune(Plugin):
             "taylor": lambda: tp.importance.GroupTaylorImportance(),
             "bn_scale": lambda: tp.importance.BNScaleImportance(),
         }[self.config.importance]()
-        from zoo.api import _head_names
+        from zoo.api import head_names
 
-        head = [model.get_submodule(n) for n in _head_names(model, model.zoo_spec)] or _last_linear(model)
+        head = [model.get_submodule(n) for n in head_names(model, model.zoo_spec)] or _last_linear(model)
         example = self.example.to(next(model.parameters()).device)
         # small global rounds until the goal is met: MACs do not fall linearly with the channel share
         with _inference(model):  # tracing the dependency graph runs the model once

@@ -129,14 +129,14 @@ class QAT(Plugin):
             set_training_form(pl_module.model, training=trainer.current_epoch < self.bn_epoch)
 
     def _begin(self, trainer, pl_module, rebuild: bool, started_at: int | None = None) -> None:
-        from zoo.api import _structure
+        from zoo.api import pruned_structure
         from zoo.quantize import prepare
 
         model = pl_module.model
         ema = getattr(pl_module, "ema", None)
         if ema is not None:  # start from the smoothed weights validation has been reporting
             model.load_state_dict(ema.module.state_dict())
-        structure = _structure(model) if getattr(model, "zoo_pruned", False) else None
+        structure = pruned_structure(model) if getattr(model, "zoo_pruned", False) else None
         spec = model.zoo_spec
         trained = {id(p) for p in model.parameters()}
         prepared = prepare(model, self.settings, spec.input_size)

@@ -83,7 +83,7 @@ def load(
         model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs)
     elif source.endswith(".ckpt") and Path(source).expanduser().is_file():
         model = _load_run_checkpoint(Path(source).expanduser(), num_classes, kwargs)
-    elif _is_path(source):
+    elif is_path(source):
         folder = _saved_folder(Path(source).expanduser())
         weights_path = None if weights else folder / WEIGHTS_NAME
         config = _read_config(folder / CONFIG_NAME, source)
@@ -130,7 +130,7 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
     if getattr(model, "zoo_structure", None):  # a pruned model captured by QAT: recorded before capture
         config["structure"] = model.zoo_structure
     elif getattr(model, "zoo_pruned", False):  # layer widths differ from the architecture's: rebuilt by load
-        config["structure"] = _structure(model)
+        config["structure"] = pruned_structure(model)
     if getattr(model, "zoo_quantization", None):  # rebuilt by load: prepared the same way, then converted
         config["quantization"] = dict(model.zoo_quantization)
     try:
@@ -199,14 +199,14 @@ def _check_save_target(folder: Path) -> None:
 # -- sources ---------------------------------------------------------------------------------------
 
 
-def _is_path(source: str) -> bool:
+def is_path(source: str) -> bool:
     if any(sep in source for sep in ("/", "\\")) or source.startswith(("~", ".")):
         return True
     # A bare word is a model name unless only a folder of that name exists.
     arch, _ = split_name(source)
-    from zoo.registry import _populate
+    from zoo.registry import populate
 
-    return arch not in _populate() and Path(source).is_dir()
+    return arch not in populate() and Path(source).is_dir()
 
 
 def _saved_folder(path: Path) -> Path:
@@ -238,7 +238,7 @@ def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwarg
     if not pretrained:  # the tag chose config and preprocessing, but these are not its weights
         spec = dataclasses.replace(spec, tag=None)
     model, spec = _build(spec, model_classes, kwargs)
-    head = _head_names(model, spec)
+    head = head_names(model, spec)
     if pretrained:
         w = spec.weight(spec.tag)
         path = hub.download(w.hf_hub_id, w.filename, w.revision)
@@ -296,7 +296,7 @@ def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle
         spec = dataclasses.replace(spec, labels=None)  # the saved labels describe the old head
     model, spec = _build(spec, model_classes, model_kwargs, replace_kwargs=True)
     if config.get("structure"):
-        _apply_structure(model, config["structure"])
+        apply_pruned_structure(model, config["structure"])
     if state_dict is not None:
         what = f"weights in {source}"
     elif weights is not None:
@@ -308,7 +308,7 @@ def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle
         state_dict, what = read_state_dict(weights_path), f"weights in {Path(weights_path).parent}"
     if config.get("quantization"):
         return _load_quantized(model, spec, config["quantization"], state_dict, what, model_classes != saved_classes)
-    apply_state_dict(model, state_dict, head=_head_names(model, spec), reset_head=num_classes is not None, source=what)
+    apply_state_dict(model, state_dict, head=head_names(model, spec), reset_head=num_classes is not None, source=what)
     return model
 
 
@@ -406,7 +406,7 @@ def _config_problem(config: dict) -> str | None:
 
     ``config.json`` comes from folders and Hub repos the user did not write: it may choose a registered architecture,
     its classes, labels, builder arguments and preprocessing, and a pruned structure (checked against the built
-    model in :func:`_apply_structure`), nothing else."""
+    model in :func:`apply_pruned_structure`), nothing else."""
     import math
 
     def whole(v, low, high):
@@ -505,7 +505,7 @@ _STRUCTURE_ATTRS = ("in_channels", "out_channels", "groups", "num_features", "in
                     "normalized_shape", "num_heads", "head_dim", "dim")
 
 
-def _structure(model: nn.Module) -> dict[str, dict]:
+def pruned_structure(model: nn.Module) -> dict[str, dict]:
     """Every module's tensor shapes and width attributes, as JSON (a pruned model's architecture)."""
     out = {}
     for name, module in model.named_modules():
@@ -522,7 +522,7 @@ def _structure(model: nn.Module) -> dict[str, dict]:
     return out
 
 
-def _apply_structure(model: nn.Module, structure: dict[str, dict]) -> None:
+def apply_pruned_structure(model: nn.Module, structure: dict[str, dict]) -> None:
     """Resize a freshly built model's tensors and width attributes to a recorded structure."""
     import torch
     from torch import nn
@@ -532,7 +532,7 @@ def _apply_structure(model: nn.Module, structure: dict[str, dict]) -> None:
             module = model.get_submodule(name)
         except AttributeError:
             raise WeightsError(f"the saved structure names a module {name!r} this architecture does not have") from None
-        for attr, value in record.get("attrs", {}).items():  # only the widths _structure records, and only smaller
+        for attr, value in record.get("attrs", {}).items():  # only the widths pruned_structure records, and only smaller
             current = getattr(module, attr, None)
             if attr not in _STRUCTURE_ATTRS or not _narrower(value, current):
                 raise WeightsError(f"the saved structure sets {name}.{attr} to {value!r:.40}: a structure may only narrow "
@@ -564,7 +564,7 @@ def _narrower(value: Any, current: Any) -> bool:
     return False
 
 
-def _head_names(model: nn.Module, spec: ModelSpec) -> tuple[str, ...]:
+def head_names(model: nn.Module, spec: ModelSpec) -> tuple[str, ...]:
     if spec.classifier:
         return spec.classifier
     head = (getattr(model, "pretrained_cfg", None) or {}).get("classifier")  # timm models name theirs

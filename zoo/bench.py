@@ -139,11 +139,11 @@ def bench_model(
     import torch
 
     import zoo
-    from zoo.export import _input_size, deploy_form, example_input
+    from zoo.export import checked_input_size, deploy_form, example_input
 
     model = deploy_form(zoo.load(name))
     spec = model.zoo_spec
-    size = _input_size(spec, imgsz)
+    size = checked_input_size(spec, imgsz)
     x = example_input(spec, size, batch, torch.Generator().manual_seed(0))
     params = sum(p.numel() for p in model.parameters())
     macs = count_macs(model, x[:1])

@@ -53,11 +53,11 @@ def measure(source: str | os.PathLike) -> dict[str, Any]:
 
     import zoo
     from zoo.bench import count_macs
-    from zoo.export import _input_size, deploy_form, example_input
+    from zoo.export import checked_input_size, deploy_form, example_input
 
     model = deploy_form(zoo.load(str(source)))
     spec = model.zoo_spec
-    size = _input_size(spec, None)
+    size = checked_input_size(spec, None)
     x = example_input(spec, size, 1, torch.Generator().manual_seed(0))
     return {"params": sum(p.numel() for p in model.parameters()), "macs": int(count_macs(model, x)),
             "input_size": list(size), "spec": spec}

@@ -165,9 +165,9 @@ def _detector(model_or_source: Any, pretrained: bool | None):
 
 def _registered_name(source: str) -> str | None:
     from zoo import hub
-    from zoo.api import _is_path
+    from zoo.api import is_path
 
-    if source.startswith(hub.HF_HUB_PREFIX) or source.endswith(".ckpt") or _is_path(source):
+    if source.startswith(hub.HF_HUB_PREFIX) or source.endswith(".ckpt") or is_path(source):
         return None
     return source
 
@@ -195,7 +195,7 @@ def _device(model, device: str | torch.device | None) -> torch.device:
 def _input_size(spec, imgsz: int | None) -> int:
     """The square side: the model's own, or ``--imgsz`` checked as every export and detector checks it."""
     from zoo.data.letterbox import check_img_size
-    from zoo.export import _input_size as checked
+    from zoo.export import checked_input_size as checked
 
     return check_img_size(checked(spec, imgsz)[-1], "--imgsz")
 

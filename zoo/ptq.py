@@ -208,12 +208,12 @@ def _present(model, fmt: str, quantizer: str | None, fp32_path: Path, size: int,
 
 def _export_int8(model, fmt: str, size: int, calibration, float_types, path: Path, quantizer: str | None):
     """The int8 export with ``float_types`` left in float, by the format's own mechanism."""
-    from zoo.export import _input_size, deploy_form, export, write_report
+    from zoo.export import checked_input_size, deploy_form, export, write_report
 
     if fmt in ("executorch", "litert"):
         return export(model, fmt, imgsz=size, precision="int8", calibration=calibration, out=path)
     deploy, spec = deploy_form(model), model.zoo_spec
-    shape = _input_size(spec, size)
+    shape = checked_input_size(spec, size)
     if fmt == "onnx":
         from zoo.export.onnx import export_onnx
 

@@ -327,7 +327,7 @@ def _load_entry_points() -> None:
             )
 
 
-def _populate() -> dict[str, ModelSpec]:
+def populate() -> dict[str, ModelSpec]:
     global _populated, _populating
     if _populated:
         return _REGISTRY
@@ -352,7 +352,7 @@ def split_name(name: str) -> tuple[str, str | None]:
 
 def get_spec(name: str) -> ModelSpec:
     """The spec for ``arch`` or ``arch.tag``; for a tag, with that weights' preprocessing set."""
-    registry = _populate()
+    registry = populate()
     arch, tag = split_name(name)
     spec = registry.get(arch)
     if spec is None:
@@ -377,7 +377,7 @@ def list_models(
 
     With ``pretrained=True`` only architectures with weights are listed, as ``arch.tag`` names.
     """
-    registry = _populate()
+    registry = populate()
     if task is not None and task not in TASKS:
         raise UnknownTaskError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)

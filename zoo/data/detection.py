@@ -47,10 +47,10 @@ from zoo.data.detection_sources import (
     FileSplit,
     Record,
     ShapesSplit,
-    _read_json,
     coco_categories,
     load_coco_split,
     load_yolo_split,
+    read_json,
     report_problems,
     yolo_class_names,
 )
@@ -183,11 +183,11 @@ class DetectionDataModule(L.LightningDataModule):
         elif source == "coco":
             root = self._root("a COCO folder, e.g. data.root=/data/coco with train2017/, val2017/ and annotations/")
             val_json = _path(root, c, "val_annotations", "annotations/instances_val2017.json")
-            ids, names = coco_categories(_read_json(val_json, "val_annotations"), val_json)
+            ids, names = coco_categories(read_json(val_json, "val_annotations"), val_json)
             train = None
             if self.with_train:
                 train_json = _path(root, c, "train_annotations", "annotations/instances_train2017.json")
-                train_ids, train_names = coco_categories(_read_json(train_json, "train_annotations"), train_json)
+                train_ids, train_names = coco_categories(read_json(train_json, "train_annotations"), train_json)
                 if (train_ids, train_names) != (ids, names):
                     raise DataError(
                         f"{val_json} and {train_json} define different categories "

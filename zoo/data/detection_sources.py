@@ -184,7 +184,7 @@ def _progress(items: Sequence[Any], what: str):
     return track(items, description=f"checking {what}", transient=True)
 
 
-def _read_json(path: Path, key: str) -> dict:
+def read_json(path: Path, key: str) -> dict:
     import json
 
     if not path.is_file():
@@ -214,7 +214,7 @@ def coco_categories(data: dict, path: Path) -> tuple[list[int], list[str]]:
 def load_coco_split(images_dir: Path, annotations: Path, category_ids: Sequence[int], key: str = "train_annotations") -> FileSplit:
     """Records for one COCO split; labels are positions in ``category_ids``; crowd boxes are kept apart
     (``Record.crowd_boxes``): never trained on, but evaluation ignores detections on them, as COCO does."""
-    data = _read_json(annotations, key)
+    data = read_json(annotations, key)
     to_label = {cid: k for k, cid in enumerate(category_ids)}
     file = str(annotations)
     problems: list[DataProblem] = []

@@ -124,7 +124,7 @@ def export(
         can = [f for f in ("onnx", "openvino", "tensorrt") if f not in spec.cannot_export]
         raise ExportError(f"{spec.name}: {runtime} cannot convert this model ({spec.cannot_export[fmt]}); nothing was "
                           f"written. It exports to {', '.join(can)}")
-    size = _input_size(spec, imgsz)
+    size = checked_input_size(spec, imgsz)
     path = writable(Path(out) if out else default_path(spec.name, fmt, source), fmt in DIRECTORY_FORMATS)
     if fmt == "coreml" and path.suffix != ".mlpackage":
         raise BadArgumentError(f"--out {path}: a CoreML ML program is an .mlpackage folder; give a path ending in .mlpackage")
@@ -352,7 +352,7 @@ def deploy_form(model):
     return deploy
 
 
-def _input_size(spec, imgsz: int | None) -> tuple[int, ...]:
+def checked_input_size(spec, imgsz: int | None) -> tuple[int, ...]:
     if spec.takes_tokens:
         if imgsz is not None:
             raise BadArgumentError(f"{spec.name} is a language model: its input is {spec.input_size[0]} token ids, "
