@@ -31,9 +31,8 @@ from zoo.errors import (
     UnknownTaskError,
     closest,
 )
-from zoo.task_table import TASKS as TASK_TABLE
+from zoo.task_table import TASKS
 
-TASKS = tuple(TASK_TABLE)  # the rows of zoo/task_table.py
 ENTRY_POINT_GROUP = "zoo.models"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
