@@ -147,8 +147,9 @@ def restart_best(trainer) -> None:
     for callback in trainer.checkpoint_callbacks:
         if callback.monitor is None:  # last.ckpt: the newest epoch, whatever its structure
             continue
-        callback.best_model_score, callback.best_model_path, callback.best_k_models = None, "", {}
-        callback.kth_best_model_path, callback.kth_value = "", None
+        state = callback.state_dict()  # through the callback's own state API, the one Lightning resumes with
+        state.update(best_model_score=None, best_model_path="", best_k_models={}, kth_best_model_path="", kth_value=None)
+        callback.load_state_dict(state)
 
 
 # -- discovery -------------------------------------------------------------------------------------

@@ -432,3 +432,20 @@ def test_int8_verification_counts_output_quantization_steps():
     assert compare(ref, ref + (INT8_STEPS - 1) * 0.1, int8_step=0.1)["ok"]
     assert not compare(ref, ref + (INT8_STEPS + 1) * 0.1, int8_step=0.1)["ok"]
     assert not compare(ref, ref + 0.01)["ok"]  # fp32 graphs keep their tight tolerance
+
+
+def test_restart_best_forgets_the_best_checkpoint_and_keeps_last(tmp_path):
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from zoo.plugins.base import restart_best
+
+    best = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val/top1", mode="max")
+    last = ModelCheckpoint(dirpath=tmp_path, filename="last", monitor=None)
+    best.load_state_dict({**best.state_dict(), "best_model_score": torch.tensor(0.9), "best_model_path": str(tmp_path / "best.ckpt"),
+                          "best_k_models": {str(tmp_path / "best.ckpt"): torch.tensor(0.9)}})
+    last.load_state_dict({**last.state_dict(), "best_model_path": str(tmp_path / "last.ckpt")})
+    restart_best(SimpleNamespace(checkpoint_callbacks=[best, last]))
+    assert best.best_model_score is None and best.best_model_path == "" and best.best_k_models == {}
+    assert last.best_model_path == str(tmp_path / "last.ckpt")  # the newest epoch's file stays what resume=last reads
