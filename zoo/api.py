@@ -349,7 +349,9 @@ def _load_run_checkpoint(path: Path, num_classes, kwargs) -> nn.Module:
         state = torch.load(str(path), map_location="cpu", weights_only=True)["state_dict"]
     except Exception as e:
         raise CorruptWeightsError(f"{path} could not be read as a Lightning checkpoint: {e}") from None
-    prefix = "ema.module." if any(k.startswith("ema.module.") for k in state) else "model."
+    from zoo.contracts import CHECKPOINT_WEIGHTS
+
+    prefix = next((p for p in CHECKPOINT_WEIGHTS if any(k.startswith(p) for k in state)), CHECKPOINT_WEIGHTS[-1])
     weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     config = _read_config(model_dir / CONFIG_NAME, str(path))
     model = _load_saved(config, None, str(path), num_classes, None, False, kwargs, state_dict=weights)

@@ -13,6 +13,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor, nn
 
 
+# Where a task checkpoint keeps the weights a run ships, most preferred first: every task (zoo.tasks.base.TaskBase)
+# holds its model as ``model`` and the EMA of it, when the run keeps one, as ``ema.module``.
+CHECKPOINT_WEIGHTS = ("ema.module.", "model.")
+
+
 @runtime_checkable
 class Detector(Protocol):
     """A detection model. In eval mode ``forward(images)`` takes ``[B, 3, H, W]`` RGB in 0..1 (letterboxed) and returns

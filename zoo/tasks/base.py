@@ -119,7 +119,8 @@ def classes_of(model: nn.Module, num_classes: int | None) -> int:
 
 class TaskBase(L.LightningModule):
     """Base of the classification, detection and language-modeling tasks; subclasses set ``self.model``,
-    ``self.optim`` and ``self.ema`` (:meth:`make_ema`).
+    ``self.optim`` and ``self.ema`` (:meth:`make_ema`); those names are where checkpoints keep the weights
+    (:data:`zoo.contracts.CHECKPOINT_WEIGHTS`, which ``zoo.load`` reads).
 
     Each is built from plain arguments too, for a user's own Lightning code or ``LightningCLI``: the model as a
     module or a zoo name, ``optim`` as timm optimizer settings (default :data:`DEFAULT_OPTIM`)."""
