@@ -192,6 +192,14 @@ def test_coreml_conversion_and_spec(tmp_path):
         assert any("only on macOS" in n for n in result.notes)
 
 
+def test_coreml_converts_a_trace_that_casts_a_size_to_int(tmp_path):
+    """YOLOv10's head turns feature-map sizes into Python ints (anchor grids); coremltools folded those casts in a way
+    NumPy 2 refuses, so YOLOv10, the DETRs, MobileDets and FastViT-MCi did not convert."""
+    pytest.importorskip("coremltools")
+    result = export(fresh("yolov10n", 64), "coreml", imgsz=64, out=tmp_path / "y.mlpackage")
+    assert result.verification["spec"]["outputs"] and result.verification["spec"]["op_count"] > 100
+
+
 @pytest.mark.skipif(platform.system() != "Darwin", reason="CoreML prediction needs macOS; conversion is tested above")
 def test_coreml_prediction_parity_on_macos(tmp_path):
     result = export("mobilenetv3_small_100", "coreml", imgsz=64, out=tmp_path / "m.mlpackage")

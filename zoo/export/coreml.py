@@ -15,12 +15,45 @@ from zoo.errors import ZooError
 from zoo.export import ExportResult, cannot_convert, compare_outputs, metadata, sample_inputs
 
 
+def _fold_scalar_casts_under_numpy2() -> None:
+    """coremltools (9.0) folds a traced ``int()``/``bool()`` of a constant with Python's ``int(array)``, which NumPy 2
+    refuses for one-element arrays that are not 0-d ("only 0-dimensional arrays can be converted to Python scalars"):
+    every model whose trace computes a size that way (TF-style same padding, letterbox arithmetic, detector heads)
+    failed to convert. These converters, registered through coremltools' own op registry, fold through the array's
+    single element and leave everything else to coremltools' cast."""
+    import numpy as np
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.frontend.torch import register_torch_op
+    from coremltools.converters.mil.frontend.torch.ops import _get_inputs
+
+    def scalar_cast(torch_name: str, kind: type, mil_dtype: str):
+        def convert(context, node) -> None:
+            x = _get_inputs(context, node, expected=1)[0]
+            if x.can_be_folded_to_const():
+                value = np.asarray(x.val)
+                if value.size != 1:
+                    raise ValueError(f"{torch_name}() of a tensor with {value.size} elements")
+                result = mb.const(val=kind(value.reshape(()).item()), name=node.name)
+            else:
+                squeezed = mb.squeeze(x=x, name=node.name + "_item") if len(x.shape) else x
+                result = mb.cast(x=squeezed, dtype=mil_dtype, name=node.name)
+            context.add(result, node.name)
+
+        convert.__name__ = torch_name  # the registry keys a converter by its function's name
+        register_torch_op(convert, override=True)
+
+    scalar_cast("int", int, "int32")
+    scalar_cast("bool", bool, "bool")
+
+
 def export_coreml(model, spec, path: Path, size, *, batch=1, half=False, image_input=False) -> ExportResult:
     try:
         import coremltools as ct
     except ImportError:
         raise ZooError("CoreML export needs coremltools: pip install 'efficient-zoo[coreml]'") from None
     import torch
+
+    _fold_scalar_casts_under_numpy2()
 
     inputs = sample_inputs(spec, size, batch)
     example = inputs["random"]
