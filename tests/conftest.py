@@ -140,7 +140,7 @@ def detection_run(tmp_path_factory) -> Path:
 
 # A test may use this much CPU time (its own and its finished subprocesses', so a loaded machine does not trip it:
 # 2 threads busy for 120 s) unless it is marked @pytest.mark.slow(reason="why it cannot be smaller").
-CPU_BUDGET_S = float(os.environ.get("ZOO_TEST_CPU_BUDGET_S", 240))
+CPU_BUDGET_S = float(os.environ.get("ZOO_TEST_CPU_BUDGET_S", "240"))
 
 
 def _cpu_seconds() -> float:

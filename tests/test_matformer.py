@@ -377,7 +377,7 @@ def test_distillation_from_a_trained_xl_into_the_sampled_granularities(tmp_path)
     cfg = compose("matvit_ti_digits", [f"out_dir={tmp_path}", "trainer.enable_progress_bar=false", "trainer.max_epochs=1",
                                        "trainer.limit_train_batches=4", "trainer.limit_val_batches=1",
                                        "plugins=[matformer,distill]", f"plugins.distill.teacher={tmp_path / 'teacher'}"])
-    summary = run(cfg, tmp_path / "run")
+    run(cfg, tmp_path / "run")
     logged = (tmp_path / "run" / "logs" / "metrics.csv").read_text()
     rows = list(__import__("csv").DictReader(logged.splitlines()))
     kd = [float(r["train/distill_kd"]) for r in rows if r.get("train/distill_kd")]

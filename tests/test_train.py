@@ -236,7 +236,7 @@ def test_a_zoo_task_and_data_train_in_plain_lightning_code_and_in_lightning_cli(
             "--trainer.limit_val_batches", "1", "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
             "--trainer.default_root_dir", str(tmp_path / "cli")]
-    out = subprocess.run([sys.executable, "-m", "zoo.lightning", *args], capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run([sys.executable, "-m", "zoo.lightning", *args], capture_output=True, text=True, cwd=tmp_path, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "`Trainer.fit` stopped: `max_epochs=1` reached" in out.stdout + out.stderr
     saved = yaml.safe_load((tmp_path / "cli" / "config.yaml").read_text())
@@ -272,5 +272,5 @@ def test_label_smoothing_keeps_a_confident_right_answer_from_zero_loss():
     smooth = ClassificationTask(model, num_classes=3, label_smoothing=0.1).train_loss(logits, target)
     assert sharp < 1e-6 and smooth > 0.5  # the smoothed target keeps 0.1 of the mass on the other classes
     mixed = ClassificationTask(model, num_classes=3, mixup=0.2, cutmix=0.5)
-    x, y = mixed.mixup(torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]))
+    _, y = mixed.mixup(torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]))
     assert y.shape == (4, 3) and torch.allclose(y.sum(1), torch.ones(4))  # soft targets from timm's mixup/cutmix

@@ -397,8 +397,8 @@ def _training_section(spec, run: Path | None, summary) -> list[str]:
     recipes = recipes_for(spec.name)
     if not recipes:
         example = TASKS[spec.task].example_recipe
-        return lines + [f"No recipe in this repo trains `{spec.name}` yet. Any {spec.task} recipe takes it: "
-                        f"`zoo train recipe={example} model.name={spec.name}`.", ""]
+        return lines + [(f"No recipe in this repo trains `{spec.name}` yet. Any {spec.task} recipe takes it: "
+                         f"`zoo train recipe={example} model.name={spec.name}`."), ""]
     for r in recipes:
         lines += [f"- `zoo train recipe={r['recipe']}`" + (":" if r["measured"] else " (not measured yet)")]
         lines += [f"  - {line}" for line in r["measured"] if line and not line.startswith("(written")]
