@@ -284,8 +284,9 @@ DFINE = Paper(
 )
 
 
-# transformers' D-FINE asserts its shapes with aten._is_all_true, which neither ExecuTorch nor LiteRT lowers.
-DFINE_CANNOT_EXPORT = {
+# transformers' RT-DETRv2 and D-FINE assert their shapes with aten._is_all_true, which neither ExecuTorch nor LiteRT
+# lowers (RT-DETR v1 goes to ExecuTorch).
+ASSERTS_SHAPES_CANNOT_EXPORT = {
     "executorch": "its attention asserts shapes with aten._is_all_true, which ExecuTorch cannot lower",
     "litert": "its attention asserts shapes with aten._is_all_true, which LiteRT cannot lower",
 }
@@ -315,7 +316,7 @@ def _register(name: str, kind: str, backbone: dict, config: dict, weights: tuple
             paper=paper,
             reported=reported,
             convert_state_dict=convert_hub,
-            cannot_export=DFINE_CANNOT_EXPORT if kind == "dfine" else {},
+            cannot_export=ASSERTS_SHAPES_CANNOT_EXPORT if kind in ("dfine", "rtdetr_v2") else {},
             description=description,
         )
     )
