@@ -84,7 +84,8 @@ def _result(metric, names: Sequence[str], max_dets: int, *, images: int, objects
     import logging
 
     quiet = logging.getLogger("faster_coco_eval")  # it logs COCOeval's summary table at INFO
-    level, quiet.level = quiet.level, logging.WARNING
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # setLevel, not the attribute: it also clears the loggers' cached levels
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             stats = metric.compute()
