@@ -198,13 +198,18 @@ class DetectionMetric(_metric_base()):
                 state = torch.cat(state) if state else torch.zeros(0)
             return state.cpu().reshape(-1, width)
 
-        images, detections, truths = rows(self.images, 2), rows(self.detections, 7), rows(self.truths, 7)
-        metric, seen, objects = _mean_average_precision(self.max_dets), set(), 0
+        def by_slot(table: torch.Tensor) -> dict[float, torch.Tensor]:  # one sort, not one scan per image
+            table = table[table[:, 0].argsort(stable=True)]
+            slots, counts = torch.unique_consecutive(table[:, 0], return_counts=True)
+            return dict(zip(slots.tolist(), table.split(counts.tolist())))
+
+        images, detections, truths = rows(self.images, 2), by_slot(rows(self.detections, 7)), by_slot(rows(self.truths, 7))
+        metric, seen, objects, none = _mean_average_precision(self.max_dets), set(), 0, torch.zeros(0, 7, dtype=torch.float64)
         for slot, key in images.tolist():
             if key in seen:  # the same image from another rank
                 continue
             seen.add(key)
-            det, truth = detections[detections[:, 0] == slot], truths[truths[:, 0] == slot]
+            det, truth = detections.get(slot, none), truths.get(slot, none)
             crowd = truth[:, 6] > 0
             metric.update([{"boxes": det[:, 1:5].float(), "scores": det[:, 5].float(), "labels": det[:, 6].long()}],
                           [{"boxes": truth[:, 1:5].float(), "labels": truth[:, 5].long(), "iscrowd": crowd.long()}])
