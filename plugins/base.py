@@ -188,13 +188,15 @@ def available() -> dict[str, type[Plugin]]:
     return found
 
 
-def register_configs() -> None:
-    """Every plugin's options as Hydra's ``plugins`` config group (``plugins=[prune]``), generated from its ``Config``."""
+def register_configs() -> dict[str, type[Plugin]]:
+    """Every plugin's options as Hydra's ``plugins`` config group (``plugins=[prune]``), generated from its ``Config``;
+    returns the plugins, as :func:`available`."""
     from hydra.core.config_store import ConfigStore
 
-    store = ConfigStore.instance()
-    for name, cls in available().items():
+    store, plugins = ConfigStore.instance(), available()
+    for name, cls in plugins.items():
         store.store(group="plugins", name=name, node={name: cls.config_node()})
+    return plugins
 
 
 def build(options: Mapping[str, Mapping[str, Any] | None], task: str) -> list[Plugin]:

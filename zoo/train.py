@@ -95,10 +95,9 @@ def check_overrides(recipe: str, overrides: Sequence[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import DictConfig
 
-    from zoo.plugins.base import available, register_configs
+    from zoo.plugins.base import register_configs
 
-    register_configs()  # every compose and the Hydra entry point pass here first
-    plugins = available()
+    plugins = register_configs()  # every compose and the Hydra entry point pass here first
     parser = OverridesParser.create()
     try:
         parsed = parser.parse_overrides([o for o in overrides if not o.startswith("hydra.")])
