@@ -15,6 +15,28 @@ from hub_standin import HubStandIn, Server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# README's test command runs two pytest-xdist workers. Each gets its share of the cores (torch, onnxruntime,
+# OpenVINO and LiteRT default to every core, and two workers spinning on the same cores run slower than one),
+# set before torch starts its thread pool and inherited by the subprocesses the tests start.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    THREADS = max(1, (os.cpu_count() or 1) // WORKERS)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(THREADS)
+    import torch
+
+    torch.set_num_threads(THREADS)
+
+# Tests that read one session-wide trained run go to the same worker, so each run is trained once.
+SHARED_RUNS = ("quickstart", "quickstart_run", "detection_run")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture in SHARED_RUNS:
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(fixture.removesuffix("_run")))
+                break
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _absl_writes_to_the_current_stderr():

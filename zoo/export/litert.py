@@ -85,12 +85,13 @@ def _follow_stderr() -> None:
 
 
 def runner(path: Path, threads: int | None = None):
-    """numpy in, numpy out, through the LiteRT interpreter with its default XNNPACK delegate."""
+    """numpy in, numpy out, through the LiteRT interpreter with its default XNNPACK delegate (``threads``:
+    default torch's thread count)."""
+    import numpy as np
+    import torch
     from ai_edge_litert.interpreter import Interpreter
 
-    import numpy as np
-
-    interpreter = Interpreter(model_path=str(path), num_threads=threads or None)
+    interpreter = Interpreter(model_path=str(path), num_threads=threads or torch.get_num_threads())
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     in_scale, in_zero = inp["quantization"]

@@ -161,16 +161,17 @@ def _torch_export(model, x, dynamic: bool, opset: int, notes: list[str]):
 
 
 def session(path: Path, threads: int | None = None, device: str = "cpu", spinning: bool = True):
-    """An onnxruntime session, quiet, on ``threads`` intra-op threads (default: onnxruntime's choice).
+    """An onnxruntime session, quiet, on ``threads`` intra-op threads (default: torch's thread count, so
+    ``torch.set_num_threads`` and ``OMP_NUM_THREADS`` size every runtime the zoo runs alike).
 
     ``spinning=False`` stops idle threads busy-waiting: for timing next to other runtimes on a shared machine."""
     import onnxruntime as ort
+    import torch
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")

@@ -91,17 +91,17 @@ def _export_openvino(model, spec, path: Path, size, *, batch, dynamic, precision
 
 def compile(source, threads: int | None = None, hint: str | None = None):
     """A compiled CPU model from an IR folder (or an ``ov.Model``), latency-tuned, with the inference precision
-    recorded in the IR (``hint`` overrides it) and ``threads`` inference threads (default: OpenVINO's)."""
+    recorded in the IR (``hint`` overrides it) and ``threads`` inference threads (default: torch's thread count)."""
     import openvino as ov
+    import torch
 
     core = ov.Core()
     model = core.read_model(str(Path(source) / XML)) if isinstance(source, (str, Path)) else source
     if hint is None:
         recorded = model.get_rt_info()
         hint = model.get_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"]).astype(str) if "runtime_options" in recorded else "f32"
-    config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = int(threads)
+    config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads())}
     return core.compile_model(model, "CPU", config)
 
 
