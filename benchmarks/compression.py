@@ -37,9 +37,10 @@ def main() -> None:
 
     import zoo
     from zoo.bench import count_macs, time_calls
+    from zoo.environment import machine
     from zoo.export import deploy_form
     from zoo.export.onnx import exported_session
-    from zoo.train import compose, machine, run
+    from zoo.train import compose, run
 
     if args.model and args.update_readme:
         parser.error("--update-readme writes README's table for the recipe's own model; drop --model or --update-readme")

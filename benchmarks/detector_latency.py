@@ -42,9 +42,9 @@ def main() -> None:
     import zoo
     from zoo._io import atomic_write_text
     from zoo.bench import settle_batchnorm, time_calls
+    from zoo.environment import machine
     from zoo.export import deploy_form
     from zoo.export.onnx import exported_session
-    from zoo.train import machine
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -99,8 +99,8 @@ def main() -> None:
     import zoo
     from zoo._io import atomic_write_text
     from zoo.bench import count_macs, time_calls
+    from zoo.environment import machine
     from zoo.export.onnx import exported_session
-    from zoo.train import machine
 
     if args.threads:
         torch.set_num_threads(args.threads)

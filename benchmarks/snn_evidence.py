@@ -42,7 +42,8 @@ def main() -> None:
     import zoo
     from zoo import snn
     from zoo._io import atomic_write_text
-    from zoo.train import compose, machine, prepare, record_result, run
+    from zoo.environment import machine
+    from zoo.train import compose, prepare, record_result, run
 
     out = Path(args.out)
     summaries = {}

@@ -28,6 +28,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from zoo.errors import ConfigError
 from zoo.plugins.base import Plugin, restart_best
+from zoo.registry import state_of
 
 IMPORTANCE = ("magnitude", "taylor", "bn_scale")
 MODES = ("channels", "unstructured", "2:4")
@@ -97,7 +98,7 @@ class Prune(Plugin):
             from zoo.api import apply_pruned_structure
 
             apply_pruned_structure(pl_module.model, state["structure"])
-            pl_module.model.zoo_pruned = True
+            state_of(pl_module.model).pruned = True
             pl_module.reset_ema()
         elif self.config.mode != "channels" and self.history:
             self.masks_from_weights = True  # the zeros are in the weights, which Lightning loads after setup
@@ -123,7 +124,7 @@ class Prune(Plugin):
         self.history.append({"epoch": epoch, self.config.target: self._measure(pl_module.model), "goal": goal})
         pl_module.log(f"prune/{self.config.target}_kept", self.history[-1][self.config.target] / self.base)
         model = pl_module.model
-        model.zoo_pruned = True  # zoo.save records the new shapes
+        state_of(model).pruned = True  # zoo.save records the new shapes
         from zoo.api import pruned_structure
 
         self.structure = pruned_structure(model)  # what a resumed run rebuilds before loading the checkpoint

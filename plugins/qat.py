@@ -22,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from zoo.errors import ConfigError
 from zoo.plugins.base import Plugin, restart_best
+from zoo.registry import ModelState, state_of
 
 
 @dataclasses.dataclass
@@ -136,14 +137,12 @@ class QAT(Plugin):
         ema = getattr(pl_module, "ema", None)
         if ema is not None:  # start from the smoothed weights validation has been reporting
             model.load_state_dict(ema.module.state_dict())
-        structure = pruned_structure(model) if getattr(model, "zoo_pruned", False) else None
+        structure = pruned_structure(model) if state_of(model).pruned else None
         spec = model.zoo_spec
         trained = {id(p) for p in model.parameters()}
         prepared = prepare(model, self.settings, spec.input_size)
         prepared.zoo_spec = spec
-        prepared.zoo_quantization = dict(self.settings)
-        if structure is not None:
-            prepared.zoo_structure = structure
+        prepared.zoo_state = ModelState(pruned=structure is not None, structure=structure, quantization=dict(self.settings))
         pl_module.replace_model(prepared)
         self.started_at = trainer.current_epoch if started_at is None else started_at
         if rebuild:

@@ -17,6 +17,7 @@ import torch
 import zoo
 from zoo.cli import main as cli
 from zoo.errors import BadArgumentError, ConfigError, DataError, SourceError, WeightsError, ZooError
+from zoo.registry import state_of
 
 QUICK = ["trainer.enable_progress_bar=false", "trainer.limit_train_batches=4", "trainer.max_epochs=1", "data.img_size=32"]
 
@@ -222,7 +223,7 @@ def test_the_cli_keeps_a_users_own_run_folder(tmp_path):
 
 
 def test_config_errors_are_the_zoos_own_type():
-    from zoo.train import check_values, compose
+    from zoo.config import check_values, compose
 
     with pytest.raises(ConfigError, match="optim.lr"):
         check_values(compose("quickstart", ["optim.lr=0"]))
@@ -297,7 +298,7 @@ def pruned_folder(tmp_path_factory) -> Path:
 
     model = zoo.load("mnasnet_small", num_classes=3)
     model.classifier = nn.Linear(model.classifier.in_features, 3)  # same widths; the record is what counts
-    model.zoo_pruned = True
+    state_of(model).pruned = True
     folder = tmp_path_factory.mktemp("pruned") / "model"
     zoo.save(model, folder)
     return folder

@@ -55,3 +55,29 @@ def test_other_models_claim_no_contract_they_do_not_meet():
     for name in ("mobilenetv3_small_100", "efficientformer_l1", "sew_resnet18"):
         model = zoo.load(name)
         assert not isinstance(model, (Detector, Elastic, DistillableDetector)), name
+
+
+def test_what_plugins_did_to_a_model_lives_in_its_zoo_state_and_follows_it_into_the_deploy_form():
+    from zoo.export import deploy_form
+    from zoo.registry import ModelState, state_of
+
+    model = zoo.load("mobileone_s0", num_classes=3)
+    assert state_of(model) == ModelState() and model.zoo_state is state_of(model)  # attached once, then the same
+    state_of(model).pruned = True
+    deploy = deploy_form(model)
+    assert state_of(deploy) == ModelState(pruned=True, deploy_form=True)
+    assert state_of(model) == ModelState(pruned=True)  # the original is untouched
+    assert state_of(deploy_form(deploy)).deploy_form  # given again: copied as it is, still known as folded
+
+
+def test_no_module_sets_a_model_attribute_other_than_its_spec_and_state():
+    """Plugins, exporters and zoo.save talk through model.zoo_state only: a new ad-hoc `model.zoo_x = ...` is caught."""
+    import re
+    from pathlib import Path
+
+    root = Path(zoo.__file__).resolve().parents[1]
+    pattern = re.compile(r"\.zoo_(?!spec\b|state\b)\w+\s*(,[^=]*)?=[^=]")
+    found = [f"{path.relative_to(root)}:{n}: {line.strip()}" for folder in ("zoo", "plugins")
+             for path in sorted((root / folder).rglob("*.py"))
+             for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, "\n".join(found)

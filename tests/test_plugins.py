@@ -17,6 +17,7 @@ from zoo.plugins.distill import Distill
 import zoo
 from zoo.cli import main as cli
 from zoo.errors import ConfigError
+from zoo.registry import state_of
 from zoo.train import compose, run
 
 FAST = ["trainer.enable_progress_bar=false", "trainer.limit_train_batches=3", "trainer.max_epochs=1",
@@ -142,6 +143,23 @@ def test_logit_and_feature_distillation_from_a_run(teacher_run, tmp_path):
     student = zoo.load(summary["run_dir"])  # the student alone: no teacher, no adapters saved
     assert student.zoo_spec.name == "mnasnet_small"
     assert not any("distill" in k for k in student.state_dict())
+
+
+def test_a_timm_transformer_teaches_a_cnn_through_linear_adapters(tmp_path):
+    """README: the teacher may be ``timm:<name>`` and feature KD lets a transformer's tokens teach a CNN's maps."""
+    cfg = compose("quickstart", [f"out_dir={tmp_path}", *FAST, "trainer.limit_val_batches=1", "plugins=[distill]",
+                                 "plugins.distill.teacher=timm:test_vit", "plugins.distill.pretrained=false",
+                                 "plugins.distill.weight=0", "plugins.distill.features=[blocks.3:blocks.4]",
+                                 "model.name=mnasnet_small"])
+    run(cfg, tmp_path / "student")
+    rows = list(csv.DictReader((tmp_path / "student" / "logs" / "metrics.csv").read_text().splitlines()))
+    feature = [float(r["train/distill_feature_kd"]) for r in rows if r.get("train/distill_feature_kd")]
+    assert feature and all(v > 0 for v in feature)
+    # weight=0: no logit KD was asked for
+    assert not any(r.get("train/distill_kd") for r in rows)
+    state = torch.load(tmp_path / "student" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    adapter = state["plugin_modules.distill_adapters.0.weight"]  # trained with the student, checkpointed for resuming
+    assert adapter.shape == (64, 32)  # linear: mnasnet_small's blocks.3 maps (32 channels) onto test_vit's 64-wide tokens
 
 
 def test_distillation_loss_pulls_the_student_towards_the_teacher(teacher_run):
@@ -284,11 +302,11 @@ def test_qat_run_saves_an_int8_model_that_loads_exports_and_verifies(tmp_path):
     assert summary["val_top1"] >= 0  # the run evaluated the converted int8 model
 
     model = zoo.load(summary["run_dir"])
-    assert model.zoo_int8 and model.zoo_spec.name == "mobilenetv3_small_100"
+    assert state_of(model).int8 and model.zoo_spec.name == "mobilenetv3_small_100"
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), zoo.load(str(model_dir))(x))  # loading is deterministic
-    assert zoo.load(str(tmp_path / "qat" / "checkpoints" / "last.ckpt")).zoo_int8
+    assert state_of(zoo.load(str(tmp_path / "qat" / "checkpoints" / "last.ckpt"))).int8
 
     result = zoo.export(model, "onnx", imgsz=96, out=tmp_path / "int8.onnx")  # trained at 64, exported at 96
     assert all(v["ok"] for v in result.verification.values())
@@ -376,7 +394,7 @@ def test_prune_distill_and_qat_in_one_recipe_train_export_and_verify(combined_ru
     full = zoo.load("mobilenetv3_small_100", num_classes=10).state_dict()
     assert sum(saved[k].numel() for k in full if k.endswith(".weight")) < 0.8 * sum(v.numel() for k, v in full.items() if k.endswith(".weight"))
     model = zoo.load(str(run_dir))
-    assert model.zoo_int8
+    assert state_of(model).int8
     result = zoo.export(model, "onnx", out=tmp_path / "all.onnx")
     assert all(v["ok"] for v in result.verification.values())
     assert "QLinearConv" in _ops(result.path, optimized=True)

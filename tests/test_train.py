@@ -157,11 +157,11 @@ def test_zoo_eval_writes_report(tmp_path, capsys):
 
 
 def test_record_result_rewrites_only_the_measured_block(tmp_path, monkeypatch):
-    import zoo.train
+    import zoo.config
 
-    original = (zoo.train.recipes_dir() / "quickstart.yaml").read_text()
+    original = (zoo.config.recipes_dir() / "quickstart.yaml").read_text()
     (tmp_path / "quickstart.yaml").write_text(original)
-    monkeypatch.setattr(zoo.train, "recipes_dir", lambda: tmp_path)
+    monkeypatch.setattr(zoo.config, "recipes_dir", lambda: tmp_path)
     summary = {"task": "classification", "val_top1": 0.987654, "val_loss": 0.2, "epochs": 12, "wall_time_s": 51.0,
                "machine": {"cpu": "Test CPU", "threads": 2, "gpu": None, "torch": "x", "lightning": "y", "date": "2026-01-01"}}
     record_result("quickstart", summary, "zoo train recipe=quickstart record_result=true")
@@ -173,7 +173,7 @@ def test_record_result_rewrites_only_the_measured_block(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("recipe", list_recipes())
 def test_every_recipe_states_its_measured_result(recipe):
-    from zoo.train import recipe_path
+    from zoo.config import recipe_path
 
     header = recipe_path(recipe).read_text().split("# <<< measured")[0]
     if "# not measured yet: needs GPUs" in header:  # e.g. COCO recipes: documented, run where GPUs and data are

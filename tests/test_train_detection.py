@@ -69,11 +69,11 @@ def test_mismatched_recipes_get_one_clear_line(capsys, argv, needle):
 
 
 def test_record_result_of_a_detection_run(tmp_path, monkeypatch):
-    import zoo.train
+    import zoo.config
 
-    original = (zoo.train.recipes_dir() / "yolov10n_shapes.yaml").read_text()
+    original = (zoo.config.recipes_dir() / "yolov10n_shapes.yaml").read_text()
     (tmp_path / "yolov10n_shapes.yaml").write_text(original)
-    monkeypatch.setattr(zoo.train, "recipes_dir", lambda: tmp_path)
+    monkeypatch.setattr(zoo.config, "recipes_dir", lambda: tmp_path)
     summary = {"task": "detection", "val_map": 0.5123, "val_map50": 0.8123, "epochs": 8, "wall_time_s": 700.0,
                "machine": {"cpu": "Test CPU", "threads": 2, "gpu": None, "torch": "x", "lightning": "y", "date": "2026-01-01"}}
     record_result("yolov10n_shapes", summary, "zoo train recipe=yolov10n_shapes record_result=true")

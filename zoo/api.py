@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from zoo import hub
 from zoo._io import switch_folder
 from zoo.errors import BadArgumentError, CorruptWeightsError, SourceError, UnsafeWeightsError, WeightsError, ZooError
-from zoo.registry import ModelSpec, get_spec, split_name
+from zoo.registry import ModelSpec, get_spec, split_name, state_of
 from zoo.weights import apply_state_dict, keep_matching_classes, read_state_dict
 
 if TYPE_CHECKING:
@@ -106,9 +106,10 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
     or the new one, never new weights with old labels. It must be new, empty or an earlier zoo.save folder.
     """
     spec = _spec_of(model)
-    if getattr(model, "zoo_features_only", False):
+    state = state_of(model)
+    if state.features_only:
         raise ZooError("zoo.save stores whole models; save the model before zoo.load(..., features_only=True) wraps it")
-    if getattr(model, "zoo_int8", False):
+    if state.int8:
         raise ZooError(
             "zoo.save stores a quantized model in its QAT form, before conversion: save the model the qat plugin "
             "trained (a run's model/ folder already is one); this converted int8 model is for inference and export"
@@ -127,12 +128,12 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
         "model_kwargs": dict(spec.default_kwargs),
         "preprocessing": spec.preprocessing(),
     }
-    if getattr(model, "zoo_structure", None):  # a pruned model captured by QAT: recorded before capture
-        config["structure"] = model.zoo_structure
-    elif getattr(model, "zoo_pruned", False):  # layer widths differ from the architecture's: rebuilt by load
+    if state.structure:  # a pruned model captured by QAT: recorded before capture
+        config["structure"] = state.structure
+    elif state.pruned:  # layer widths differ from the architecture's: rebuilt by load
         config["structure"] = pruned_structure(model)
-    if getattr(model, "zoo_quantization", None):  # rebuilt by load: prepared the same way, then converted
-        config["quantization"] = dict(model.zoo_quantization)
+    if state.quantization:  # rebuilt by load: prepared the same way, then converted
+        config["quantization"] = dict(state.quantization)
     try:
         text = json.dumps(config, indent=2)
     except TypeError as e:
@@ -327,7 +328,8 @@ def _load_quantized(model: nn.Module, spec: ModelSpec, settings: dict, state_dic
         )
     prepared.load_state_dict(state_dict, strict=True)
     model = quantize.convert(prepared)
-    model.zoo_spec, model.zoo_quantization, model.zoo_int8 = spec, dict(settings), True
+    model.zoo_spec = spec
+    state_of(model).quantization, state_of(model).int8 = dict(settings), True
     return model
 
 
@@ -596,7 +598,7 @@ def _features(model: nn.Module, out_indices) -> nn.Module:
     indices = tuple(out_indices) if out_indices is not None else tuple(range(n))
     wrapped = FeatureGetterNet(model, out_indices=indices)
     wrapped.zoo_spec = spec
-    wrapped.zoo_features_only = True
+    state_of(wrapped).features_only = True
     return wrapped
 
 

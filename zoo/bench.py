@@ -24,6 +24,7 @@ from typing import Any
 
 from zoo._io import atomic_write, atomic_write_text
 from zoo.errors import BadArgumentError
+from zoo.registry import state_of
 
 BACKENDS = ("torch", "compile", "onnxruntime", "openvino", "executorch", "litert")
 RUNTIME_FORMATS = {"onnxruntime": "onnx", "openvino": "openvino", "executorch": "executorch", "litert": "litert"}
@@ -175,7 +176,7 @@ def backend_precisions(backend: str, precisions: Sequence[str], model) -> list[s
     """The asked-for precisions this backend can run (eager and compile: fp32; a QAT model: its int8 graph)."""
     from zoo.export import PRECISIONS as FORMAT_PRECISIONS
 
-    if getattr(model, "zoo_int8", False):
+    if state_of(model).int8:
         return ["int8"]
     if backend not in RUNTIME_FORMATS:
         return ["fp32"] if "fp32" in precisions else []
@@ -213,7 +214,7 @@ def export_form(model, x, backend: str, precision: str, tmp: Path, calibration=N
     if backend not in RUNTIME_FORMATS:
         raise BadArgumentError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     fmt = RUNTIME_FORMATS[backend]
-    if precision == "int8" and calibration is None and not getattr(model, "zoo_int8", False):
+    if precision == "int8" and calibration is None and not state_of(model).int8:
         generator = torch.Generator().manual_seed(1)
         calibration = [torch.randn(x.shape, generator=generator) for _ in range(4)]
     path = Path(tmp) / f"{backend}-{precision}{FORMATS[fmt]}"
@@ -352,7 +353,7 @@ def bench(
     """Benchmark ``names``; merge the results into ``out_dir/<machine>.json`` and return that document."""
     import torch
 
-    from zoo.train import machine
+    from zoo.environment import machine
 
     bad = [b for b in backends if b not in BACKENDS]
     if bad:

@@ -152,7 +152,8 @@ def machine_label(m: dict[str, Any]) -> str:
 
 def recipes_for(model: str) -> list[dict[str, Any]]:
     """Recipes that train ``model``, each with the measured block from its header."""
-    from zoo.train import MEASURED_END, MEASURED_START, list_recipes, recipe_path
+    from zoo.config import list_recipes, recipe_path
+    from zoo.train import MEASURED_END, MEASURED_START
 
     found = []
     for recipe in list_recipes():
@@ -178,7 +179,7 @@ def _recipe_model(text: str) -> str | None:
     """The model a recipe trains: an explicit ``model.name`` or its ``model:`` defaults entry's own name."""
     import yaml
 
-    from zoo.train import conf_dir
+    from zoo.config import conf_dir
 
     body = yaml.safe_load(text) or {}
     explicit = (body.get("model") or {}).get("name") if isinstance(body.get("model"), dict) else None
@@ -443,7 +444,7 @@ def _without_local_paths(value: Any) -> Any:
 def _differences(recipe: str, saved: dict) -> list[str]:
     from omegaconf import OmegaConf
 
-    from zoo.train import compose
+    from zoo.config import compose
 
     def flat(d: Any, prefix: str = "") -> dict[str, Any]:
         if isinstance(d, dict) and d:

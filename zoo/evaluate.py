@@ -276,9 +276,9 @@ def data_module(spec, overrides: Sequence[str], *, with_train: bool = True):
     Returns ``(data, cfg)``."""
     from hydra import compose, initialize_config_dir
 
+    from zoo.config import check_group_choice, conf_dir
     from zoo.errors import ConfigError, DataError
     from zoo.task_table import TASKS
-    from zoo.train import check_group_choice, conf_dir
 
     row = TASKS[spec.task]
     overrides = list(overrides)

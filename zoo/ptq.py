@@ -26,6 +26,7 @@ from typing import Any
 
 from zoo._io import atomic_write_text
 from zoo.errors import BadArgumentError
+from zoo.registry import state_of
 from zoo.task_table import TASKS
 
 FORMATS = ("onnx", "openvino", "executorch", "litert")
@@ -63,7 +64,7 @@ def quantize(
         raise BadArgumentError(f"--calib must be at least 1 image, not {calib}")
     model = zoo.load(source).eval() if isinstance(source, (str, os.PathLike)) else source.eval()
     spec = model.zoo_spec
-    if getattr(model, "zoo_quantization", None):
+    if state_of(model).quantization:
         raise BadArgumentError(f"{spec.name} is already int8 (a QAT run): export it with `zoo export --format {fmt}`")
     if spec.takes_tokens:
         raise BadArgumentError(f"{spec.name} is a language model; zoo quantize takes image models")

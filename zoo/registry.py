@@ -250,6 +250,29 @@ class ModelSpec:
         }
 
 
+@dataclass
+class ModelState:
+    """What training and conversion did to a model made by :func:`zoo.load`: the one place where plugins tell
+    ``zoo.save``, ``zoo.export`` and ``zoo bench`` about it. It sits on the model as ``model.zoo_state``, beside
+    ``model.zoo_spec`` (what the model is); read and change it through :func:`state_of`."""
+
+    pruned: bool = False  # layer widths differ from the architecture's: zoo.save records them, zoo.load rebuilds them
+    structure: dict | None = None  # those widths, recorded before QAT captured the graph (capture hides them)
+    quantization: dict | None = None  # QAT settings: the model is a PT2E graph, prepared for training or converted
+    int8: bool = False  # the converted int8 reference graph: for inference and export; zoo.save refuses it
+    deploy_form: bool = False  # re-parameterised for inference: zoo.export does not fold it twice
+    features_only: bool = False  # a feature-extractor wrapper, not a whole model: zoo.save refuses it
+
+
+def state_of(model) -> ModelState:
+    """``model.zoo_state``, attached on first use: a model nothing has changed reads as the defaults."""
+    state = getattr(model, "zoo_state", None)
+    if not isinstance(state, ModelState):
+        state = ModelState()
+        model.zoo_state = state
+    return state
+
+
 def _spec_from_fields(fields: dict[str, Any]) -> ModelSpec:
     return ModelSpec(**fields)
 

@@ -18,12 +18,13 @@ import copy
 import os
 import sys
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from zoo._io import atomic_write_text
 from zoo.errors import BadArgumentError, ZooError
+from zoo.registry import state_of
 
 FORMATS = {"onnx": ".onnx", "openvino": "_openvino", "executorch": ".pte", "litert": ".tflite", "coreml": ".mlpackage",
            "tensorrt": ".engine"}
@@ -128,7 +129,8 @@ def export(
     path = writable(Path(out) if out else default_path(spec.name, fmt, source), fmt in DIRECTORY_FORMATS)
     if fmt == "coreml" and path.suffix != ".mlpackage":
         raise BadArgumentError(f"--out {path}: a CoreML ML program is an .mlpackage folder; give a path ending in .mlpackage")
-    qat = bool(getattr(model, "zoo_quantization", None) or getattr(model, "zoo_int8", False))  # a QAT run, or its deploy form
+    state = state_of(model)
+    qat = bool(state.quantization or state.int8)  # a QAT run, or its deploy form
     if qat and fmt in ("coreml", "litert", "executorch"):
         raise BadArgumentError(
             f"an int8 (QAT) model exports to onnx, openvino and tensorrt (from its Q/DQ ONNX graph); {fmt} does not run "
@@ -327,17 +329,17 @@ def write_report(result: ExportResult) -> Path:
 def deploy_form(model):
     """A copy in eval mode with re-parameterisable branches folded (the original is untouched). A deploy form
     given again is copied as it is: folding twice is not a no-op for every family (FastViT's RepMixer)."""
-    spec = getattr(model, "zoo_spec", None)
-    if getattr(model, "zoo_deploy_form", False):
+    spec, state = getattr(model, "zoo_spec", None), state_of(model)
+    if state.deploy_form:
         deploy = copy.deepcopy(model).eval()  # a GraphModule's copy drops attributes: set them again
-        deploy.zoo_spec, deploy.zoo_deploy_form, deploy.zoo_int8 = spec, True, getattr(model, "zoo_int8", False)
+        deploy.zoo_spec, deploy.zoo_state = spec, replace(state)
         return deploy
-    if getattr(model, "zoo_quantization", None):  # int8: the converted reference graph (already folded)
+    if state.quantization:  # int8: the converted reference graph (already folded)
         from zoo.quantize import convert
 
-        deploy = copy.deepcopy(model) if getattr(model, "zoo_int8", False) else convert(model)
+        deploy = copy.deepcopy(model) if state.int8 else convert(model)
         deploy.eval()
-        deploy.zoo_spec, deploy.zoo_int8, deploy.zoo_deploy_form = spec, True, True
+        deploy.zoo_spec, deploy.zoo_state = spec, replace(state, int8=True, deploy_form=True)
         return deploy
     from zoo.contracts import HasDeployForm
 
@@ -348,7 +350,7 @@ def deploy_form(model):
         from timm.utils.model import reparameterize_model
 
         deploy = reparameterize_model(deploy)
-    deploy.zoo_spec, deploy.zoo_deploy_form = spec, True
+    deploy.zoo_spec, deploy.zoo_state = spec, replace(state, deploy_form=True)
     return deploy
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from zoo._io import atomic_write
 from zoo.export import (INT8_STEPS, ExportError, ExportResult, batches_of, calibration_check, metadata, reference_outputs,
                         sample_inputs, verify)
+from zoo.registry import state_of
 
 log = logging.getLogger(__name__)
 INPUT, TOKENS, OUTPUT = "images", "input_ids", "output"  # input names: images, or a language model's token ids
@@ -42,7 +43,7 @@ def export_onnx(model, spec, path: Path, size, *, batch=1, dynamic=False, opset=
         proto = quantize_static(proto, batches, exclude_types, notes)
         precision = extra["precision"] = "int8"
         inputs, reference = calibration_check(model, batches)
-    elif getattr(model, "zoo_int8", False):
+    elif state_of(model).int8:
         precision = extra["precision"] = "int8"
         int8_step = output_step(proto)
         extra["int8_output_step"] = repr(int8_step)  # what later checks (TensorRT) compare in

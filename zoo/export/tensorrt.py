@@ -11,6 +11,7 @@ from pathlib import Path
 from zoo._io import atomic_write
 from zoo.errors import ZooError
 from zoo.export import ExportResult, compare_outputs
+from zoo.registry import state_of
 
 
 def export_tensorrt(model, spec, path: Path, size, *, batch=1, dynamic=False, half=False, opset=18, simplify=True) -> ExportResult:
@@ -45,7 +46,7 @@ def export_tensorrt(model, spec, path: Path, size, *, batch=1, dynamic=False, ha
     config = builder.create_builder_config()
     if half:
         config.set_flag(trt.BuilderFlag.FP16)
-    int8 = getattr(model, "zoo_int8", False)
+    int8 = state_of(model).int8
     if int8 and hasattr(trt.BuilderFlag, "INT8"):  # explicit Q/DQ: the scales come from QAT, no calibration
         config.set_flag(trt.BuilderFlag.INT8)
     if dynamic:

@@ -29,7 +29,7 @@ __all__ = ["ClassificationData", "ClassificationTask", "DetectionData", "Detecti
 
 
 def _config(model: str, data: str, **options: Any):
-    from zoo.data import data_config
+    from zoo.config import data_config
     from zoo.registry import get_spec
 
     return data_config(data, **{k: v for k, v in options.items() if v is not None}), get_spec(model)

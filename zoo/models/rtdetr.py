@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.models.yolov10 import COCO_CLASSES
+from zoo.labels import COCO_CLASSES
 from zoo.registry import ModelSpec, Paper, Reported, WeightTag, register_spec
 
 NUM_QUERIES = 300

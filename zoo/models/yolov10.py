@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from zoo.labels import COCO_CLASSES
 from zoo.registry import ModelSpec, Paper, Reported, WeightTag, register_spec
 
 BN_EPS, BN_MOMENTUM = 1e-3, 0.03
@@ -459,18 +460,6 @@ YOLOV10 = Paper(
   booktitle={Advances in Neural Information Processing Systems (NeurIPS)},
   year={2024}
 }""",
-)
-
-COCO_CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
-    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase",
-    "scissors", "teddy bear", "hair drier", "toothbrush",
 )
 
 # name: (scale, COCO val2017 AP, params M, GFLOPs, T4 TensorRT fp16 latency ms): the paper's Table 1, as in the README
