@@ -38,8 +38,12 @@ def test_bench_writes_json_keyed_by_machine_and_a_plot(tmp_path):
         assert 0 < r["p50_ms"] <= r["p90_ms"] and r["throughput_per_s"] > 0 and 0 < r["fraction_of_peak"]
         assert r["params"] == sum(p.numel() for p in zoo.load("mnasnet_small").parameters()) and r["macs"] > 0
     assert (tmp_path / path.with_suffix(".png").name).read_bytes()[:4] == b"\x89PNG"
+    compiled = bench(["mnasnet_small"], backends=("compile",), imgsz=64, threads=1, runs=50, warmup=2, out_dir=tmp_path, progress=False)
+    row = next(r for r in compiled["results"] if r["backend"] == "compile")  # zoo bench --backends compile
+    assert "error" not in row, row
+    assert row["batch"] == 1 and 0 < row["p50_ms"] <= row["p90_ms"]
     again = bench(["mnasnet_small"], backends=("torch",), imgsz=64, threads=1, runs=50, warmup=1, out_dir=tmp_path, progress=False)
-    assert len(again["results"]) == 4  # re-measured rows replace the old ones
+    assert len(again["results"]) == 5  # re-measured rows replace the old ones, the others stay
 
 
 @pytest.mark.parametrize(

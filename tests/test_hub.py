@@ -232,7 +232,8 @@ def test_save_push_load_round_trip_and_revision_pinning(hub_env, hub, tmp_path):
 
 
 def test_fresh_process_reads_hf_variables(hub_env, published, served, tmp_path):
-    """The real path a user takes: variables set before Python starts, no reloads."""
+    """The real path a user takes: variables set before Python starts, no reloads; HF_HUB_CACHE moves the cache
+    away from HF_HOME's."""
     script = textwrap.dedent(
         f"""
         import json, zoo
@@ -240,13 +241,16 @@ def test_fresh_process_reads_hf_variables(hub_env, published, served, tmp_path):
         print(json.dumps({{"tag": m.zoo_spec.tag, "sum": float(sum(p.double().sum() for p in m.state_dict().values()))}}))
         """
     )
-    env = {"PATH": "/usr/bin:/bin", **hub_env.env()}
+    elsewhere = tmp_path / "elsewhere"
+    env = {"PATH": "/usr/bin:/bin", **hub_env.env(), "HF_HUB_CACHE": str(elsewhere)}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["tag"] == TAG
     assert result["sum"] == pytest.approx(float(sum(v.double().sum() for v in served.values())))
     assert published.count("GET", REPO, "model.safetensors") == 1
+    assert [p.name for p in elsewhere.rglob("model.safetensors")] == ["model.safetensors"]  # the snapshot's link
+    assert not hub_env.cache.exists() or not list(hub_env.cache.rglob("model.safetensors"))
 
 
 def test_a_failing_server_is_named_as_the_cause(hub_env, published, monkeypatch):

@@ -158,3 +158,28 @@ def test_builder_arguments_are_checked():
         zoo.load("mobilenetv3_small_100", checkpoint_path="/tmp/x.pth")  # would load weights behind our back
     with pytest.raises(zoo.errors.BadArgumentError, match="no_such_argument"):
         zoo.load("mobilenetv3_small_100", no_such_argument=1)
+
+
+def test_an_official_efficientformer_checkpoint_loads_through_its_converter(tmp_path):
+    """README: ``weights=PATH`` converts official checkpoints' key names. The file here is written in the official
+    repository's layout (docs/sources.md, "EfficientFormer: official checkpoint keys"), renamed by this test's own
+    table rather than by the converter under test, and wrapped as the release files wrap it ({"model": ...})."""
+    import re
+
+    reference = zoo.load("efficientformer_l1").eval()
+    renames = [(r"^stem\.conv1", "patch_embed.0"), (r"^stem\.norm1", "patch_embed.1"), (r"^stem\.conv2", "patch_embed.3"),
+               (r"^stem\.norm2", "patch_embed.4"), (r"ls(\d)\.gamma", r"layer_scale_\1"), (r"^head_dist", "dist_head")]
+    official = {}
+    for key, value in reference.state_dict().items():  # stage s's blocks are network.2s, its downsampling network.2s-1
+        key = re.sub(r"^stages\.(\d+)\.blocks\.", lambda m: f"network.{2 * int(m[1])}.", key)
+        key = re.sub(r"^stages\.(\d+)\.downsample\.conv", lambda m: f"network.{2 * int(m[1]) - 1}.proj", key)
+        key = re.sub(r"^stages\.(\d+)\.downsample\.norm", lambda m: f"network.{2 * int(m[1]) - 1}.norm", key)
+        for pattern, new in renames:
+            key = re.sub(pattern, new, key)
+        official[key] = value
+    assert not any(k.startswith(("stem.", "stages.")) for k in official)
+    torch.save({"model": official}, tmp_path / "efficientformer_l1.pth")
+    loaded = zoo.load("efficientformer_l1", weights=str(tmp_path / "efficientformer_l1.pth"), allow_pickle=True).eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), reference(x))
