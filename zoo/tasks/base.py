@@ -92,9 +92,13 @@ class RandomStateInCheckpoint(L.Callback):
         random.setstate((version, tuple(int(v) for v in internal.tolist()), py_gauss))
 
 
-# What a task trains with when no optimizer is given: conf/optim/adamw.yaml, the recipes' default.
-DEFAULT_OPTIM = {"name": "adamw", "lr": 0.002, "weight_decay": 0.05, "warmup_epochs": 1, "warmup_start_factor": 0.01,
-                 "min_lr": 1e-5}
+def default_optim() -> dict[str, Any]:
+    """What a task trains with when no optimizer is given: the recipes' default, ``conf/optim/adamw.yaml``."""
+    from importlib.resources import files
+
+    import yaml
+
+    return yaml.safe_load((files("zoo.conf") / "optim" / "adamw.yaml").read_text())
 
 
 def model_of(model: str | nn.Module, num_classes: int | None, pretrained: bool) -> nn.Module:
@@ -123,7 +127,7 @@ class TaskBase(L.LightningModule):
     (:data:`zoo.contracts.CHECKPOINT_WEIGHTS`, which ``zoo.load`` reads).
 
     Each is built from plain arguments too, for a user's own Lightning code or ``LightningCLI``: the model as a
-    module or a zoo name, ``optim`` as timm optimizer settings (default :data:`DEFAULT_OPTIM`)."""
+    module or a zoo name, ``optim`` as timm optimizer settings (default :func:`default_optim`)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from zoo.tasks.base import DEFAULT_OPTIM, TaskBase, classes_of, model_of
+from zoo.tasks.base import TaskBase, classes_of, default_optim, model_of
 
 
 class ClassificationTask(TaskBase):
@@ -34,7 +34,7 @@ class ClassificationTask(TaskBase):
         self.save_hyperparameters(ignore=["model"])
         self.model = model_of(model, num_classes, pretrained)
         num_classes = classes_of(self.model, num_classes)
-        self.optim = dict(optim or DEFAULT_OPTIM)
+        self.optim = dict(optim or default_optim())
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

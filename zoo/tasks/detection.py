@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.tasks.base import DEFAULT_OPTIM, TaskBase, classes_of, model_of
+from zoo.tasks.base import TaskBase, classes_of, default_optim, model_of
 
 
 class DetectionTask(TaskBase):
@@ -43,7 +43,7 @@ class DetectionTask(TaskBase):
             raise ConfigError(f"{type(model).__name__} has no make_loss(): it cannot be trained by DetectionTask")
         self.model = model
         self.criterion = model.make_loss()
-        self.optim = dict(optim or DEFAULT_OPTIM)
+        self.optim = dict(optim or default_optim())
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

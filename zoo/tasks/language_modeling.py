@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from zoo.tasks.base import DEFAULT_OPTIM, TaskBase, model_of
+from zoo.tasks.base import TaskBase, default_optim, model_of
 
 
 class TokenCrossEntropy(nn.Module):
@@ -29,7 +29,7 @@ class LanguageModelingTask(TaskBase):
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
         self.model = model_of(model, None, pretrained)
-        self.optim = dict(optim or DEFAULT_OPTIM)
+        self.optim = dict(optim or default_optim())
         self.train_loss = TokenCrossEntropy()
         self.ema = self.make_ema(ema_decay)
         self.__dict__["_train_forward"] = torch.compile(self.model) if compile else self.model
