@@ -3,7 +3,9 @@ test files read (each trained once per session: training is the suite's most exp
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -25,17 +27,6 @@ if WORKERS > 1:
     import torch
 
     torch.set_num_threads(THREADS)
-
-# Tests that read one session-wide trained run go to the same worker, so each run is trained once.
-SHARED_RUNS = ("quickstart", "quickstart_run", "detection_run")
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        for fixture in SHARED_RUNS:
-            if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(fixture.removesuffix("_run")))
-                break
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -126,22 +117,52 @@ def python() -> str:
     return sys.executable
 
 
+def once_per_session(tmp_path_factory, name: str, make) -> Path:
+    """``make(folder)`` once per test session, however many pytest-xdist workers ask (xdist's documented pattern: a
+    file lock in the temp folder the session's workers share); returns that folder, which the tests only read."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder
+    from filelock import FileLock
+
+    folder = tmp_path_factory.getbasetemp().parent / name
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".made").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that died while making it
+            folder.mkdir()
+            make(folder)
+            (folder / ".made").touch()
+    return folder
+
+
+def own_copy(tmp_path_factory, folder: Path) -> Path:
+    """A copy of a shared folder for this worker's tests to write into (evaluations, exports, cards)."""
+    copy = tmp_path_factory.mktemp(folder.name) / folder.name
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(".made"))
+    return copy
+
+
 @pytest.fixture(scope="session")
 def quickstart(tmp_path_factory) -> dict:
     """`zoo quickstart` as README's first command runs it (a subprocess, the real recipe): its output and run dir."""
-    out = tmp_path_factory.mktemp("quickstart")
-    zoo = str(Path(sys.executable).with_name("zoo"))
-    started = time.perf_counter()
-    proc = subprocess.run([zoo, "quickstart", "--out-dir", str(out), "--no-progress"], capture_output=True, text=True, cwd=out)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+    def make(out: Path) -> None:
+        zoo = str(Path(sys.executable).with_name("zoo"))
+        started = time.perf_counter()
+        proc = subprocess.run([zoo, "quickstart", "--out-dir", str(out), "--no-progress"], capture_output=True, text=True, cwd=out)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        (out / "fixture.json").write_text(json.dumps({"stdout": proc.stdout, "elapsed": time.perf_counter() - started}))
+
+    out = once_per_session(tmp_path_factory, "quickstart", make)
     (run_dir,) = (out / "quickstart").iterdir()
-    return {"stdout": proc.stdout, "elapsed": time.perf_counter() - started, "run_dir": run_dir, "cwd": out}
+    return {**json.loads((out / "fixture.json").read_text()), "run_dir": run_dir}
 
 
 @pytest.fixture(scope="session")
-def quickstart_run(quickstart) -> Path:
-    """A trained classifier (MobileNetV3-Small on digits, 64 px, ~98% top-1): the quickstart's run dir."""
-    return quickstart["run_dir"]
+def quickstart_run(quickstart, tmp_path_factory) -> Path:
+    """A trained classifier (MobileNetV3-Small on digits, 64 px, ~98% top-1): a copy of the quickstart's run dir."""
+    return own_copy(tmp_path_factory, quickstart["run_dir"])
 
 
 DETECTION_TINY = ["trainer.enable_progress_bar=false", "trainer.max_epochs=1", "trainer.log_every_n_steps=1",
@@ -151,13 +172,14 @@ DETECTION_TINY = ["trainer.enable_progress_bar=false", "trainer.max_epochs=1", "
 @pytest.fixture(scope="session")
 def detection_run(tmp_path_factory) -> Path:
     """A tiny yolov10n_shapes run (one epoch on 16 images at 64 px): a detector run dir, not a good detector."""
-    from zoo.train import compose, run
 
-    tmp = tmp_path_factory.mktemp("det")
-    cfg = compose("yolov10n_shapes", [f"out_dir={tmp}", *DETECTION_TINY])
-    summary = run(cfg, tmp / "run")
-    assert summary["task"] == "detection" and 0.0 <= summary["val_map"] <= summary["val_map50"] <= 1.0
-    return tmp / "run"
+    def make(tmp: Path) -> None:
+        from zoo.train import compose, run
+
+        summary = run(compose("yolov10n_shapes", [f"out_dir={tmp}", *DETECTION_TINY]), tmp / "run")
+        assert summary["task"] == "detection" and 0.0 <= summary["val_map"] <= summary["val_map50"] <= 1.0
+
+    return own_copy(tmp_path_factory, once_per_session(tmp_path_factory, "detection", make) / "run")
 
 
 # A test may use this much CPU time (its own and its finished subprocesses', so a loaded machine does not trip it:
