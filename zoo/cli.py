@@ -41,6 +41,14 @@ EXAMPLES = {
         "Detectors: metrics.json (mAP@[.5:.95], mAP@.5, mAP@.75, per-class AP), per_class_ap.png, predictions.png.\n"
         "Written to --out (default: RUN/eval-<data> for a run directory, else runs/eval/<model>/<time>)."
     ),
+    "data": (
+        "Draws the recipe's first training samples after augmentation (mosaic, mixup, affine, colour), with their\n"
+        "boxes and class names, into a PNG: look at what the model will see before a long run.\n\n"
+        "examples:\n"
+        "  zoo data show recipe=yolov10n_shapes\n"
+        "  zoo data show recipe=yolov10n_shapes data.augment.mosaic=1.0 data.augment.mixup=0.5 --out mosaic.png\n"
+        "  zoo data show recipe=yolov10n_coco data.root=/data/coco --count 8"
+    ),
     "export": (
         "Exports the deploy form (re-parameterisable branches folded) and verifies it against PyTorch on a random\n"
         "and a real photo; fails, writing nothing, beyond tolerance (fp32: 1e-4 + 1e-5 x max|output|).\n\n"
@@ -113,7 +121,8 @@ EXAMPLES = {
 }
 
 # Subcommands whose arguments belong to another parser (Hydra) once --help is handled.
-PASSTHROUGH = {"train": "zoo.train", "eval": "zoo.evaluate", "quickstart": "zoo.quickstart", "quantize": "zoo.ptq"}
+PASSTHROUGH = {"train": "zoo.train", "eval": "zoo.evaluate", "quickstart": "zoo.quickstart", "quantize": "zoo.ptq",
+               "data": "zoo.show"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -172,6 +181,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--per-step", action="store_true", help="spiking models: one timestep with every layer's state as an "
                    "input and an output (for runtimes that stop early), verified over T chained steps; ONNX only")
     p.set_defaults(run=_cmd_export)
+
+    p = command("data", "Draw a recipe's training samples as augmented, with their boxes (zoo data show).")
+    p.add_argument("overrides", nargs="*", metavar="show recipe=NAME [KEY=VALUE ...]", help="show, the recipe and overrides")
+    p.add_argument("--out", help="the PNG to write (default: <recipe>_data.png)")
+    p.add_argument("--count", type=int, default=16, help="samples to draw (default 16)")
 
     p = command("quantize", "Post-training int8 for a runtime, with accuracy and latency against float.")
     p.add_argument("source", help="a run directory, a zoo.save folder, hf-hub:org/name or a registered name (arch.tag)")

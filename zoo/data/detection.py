@@ -54,7 +54,8 @@ from zoo.data.detection_sources import (
     report_problems,
     yolo_class_names,
 )
-from zoo.data.detection_transforms import AUGMENT_DEFAULTS, LetterboxTransform, collate, detection_transforms
+from zoo.data.detection_transforms import (AUGMENT_DEFAULTS, LetterboxTransform, MultiScaleCollate, augment_options, collate,
+                                           detection_transforms, training_dataset)
 from zoo.data.letterbox import PAD_VALUE, Letterbox, check_img_size, letterbox
 from zoo.errors import DataError, closest
 from zoo.registry import ModelSpec
@@ -233,11 +234,16 @@ class DetectionDataModule(L.LightningDataModule):
     def transform(self, training: bool) -> v2.Compose:
         return detection_transforms(self.img_size, training, _value(self.cfg, "augment") if training else None)
 
-    def train_dataset(self) -> DetectionDataset:
+    def train_dataset(self) -> Dataset:
         self._load()
         if self.train_split is None:
             raise DataError("this data module reads only the val split (with_train=False, for evaluation)")
-        return DetectionDataset(self.train_split, self.transform(True))
+        return training_dataset(DetectionDataset(self.train_split), self.img_size, _value(self.cfg, "augment"))
+
+    @property
+    def close_mosaic(self) -> int:
+        """Epochs at the end trained without mosaic and mixup (``augment.close_mosaic``; the task adds the callback)."""
+        return int(augment_options(_value(self.cfg, "augment"))["close_mosaic"])
 
     def val_dataset(self) -> DetectionDataset:
         self._load()
@@ -245,7 +251,9 @@ class DetectionDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.train_dataset()
-        return self._loader(dataset, shuffle=True, drop_last=len(dataset) > int(self.cfg.batch_size))
+        multi = augment_options(_value(self.cfg, "augment"))["multi_scale"]
+        batches = MultiScaleCollate(self.img_size, *multi) if multi else collate
+        return self._loader(dataset, shuffle=True, drop_last=len(dataset) > int(self.cfg.batch_size), collate_fn=batches)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset(), shuffle=False, drop_last=False)
@@ -258,7 +266,7 @@ class DetectionDataModule(L.LightningDataModule):
             raise DataError("this data module reads only the val split (with_train=False, for evaluation)")
         return self._loader(DetectionDataset(self.train_split, self.transform(False)), shuffle=False, drop_last=False)
 
-    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool, collate_fn: Callable = collate) -> DataLoader:
         workers = int(_value(self.cfg, "num_workers", 0))
         return DataLoader(
             dataset,
@@ -266,9 +274,9 @@ class DetectionDataModule(L.LightningDataModule):
             shuffle=shuffle,
             drop_last=drop_last,
             num_workers=workers,
-            persistent_workers=workers > 0,
+            persistent_workers=workers > 0 and not self.close_mosaic,  # CloseMosaic reaches new workers only
             pin_memory=torch.cuda.is_available(),
-            collate_fn=collate,
+            collate_fn=collate_fn,
         )
 
     def val_annotations(self) -> list[dict[str, Any]]:

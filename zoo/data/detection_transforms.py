@@ -74,11 +74,21 @@ AUGMENT_DEFAULTS: dict[str, Any] = {
     "translate": 0.1,  # random shift, as a fraction of the side
     "affine": 1.0,  # probability of applying the scale/shift
     "hflip": 0.5,
-    "min_box_size": 2.0,  # boxes narrower or lower than this (input pixels) after augmentation are dropped
+    "min_box_size": 2.0,  # boxes narrower or lower than this (input pixels, at least 1) after augmentation are dropped
+    "degrees": 0.0,  # random rotation range (+-), part of the affine; rotated boxes are their corners' hull
+    "shear": 0.0,  # random shear range in degrees (+-), part of the affine
+    "hsv": None,  # [hue, saturation, value] jitter strengths (YOLO's hsv_h/s/v) instead of color_jitter
+    "mosaic": 0.0,  # probability of a 4-image mosaic (zoo.data.mosaic)
+    "mixup": 0.0,  # probability of blending with a second training image, boxes of both kept
+    "close_mosaic": 0,  # the last N epochs train without mosaic and mixup
+    "photometric": 0.0,  # probability of torchvision's RandomPhotometricDistort (the DETRs' colour step)
+    "zoom_out": 0.0,  # probability of zooming out onto a canvas up to 4x the side (SSD, the DETRs)
+    "iou_crop": 0.0,  # probability of SSD's random crop keeping boxes at a sampled minimum IoU (MobileDets, DETRs)
+    "multi_scale": None,  # [low, high]: each batch resized to img_size x a factor in that range (a multiple of 32)
 }
 
 
-def _augment_options(augment_cfg: Any) -> dict[str, Any]:
+def augment_options(augment_cfg: Any) -> dict[str, Any]:
     """``augment_cfg`` (dict, DictConfig or None) over the defaults, with each value checked."""
     if augment_cfg is None:
         given: dict[str, Any] = {}
@@ -102,12 +112,24 @@ def _augment_options(augment_cfg: Any) -> dict[str, Any]:
     if not (isinstance(scale, Sequence) and len(scale) == 2 and 0 < float(scale[0]) <= float(scale[1])):
         raise ConfigError(f"data.augment.scale must be [low, high] with 0 < low <= high (e.g. [0.5, 1.5]), not {scale!r}")
     opts["scale"] = (float(scale[0]), float(scale[1]))
-    for key in ("affine", "hflip"):
+    hsv = opts["hsv"]
+    if hsv is not None:
+        if not (isinstance(hsv, Sequence) and len(hsv) == 3 and all(0 <= float(v) for v in hsv) and float(hsv[0]) <= 0.5):
+            raise ConfigError(f"data.augment.hsv must be [hue <= 0.5, saturation, value], each >= 0 (e.g. [0.015, 0.7, 0.4]), not {hsv!r}")
+        opts["hsv"] = tuple(float(v) for v in hsv)
+    multi = opts["multi_scale"]
+    if multi is not None:
+        if not (isinstance(multi, Sequence) and len(multi) == 2 and 0 < float(multi[0]) <= float(multi[1])):
+            raise ConfigError(f"data.augment.multi_scale must be [low, high] with 0 < low <= high (e.g. [0.5, 1.5]), not {multi!r}")
+        opts["multi_scale"] = (float(multi[0]), float(multi[1]))
+    for key in ("affine", "hflip", "mosaic", "mixup", "photometric", "zoom_out", "iou_crop"):
         if not 0 <= float(opts[key]) <= 1:
             raise ConfigError(f"data.augment.{key} is a probability in [0, 1], not {opts[key]!r}")
-    for key in ("color_jitter", "translate", "min_box_size"):
+    for key in ("color_jitter", "translate", "min_box_size", "degrees", "shear", "close_mosaic"):
         if float(opts[key]) < 0:
             raise ConfigError(f"data.augment.{key} must be >= 0, not {opts[key]!r}")
+    if float(opts["close_mosaic"]) != int(opts["close_mosaic"]):
+        raise ConfigError(f"data.augment.close_mosaic is a whole number of epochs, not {opts['close_mosaic']!r}")
     if float(opts["translate"]) > 1:
         raise ConfigError(f"data.augment.translate is a fraction of the side in [0, 1], not {opts['translate']!r}")
     return opts
@@ -116,34 +138,97 @@ def _augment_options(augment_cfg: Any) -> dict[str, Any]:
 def detection_transforms(img_size: int, train: bool, augment_cfg: Any = None) -> v2.Compose:
     """``(uint8 image, target) -> (float 0..1 [3, S, S], target)`` with boxes in input pixels.
 
-    Train: colour jitter, letterbox, scale/shift jitter (grey fill), horizontal flip, then boxes that
-    became too small or left the image are dropped with their labels. Val: letterbox only, so its boxes
-    are exactly :meth:`DetectionDataModule.val_annotations`.
+    Train: colour jitter, letterbox, random affine (scale, shift, rotation, shear; grey fill), horizontal flip,
+    then boxes that became too small or left the image are dropped with their labels. Val: letterbox only, so
+    its boxes are exactly :meth:`DetectionDataModule.val_annotations`. Mosaic and mixup need other samples:
+    :func:`training_dataset` builds them around these steps.
     """
-    steps: list[Callable] = []
-    if train:
-        opts = _augment_options(augment_cfg)
-        strength = float(opts["color_jitter"])
-        if strength > 0:
-            steps.append(v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength, hue=min(strength / 4, 0.5)))
-    steps.append(LetterboxTransform(img_size))
-    if train:
-        shift = float(opts["translate"])
-        if float(opts["affine"]) > 0 and (opts["scale"] != (1.0, 1.0) or shift > 0):
-            affine = v2.RandomAffine(
-                degrees=0,  # rotation would loosen the boxes
-                translate=(shift, shift),
-                scale=opts["scale"],
-                interpolation=v2.InterpolationMode.BILINEAR,
-                fill={tv_tensors.Image: 114, "others": 0},
-            )
-            steps.append(v2.RandomApply([affine], p=float(opts["affine"])))
-        if float(opts["hflip"]) > 0:
-            steps.append(v2.RandomHorizontalFlip(float(opts["hflip"])))
-        steps.append(v2.ClampBoundingBoxes())
-        steps.append(v2.SanitizeBoundingBoxes(min_size=max(float(opts["min_box_size"]), 1e-3)))
-    steps.append(v2.ToDtype(torch.float32, scale=True))
-    return v2.Compose(steps)
+    if not train:
+        return v2.Compose([LetterboxTransform(img_size), v2.ToDtype(torch.float32, scale=True)])
+    opts = augment_options(augment_cfg)
+    return v2.Compose([*_colour(opts), *_crops(opts), LetterboxTransform(img_size), *_affine(opts), *_finish(opts)])
+
+
+def training_dataset(base: Any, img_size: int, augment_cfg: Any = None):
+    """The training dataset over ``base`` (items untransformed): :func:`detection_transforms` on each sample, or
+    with ``mosaic``/``mixup`` on, a :class:`~zoo.data.mosaic.MixedDetectionDataset` (colour after the mixing, as
+    the images it mixes are letterboxed first)."""
+    from zoo.data.mosaic import MixedDetectionDataset
+
+    opts = augment_options(augment_cfg)
+    if not (float(opts["mosaic"]) or float(opts["mixup"])):
+        base.transform = detection_transforms(img_size, True, augment_cfg)
+        return base
+    base.transform = None
+    return MixedDetectionDataset(
+        base, img_size, mosaic=float(opts["mosaic"]), mixup=float(opts["mixup"]),
+        single=v2.Compose([*_crops(opts), LetterboxTransform(img_size), *_affine(opts)]),
+        mosaic_geometry=v2.Compose([*_affine(opts, canvas=2), v2.CenterCrop(img_size)]),
+        finish=v2.Compose([*_colour(opts), *_finish(opts)]),
+    )
+
+
+def _colour(opts: dict[str, Any]) -> list[v2.Transform]:
+    photometric = [v2.RandomPhotometricDistort(p=float(opts["photometric"]))] if float(opts["photometric"]) else []
+    if opts["hsv"] is not None:
+        hue, saturation, value = opts["hsv"]
+        return [*photometric, v2.ColorJitter(brightness=value, saturation=saturation, hue=hue)]
+    strength = float(opts["color_jitter"])
+    jitter = v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength, hue=min(strength / 4, 0.5))
+    return [*photometric, *([jitter] if strength > 0 else [])]
+
+
+def _crops(opts: dict[str, Any]) -> list[v2.Transform]:
+    """Zoom-out then SSD's IoU crop (torchvision's own), on the image before it is letterboxed."""
+    steps: list[v2.Transform] = []
+    if float(opts["zoom_out"]):
+        steps.append(v2.RandomZoomOut(fill={tv_tensors.Image: 114, "others": 0}, p=float(opts["zoom_out"])))
+    if float(opts["iou_crop"]):
+        steps += [v2.RandomApply([v2.RandomIoUCrop()], p=float(opts["iou_crop"])), v2.ClampBoundingBoxes(),
+                  v2.SanitizeBoundingBoxes(min_size=1)]  # IoU crop leaves boxes outside its window: drop them now
+    return steps
+
+
+def _affine(opts: dict[str, Any], canvas: int = 1) -> list[v2.Transform]:
+    """The random affine, its shift a fraction of the input side also on a ``canvas`` times larger mosaic."""
+    shift = float(opts["translate"]) / canvas
+    degrees, shear = float(opts["degrees"]), float(opts["shear"])
+    if float(opts["affine"]) == 0 or (opts["scale"] == (1.0, 1.0) and shift == 0 and degrees == 0 and shear == 0):
+        return []
+    affine = v2.RandomAffine(
+        degrees=degrees,
+        translate=(shift, shift),
+        scale=opts["scale"],
+        shear=(-shear, shear, -shear, shear) if shear else None,
+        interpolation=v2.InterpolationMode.BILINEAR,
+        fill={tv_tensors.Image: 114, "others": 0},
+    )
+    return [v2.RandomApply([affine], p=float(opts["affine"]))]
+
+
+def _finish(opts: dict[str, Any]) -> list[v2.Transform]:
+    flip = [v2.RandomHorizontalFlip(float(opts["hflip"]))] if float(opts["hflip"]) > 0 else []
+    return [*flip, v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=max(float(opts["min_box_size"]), 1.0)),
+            v2.ToDtype(torch.float32, scale=True)]
+
+
+class MultiScaleCollate:
+    """:func:`collate`, then the whole batch resized to ``img_size`` times a random factor in ``[low, high]``, rounded
+    to a multiple of ``stride`` (multi-scale training: one size per batch, so images still stack); boxes scale along."""
+
+    def __init__(self, img_size: int, low: float, high: float, stride: int = 32) -> None:
+        self.sizes = list(range(max(stride, int(img_size * low) // stride * stride), int(img_size * high) // stride * stride + 1, stride))
+        if not self.sizes:
+            raise ConfigError(f"data.augment.multi_scale [{low}, {high}] of img_size {img_size} holds no multiple of {stride}")
+
+    def __call__(self, batch):
+        images, targets = collate(batch)
+        size = self.sizes[int(torch.randint(len(self.sizes), ()))]
+        if size != images.shape[-1]:
+            factor = size / images.shape[-1]
+            images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=factor < 1)
+            targets = [{**t, "boxes": t["boxes"] * factor} for t in targets]
+        return images, targets
 
 
 def collate(batch: Sequence[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[torch.Tensor, list[dict[str, Any]]]:

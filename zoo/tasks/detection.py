@@ -57,6 +57,15 @@ class DetectionTask(TaskBase):
     def for_data(cls, model: nn.Module, data, optim: dict[str, Any], **options: Any) -> DetectionTask:
         return cls(model, data.num_classes, optim=optim, class_names=data.classes, **options)
 
+    def configure_callbacks(self) -> list:
+        """``CloseMosaic`` when the data asks for it (``augment.close_mosaic``), in ``zoo train`` and plain Lightning alike."""
+        epochs = getattr(getattr(self.trainer, "datamodule", None), "close_mosaic", 0)
+        if not epochs:
+            return []
+        from zoo.data.mosaic import CloseMosaic
+
+        return [CloseMosaic(epochs)]
+
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
