@@ -19,7 +19,7 @@ COLOURS = torch.tensor([[250, 10, 10], [10, 250, 10], [10, 10, 250], [250, 250, 
 class SolidImages(torch.utils.data.Dataset):
     """Image k: one colour, one box over its whole area labelled k (sizes differ, so tiles are cut unevenly)."""
 
-    sizes = [(40, 64), (64, 30), (50, 50), (64, 64)]
+    sizes = ((40, 64), (64, 30), (50, 50), (64, 64))
 
     def __len__(self) -> int:
         return 4

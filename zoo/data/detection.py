@@ -54,8 +54,15 @@ from zoo.data.detection_sources import (
     report_problems,
     yolo_class_names,
 )
-from zoo.data.detection_transforms import (AUGMENT_DEFAULTS, LetterboxTransform, MultiScaleCollate, augment_options, collate,
-                                           detection_transforms, training_dataset)
+from zoo.data.detection_transforms import (
+    AUGMENT_DEFAULTS,
+    LetterboxTransform,
+    MultiScaleCollate,
+    augment_options,
+    collate,
+    detection_transforms,
+    training_dataset,
+)
 from zoo.data.letterbox import PAD_VALUE, Letterbox, check_img_size, letterbox
 from zoo.errors import DataError, closest
 from zoo.registry import ModelSpec

@@ -7,7 +7,7 @@ data sources and the DataModule in :mod:`zoo.data.detection_sources` and :mod:`z
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
