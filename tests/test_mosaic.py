@@ -8,8 +8,8 @@ from omegaconf import OmegaConf
 from torchvision import tv_tensors
 
 from zoo.data.detection import DetectionDataModule
-from zoo.data.detection_transforms import augment_options, training_dataset
-from zoo.data.mosaic import CloseMosaic, MixedDetectionDataset, mosaic
+from zoo.data.detection_transforms import MultiScaleCollate, augment_options, detection_transforms
+from zoo.data.mosaic import CloseMosaic, TrainingDetectionDataset, mosaic
 from zoo.errors import ConfigError
 from zoo.registry import get_spec
 
@@ -60,7 +60,7 @@ DETR_LIKE = {"photometric": 0.5, "zoom_out": 0.5, "iou_crop": 0.8, "color_jitter
 @pytest.mark.parametrize("augment", [STRONG, DETR_LIKE], ids=["mosaic-mixup-affine-hsv", "photometric-zoomout-ioucrop"])
 def test_strong_augmentation_keeps_every_box_inside_the_image_with_its_label(augment):
     dataset = shapes_data(**augment).train_dataset()
-    assert isinstance(dataset, MixedDetectionDataset) == ("mosaic" in augment)
+    assert isinstance(dataset, TrainingDetectionDataset)
     torch.manual_seed(0)
     counts = []
     for i in range(len(dataset)):
@@ -90,17 +90,25 @@ def test_the_same_seed_gives_the_same_augmented_samples():
     assert any(not torch.equal(a, b) for (a, _), (b, _) in zip(first, other, strict=True))
 
 
-def test_close_mosaic_turns_mosaic_and_mixup_off_for_the_last_epochs():
+def test_close_mosaic_turns_the_strong_augmentations_off_for_the_last_epochs():
     import types
 
-    dataset = shapes_data(mosaic=1.0, mixup=0.3).train_dataset()
+    dataset = shapes_data(mosaic=1.0, mixup=0.3, iou_crop=0.8).train_dataset()
+    batches = MultiScaleCollate(64, 0.5, 1.5)
     callback = CloseMosaic(2)
-    trainer = types.SimpleNamespace(max_epochs=10, current_epoch=7, train_dataloader=types.SimpleNamespace(dataset=dataset))
+    loader = types.SimpleNamespace(dataset=dataset, collate_fn=batches)
+    trainer = types.SimpleNamespace(max_epochs=10, current_epoch=7, train_dataloader=loader)
     callback.on_train_epoch_start(trainer, None)
-    assert (dataset.mosaic, dataset.mixup) == (1.0, 0.3)  # epochs 8 and 9 are the last two
+    strong = lambda: [dataset.options[k] for k in ("mosaic", "mixup", "iou_crop")]  # noqa: E731
+    assert strong() == [1.0, 0.3, 0.8] and batches.sizes == [32, 64, 96]  # epochs 8 and 9 are the last two
     trainer.current_epoch = 8
     callback.on_train_epoch_start(trainer, None)
-    assert (dataset.mosaic, dataset.mixup) == (0.0, 0.0)
+    assert strong() == [0.0, 0.0, 0.0] and batches.sizes == [64]
+    plain = shapes_data().train_dataset()  # and what is left is the plain pipeline: the same samples, seed for seed
+    torch.manual_seed(5)
+    closed = dataset[3]
+    torch.manual_seed(5)
+    assert torch.equal(closed[0], plain[3][0])
 
 
 def test_a_detection_task_adds_close_mosaic_when_the_data_asks_and_keeps_workers_fresh():
@@ -114,7 +122,7 @@ def test_a_detection_task_adds_close_mosaic_when_the_data_asks_and_keeps_workers
 
     class Probe(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            seen.append(trainer.train_dataloader.dataset.mosaic)
+            seen.append(trainer.train_dataloader.dataset.options["mosaic"])
 
     task = DetectionTask("yolov10n", num_classes=data.num_classes, optim={"name": "sgd", "lr": 0.01})
     trainer = L.Trainer(max_epochs=2, limit_train_batches=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
@@ -135,11 +143,19 @@ def test_bad_augment_options_name_the_fix(augment, needle):
         augment_options(augment)
 
 
-def test_without_mosaic_or_mixup_the_dataset_is_the_plain_one():
+def test_without_mosaic_or_mixup_training_samples_are_the_plain_transforms_ones():
     from zoo.data.detection import DetectionDataset
 
-    base = DetectionDataset(shapes_data().train_split)
-    assert training_dataset(base, 64, {"mosaic": 0.0}) is base and base.transform is not None
+    data = shapes_data()
+    data.setup()
+    dataset = TrainingDetectionDataset(DetectionDataset(data.train_split), 64, data.cfg.augment)
+    reference = DetectionDataset(data.train_split, detection_transforms(64, True, data.cfg.augment))
+    for i in range(3):
+        torch.manual_seed(i)
+        image, target = dataset[i]
+        torch.manual_seed(i)
+        expected, expected_target = reference[i]
+        assert torch.equal(image, expected) and torch.equal(target["boxes"], expected_target["boxes"])
 
 
 def test_zoo_data_show_draws_the_augmented_training_samples(tmp_path, capsys):

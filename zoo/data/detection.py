@@ -61,7 +61,6 @@ from zoo.data.detection_transforms import (
     augment_options,
     collate,
     detection_transforms,
-    training_dataset,
 )
 from zoo.data.letterbox import PAD_VALUE, Letterbox, check_img_size, letterbox
 from zoo.errors import DataError, closest
@@ -245,11 +244,13 @@ class DetectionDataModule(L.LightningDataModule):
         self._load()
         if self.train_split is None:
             raise DataError("this data module reads only the val split (with_train=False, for evaluation)")
-        return training_dataset(DetectionDataset(self.train_split), self.img_size, _value(self.cfg, "augment"))
+        from zoo.data.mosaic import TrainingDetectionDataset
+
+        return TrainingDetectionDataset(DetectionDataset(self.train_split), self.img_size, _value(self.cfg, "augment"))
 
     @property
     def close_mosaic(self) -> int:
-        """Epochs at the end trained without mosaic and mixup (``augment.close_mosaic``; the task adds the callback)."""
+        """Epochs at the end trained without the strong augmentations (``augment.close_mosaic``; the task adds the callback)."""
         return int(augment_options(_value(self.cfg, "augment"))["close_mosaic"])
 
     def val_dataset(self) -> DetectionDataset:

@@ -80,7 +80,7 @@ AUGMENT_DEFAULTS: dict[str, Any] = {
     "hsv": None,  # [hue, saturation, value] jitter strengths (YOLO's hsv_h/s/v) instead of color_jitter
     "mosaic": 0.0,  # probability of a 4-image mosaic (zoo.data.mosaic)
     "mixup": 0.0,  # probability of blending with a second training image, boxes of both kept
-    "close_mosaic": 0,  # the last N epochs train without mosaic and mixup
+    "close_mosaic": 0,  # the last N epochs train without mosaic, mixup, photometric, zoom-out, IoU crop, multi-scale
     "photometric": 0.0,  # probability of torchvision's RandomPhotometricDistort (the DETRs' colour step)
     "zoom_out": 0.0,  # probability of zooming out onto a canvas up to 4x the side (SSD, the DETRs)
     "iou_crop": 0.0,  # probability of SSD's random crop keeping boxes at a sampled minimum IoU (MobileDets, DETRs)
@@ -141,31 +141,26 @@ def detection_transforms(img_size: int, train: bool, augment_cfg: Any = None) ->
     Train: colour jitter, letterbox, random affine (scale, shift, rotation, shear; grey fill), horizontal flip,
     then boxes that became too small or left the image are dropped with their labels. Val: letterbox only, so
     its boxes are exactly :meth:`DetectionDataModule.val_annotations`. Mosaic and mixup need other samples:
-    :func:`training_dataset` builds them around these steps.
+    :class:`~zoo.data.mosaic.TrainingDetectionDataset` builds them around these steps.
     """
     if not train:
         return v2.Compose([LetterboxTransform(img_size), v2.ToDtype(torch.float32, scale=True)])
-    opts = augment_options(augment_cfg)
-    return v2.Compose([*_colour(opts), *_crops(opts), LetterboxTransform(img_size), *_affine(opts), *_finish(opts)])
+    return training_steps(img_size, augment_options(augment_cfg))["plain"]
 
 
-def training_dataset(base: Any, img_size: int, augment_cfg: Any = None):
-    """The training dataset over ``base`` (items untransformed): :func:`detection_transforms` on each sample, or
-    with ``mosaic``/``mixup`` on, a :class:`~zoo.data.mosaic.MixedDetectionDataset` (colour after the mixing, as
-    the images it mixes are letterboxed first)."""
-    from zoo.data.mosaic import MixedDetectionDataset
+STRONG = ("mosaic", "mixup", "photometric", "zoom_out", "iou_crop")  # what close_mosaic turns off (and multi_scale)
 
-    opts = augment_options(augment_cfg)
-    if not (float(opts["mosaic"]) or float(opts["mixup"])):
-        base.transform = detection_transforms(img_size, True, augment_cfg)
-        return base
-    base.transform = None
-    return MixedDetectionDataset(
-        base, img_size, mosaic=float(opts["mosaic"]), mixup=float(opts["mixup"]),
-        single=v2.Compose([*_crops(opts), LetterboxTransform(img_size), *_affine(opts)]),
-        mosaic_geometry=v2.Compose([*_affine(opts, canvas=2), v2.CenterCrop(img_size)]),
-        finish=v2.Compose([*_colour(opts), *_finish(opts)]),
-    )
+
+def training_steps(img_size: int, opts: dict[str, Any]) -> dict[str, v2.Compose]:
+    """The steps :class:`~zoo.data.mosaic.TrainingDetectionDataset` runs: ``plain`` (:func:`detection_transforms`,
+    when neither mosaic nor mixup is on), or ``single`` / ``mosaic_geometry`` to make one input-sized image and
+    ``finish`` after mixing (colour after the mixing, as the images it mixes are letterboxed first)."""
+    return {
+        "plain": v2.Compose([*_colour(opts), *_crops(opts), LetterboxTransform(img_size), *_affine(opts), *_finish(opts)]),
+        "single": v2.Compose([*_crops(opts), LetterboxTransform(img_size), *_affine(opts)]),
+        "mosaic_geometry": v2.Compose([*_affine(opts, canvas=2), v2.CenterCrop(img_size)]),
+        "finish": v2.Compose([*_colour(opts), *_finish(opts)]),
+    }
 
 
 def _colour(opts: dict[str, Any]) -> list[v2.Transform]:
@@ -217,6 +212,7 @@ class MultiScaleCollate:
     to a multiple of ``stride`` (multi-scale training: one size per batch, so images still stack); boxes scale along."""
 
     def __init__(self, img_size: int, low: float, high: float, stride: int = 32) -> None:
+        self.img_size = int(img_size)
         self.sizes = list(range(max(stride, int(img_size * low) // stride * stride), int(img_size * high) // stride * stride + 1, stride))
         if not self.sizes:
             raise ConfigError(f"data.augment.multi_scale [{low}, {high}] of img_size {img_size} holds no multiple of {stride}")

@@ -1,7 +1,7 @@
 """Mosaic and mixup for detection training: one training image made from several samples, boxes included.
 
 torchvision's ``transforms.v2`` transform one sample at a time; these need other samples of the dataset, so they
-are a dataset wrapper, :class:`MixedDetectionDataset`. The pasting is written here (torchvision has no mosaic);
+are a dataset wrapper, :class:`TrainingDetectionDataset`. The pasting is written here (torchvision has no mosaic);
 everything after it is ``transforms.v2`` on ``tv_tensors``: the random affine, the centre crop back to the
 input size, clamping boxes to the image and dropping the ones too small to learn from, with their labels.
 
@@ -10,15 +10,15 @@ input size, clamping boxes to the image and dropping the ones too small to learn
   tile. The canvas then gets the random affine (scale, shift, rotation, shear) and its central S x S is kept.
 - Mixup for detection (Zhang et al., "Bag of Freebies for Training Object Detection Neural Networks",
   arXiv:1902.04103): two training images blended with a ratio drawn from Beta(32, 32), both sets of boxes kept.
-- :class:`CloseMosaic`: mosaic and mixup off for the last N epochs, so the model ends on images like the ones
-  it will see (YOLOv10's schedule closes mosaic for its last 10 epochs: docs/sources.md).
+- :class:`CloseMosaic`: the strong augmentations off for the last N epochs, so the model ends on images like
+  the ones it will see (YOLOv10 closes mosaic for its last 10 epochs, RT-DETRv2 stops its crops and multi-scale
+  at epoch 71: docs/sources.md).
 
 Randomness comes from torch's generator, which Lightning seeds per worker from the run's seed, so a run's
 augmented images are the same every time it is repeated.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -28,41 +28,53 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
+from zoo.data.detection_transforms import STRONG, MultiScaleCollate, augment_options, training_steps
+
 FILL = 114  # the grey of letterbox padding and of the canvas around a mosaic
 
 
-class MixedDetectionDataset(Dataset):
-    """Training samples from ``base`` (items ``(uint8 image, {boxes, labels, image_id})``, untransformed), as a
-    mosaic with probability ``mosaic``, else one letterboxed image; then mixed with a second such sample with
-    probability ``mixup``; then ``finish`` (colour, flip, clamp, drop tiny boxes, to float).
+class TrainingDetectionDataset(Dataset):
+    """Training samples from ``base`` (items ``(uint8 image, {boxes, labels, image_id})``, untransformed) augmented
+    as ``augment_cfg`` says (``data.augment``): a mosaic with probability ``mosaic``, else one letterboxed image;
+    mixed with a second such sample with probability ``mixup``; then colour, flip, clamping, dropping tiny boxes.
+    With neither mosaic nor mixup on, exactly :func:`~zoo.data.detection_transforms.detection_transforms`."""
 
-    ``single(image, target)`` letterboxes one image to ``size`` and applies the random affine;
-    ``mosaic_geometry(image, target)`` applies the random affine to a ``2 * size`` canvas and crops its centre."""
+    def __init__(self, base: Dataset, size: int, augment_cfg: Any = None) -> None:
+        self.base, self.size = base, int(size)
+        self.options = augment_options(augment_cfg)
+        self.steps = training_steps(self.size, self.options)
 
-    def __init__(self, base: Dataset, size: int, *, mosaic: float, mixup: float, single: Callable,
-                 mosaic_geometry: Callable, finish: Callable) -> None:
-        self.base, self.size, self.mosaic, self.mixup = base, int(size), float(mosaic), float(mixup)
-        self.single, self.mosaic_geometry, self.finish = single, mosaic_geometry, finish
+    def close(self) -> bool:
+        """Turn off mosaic, mixup, photometric distort, zoom-out and IoU crop; False when none was on."""
+        if not any(float(self.options[k]) for k in STRONG):
+            return False
+        self.options = {**self.options, **dict.fromkeys(STRONG, 0.0)}
+        self.steps = training_steps(self.size, self.options)
+        return True
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, index: int) -> tuple[Any, dict[str, Any]]:
+        mosaic_p, mixup_p = float(self.options["mosaic"]), float(self.options["mixup"])
+        if not (mosaic_p or mixup_p):
+            return self.steps["plain"](*self.base[index])
         image, target = self.sample(index)
-        if self.mixup > 0 and float(torch.rand(())) < self.mixup:
+        if mixup_p > 0 and float(torch.rand(())) < mixup_p:
             other, other_target = self.sample(int(torch.randint(len(self.base), ())))
             ratio = float(torch.distributions.Beta(32.0, 32.0).sample())
             image = tv_tensors.wrap((image.float() * ratio + other.float() * (1 - ratio)).round().to(torch.uint8), like=image)
             boxes = torch.cat([target["boxes"].as_subclass(torch.Tensor), other_target["boxes"].as_subclass(torch.Tensor)])
             target = {**target, "boxes": tv_tensors.wrap(boxes, like=target["boxes"]),
                       "labels": torch.cat([target["labels"], other_target["labels"]])}
-        return self.finish(image, target)
+        return self.steps["finish"](image, target)
 
     def sample(self, index: int) -> tuple[Any, dict[str, Any]]:
         """One ``size x size`` image with its boxes, before mixup and the finishing steps."""
-        if self.mosaic > 0 and float(torch.rand(())) < self.mosaic:
-            return self.mosaic_geometry(*mosaic(self.base, index, self.size))
-        return self.single(*self.base[index])
+        mosaic_p = float(self.options["mosaic"])
+        if mosaic_p > 0 and float(torch.rand(())) < mosaic_p:
+            return self.steps["mosaic_geometry"](*mosaic(self.base, index, self.size))
+        return self.steps["single"](*self.base[index])
 
 
 def mosaic(base: Dataset, index: int, size: int) -> tuple[tv_tensors.Image, dict[str, Any]]:
@@ -102,7 +114,9 @@ def mosaic(base: Dataset, index: int, size: int) -> tuple[tv_tensors.Image, dict
 
 
 class CloseMosaic(Callback):
-    """Mosaic and mixup off for the last ``epochs`` epochs of training (``data.augment.close_mosaic``)."""
+    """The last ``epochs`` epochs train without the strong augmentations (``data.augment.close_mosaic``): mosaic,
+    mixup, photometric distort, zoom-out, IoU crop and multi-scale batches, as YOLO's ``close_mosaic`` and
+    RT-DETR's ``stop_epoch`` do."""
 
     def __init__(self, epochs: int) -> None:
         self.epochs = int(epochs)
@@ -111,7 +125,9 @@ class CloseMosaic(Callback):
         if trainer.max_epochs is None or trainer.max_epochs < 0 or trainer.current_epoch < trainer.max_epochs - self.epochs:
             return
         loader = trainer.train_dataloader
-        dataset = getattr(loader, "dataset", None)
-        if isinstance(dataset, MixedDetectionDataset) and (dataset.mosaic or dataset.mixup):
-            dataset.mosaic = dataset.mixup = 0.0
-            rank_zero_info(f"close_mosaic: mosaic and mixup off from epoch {trainer.current_epoch} (the last {self.epochs})")
+        dataset, batches = getattr(loader, "dataset", None), getattr(loader, "collate_fn", None)
+        closed = isinstance(dataset, TrainingDetectionDataset) and dataset.close()
+        if isinstance(batches, MultiScaleCollate) and batches.sizes != [batches.img_size]:
+            batches.sizes, closed = [batches.img_size], True
+        if closed:
+            rank_zero_info(f"close_mosaic: strong augmentation off from epoch {trainer.current_epoch} (the last {self.epochs})")
