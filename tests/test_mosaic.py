@@ -51,7 +51,7 @@ def shapes_data(**augment) -> DetectionDataModule:
     return DetectionDataModule(cfg, get_spec("yolov10n"), seed=0)
 
 
-STRONG = {"mosaic": 1.0, "mixup": 0.5, "degrees": 10.0, "shear": 5.0, "hsv": [0.015, 0.7, 0.4], "scale": [0.5, 1.5]}
+STRONG = {"mosaic": 1.0, "mixup": 0.5, "copy_paste": 0.5, "degrees": 10.0, "shear": 5.0, "hsv": [0.015, 0.7, 0.4], "scale": [0.5, 1.5]}
 
 
 DETR_LIKE = {"photometric": 0.5, "zoom_out": 0.5, "iou_crop": 0.8, "color_jitter": 0.0}
@@ -201,3 +201,29 @@ def test_multi_scale_batches_take_one_multiple_of_32_each_and_scale_their_boxes(
         assert images.shape == (2, 3, size, size)
         assert torch.allclose(targets[1]["boxes"], torch.tensor([[8.0, 8, 40, 24]]) * size / 64)
     assert seen == {32, 64, 96}
+
+
+def test_copy_paste_puts_the_donors_objects_on_free_spots_and_drops_what_they_hide():
+    from zoo.data.mosaic import copy_paste
+
+    image = tv_tensors.Image(COLOURS[0].view(3, 1, 1).expand(3, 64, 64).clone())
+    mine = {"boxes": tv_tensors.BoundingBoxes([[0, 0, 64, 64], [20, 20, 30, 30]], format="XYXY", canvas_size=(64, 64)),
+            "labels": torch.tensor([0, 0]), "image_id": 7}
+    donor = tv_tensors.Image(COLOURS[2].view(3, 1, 1).expand(3, 64, 64).clone())
+    donor[:, 10:40, 5:25] = COLOURS[1].view(3, 1, 1)  # object 1, 20x30
+    donor[:, 50:60, 40:60] = COLOURS[3].view(3, 1, 1)  # object 3, 20x10
+    theirs = {"boxes": tv_tensors.BoundingBoxes([[5, 10, 25, 40], [40, 50, 60, 60]], format="XYXY", canvas_size=(64, 64)),
+              "labels": torch.tensor([1, 3]), "image_id": 9}
+    outcomes = set()
+    for seed in range(40):
+        torch.manual_seed(seed)
+        out, target = copy_paste(image, mine, donor, theirs)
+        pasted = [(b, k) for b, k in zip(target["boxes"].int().tolist(), target["labels"].tolist(), strict=True) if k in (1, 3)]
+        assert sorted(k for _, k in pasted) == [1, 3] or len(pasted) == 1  # the second skipped only if it would overlap
+        for (x1, y1, x2, y2), k in pasted:
+            assert (out[:, y1:y2, x1:x2].reshape(3, -1).T == COLOURS[k]).all()  # its own pixels, where its box says
+        small_hidden = int((out[:, 20:30, 20:30].reshape(3, -1).T != COLOURS[0]).any(1).sum()) > 60  # of its 100 pixels
+        assert ([20, 20, 30, 30] in target["boxes"].int().tolist()) == (not small_hidden)
+        assert [0, 0, 64, 64] in target["boxes"].int().tolist() and target["image_id"] == 7  # mostly visible: kept
+        outcomes.add(bool(small_hidden))
+    assert outcomes == {True, False}  # both cases came up

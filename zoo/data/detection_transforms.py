@@ -80,7 +80,8 @@ AUGMENT_DEFAULTS: dict[str, Any] = {
     "hsv": None,  # [hue, saturation, value] jitter strengths (YOLO's hsv_h/s/v) instead of color_jitter
     "mosaic": 0.0,  # probability of a 4-image mosaic (zoo.data.mosaic)
     "mixup": 0.0,  # probability of blending with a second training image, boxes of both kept
-    "close_mosaic": 0,  # the last N epochs train without mosaic, mixup, photometric, zoom-out, IoU crop, multi-scale
+    "copy_paste": 0.0,  # probability of pasting another image's objects (rectangular crops) into this one
+    "close_mosaic": 0,  # the last N epochs train without mosaic, mixup, copy-paste, photometric, zoom-out, IoU crop, multi-scale
     "photometric": 0.0,  # probability of torchvision's RandomPhotometricDistort (the DETRs' colour step)
     "zoom_out": 0.0,  # probability of zooming out onto a canvas up to 4x the side (SSD, the DETRs)
     "iou_crop": 0.0,  # probability of SSD's random crop keeping boxes at a sampled minimum IoU (MobileDets, DETRs)
@@ -122,7 +123,7 @@ def augment_options(augment_cfg: Any) -> dict[str, Any]:
         if not (isinstance(multi, Sequence) and len(multi) == 2 and 0 < float(multi[0]) <= float(multi[1])):
             raise ConfigError(f"data.augment.multi_scale must be [low, high] with 0 < low <= high (e.g. [0.5, 1.5]), not {multi!r}")
         opts["multi_scale"] = (float(multi[0]), float(multi[1]))
-    for key in ("affine", "hflip", "mosaic", "mixup", "photometric", "zoom_out", "iou_crop"):
+    for key in ("affine", "hflip", "mosaic", "mixup", "copy_paste", "photometric", "zoom_out", "iou_crop"):
         if not 0 <= float(opts[key]) <= 1:
             raise ConfigError(f"data.augment.{key} is a probability in [0, 1], not {opts[key]!r}")
     for key in ("color_jitter", "translate", "min_box_size", "degrees", "shear", "close_mosaic"):
@@ -148,7 +149,7 @@ def detection_transforms(img_size: int, train: bool, augment_cfg: Any = None) ->
     return training_steps(img_size, augment_options(augment_cfg))["plain"]
 
 
-STRONG = ("mosaic", "mixup", "photometric", "zoom_out", "iou_crop")  # what close_mosaic turns off (and multi_scale)
+STRONG = ("mosaic", "mixup", "copy_paste", "photometric", "zoom_out", "iou_crop")  # what close_mosaic turns off (and multi_scale)
 
 
 def training_steps(img_size: int, opts: dict[str, Any]) -> dict[str, v2.Compose]:

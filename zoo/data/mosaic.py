@@ -10,6 +10,9 @@ input size, clamping boxes to the image and dropping the ones too small to learn
   tile. The canvas then gets the random affine (scale, shift, rotation, shear) and its central S x S is kept.
 - Mixup for detection (Zhang et al., "Bag of Freebies for Training Object Detection Neural Networks",
   arXiv:1902.04103): two training images blended with a ratio drawn from Beta(32, 32), both sets of boxes kept.
+- Copy-paste (Ghiasi et al., "Simple Copy-Paste is a Strong Data Augmentation Method for Instance
+  Segmentation", arXiv:2012.07177), boxes-only: another image's objects pasted as rectangular crops (no instance
+  masks in box datasets), objects they hide dropped.
 - :class:`CloseMosaic`: the strong augmentations off for the last N epochs, so the model ends on images like
   the ones it will see (YOLOv10 closes mosaic for its last 10 epochs, RT-DETRv2 stops its crops and multi-scale
   at epoch 71: docs/sources.md).
@@ -45,7 +48,7 @@ class TrainingDetectionDataset(Dataset):
         self.steps = training_steps(self.size, self.options)
 
     def close(self) -> bool:
-        """Turn off mosaic, mixup, photometric distort, zoom-out and IoU crop; False when none was on."""
+        """Turn off mosaic, mixup, copy-paste, photometric distort, zoom-out and IoU crop; False when none was on."""
         if not any(float(self.options[k]) for k in STRONG):
             return False
         self.options = {**self.options, **dict.fromkeys(STRONG, 0.0)}
@@ -56,10 +59,12 @@ class TrainingDetectionDataset(Dataset):
         return len(self.base)
 
     def __getitem__(self, index: int) -> tuple[Any, dict[str, Any]]:
-        mosaic_p, mixup_p = float(self.options["mosaic"]), float(self.options["mixup"])
-        if not (mosaic_p or mixup_p):
+        mosaic_p, mixup_p, paste_p = (float(self.options[k]) for k in ("mosaic", "mixup", "copy_paste"))
+        if not (mosaic_p or mixup_p or paste_p):
             return self.steps["plain"](*self.base[index])
         image, target = self.sample(index)
+        if paste_p > 0 and float(torch.rand(())) < paste_p:
+            image, target = copy_paste(image, target, *self.steps["single"](*self.base[int(torch.randint(len(self.base), ()))]))
         if mixup_p > 0 and float(torch.rand(())) < mixup_p:
             other, other_target = self.sample(int(torch.randint(len(self.base), ())))
             ratio = float(torch.distributions.Beta(32.0, 32.0).sample())
@@ -111,6 +116,42 @@ def mosaic(base: Dataset, index: int, size: int) -> tuple[tv_tensors.Image, dict
                                                 canvas_size=(canvas_side, canvas_side)),
               "labels": torch.cat(labels), "image_id": first["image_id"]}
     return tv_tensors.Image(canvas), target
+
+
+def copy_paste(image: tv_tensors.Image, target: dict[str, Any], donor: tv_tensors.Image, donor_target: dict[str, Any],
+               covered: float = 0.6) -> tuple[tv_tensors.Image, dict[str, Any]]:
+    """The donor's objects pasted as rectangular crops at random places of ``image`` (boxes only: without instance
+    masks a crop carries its background along), never onto each other; an object of ``image`` whose box ends up more
+    than ``covered`` hidden is dropped with its label."""
+    side_h, side_w = image.shape[-2:]
+    pixels = image.as_subclass(torch.Tensor).clone()
+    pasted = torch.zeros(side_h, side_w, dtype=torch.bool)
+    boxes, labels = [], []
+    for box, label in zip(donor_target["boxes"].as_subclass(torch.Tensor).round().int().tolist(), donor_target["labels"].tolist(), strict=True):
+        x1, y1, x2, y2 = box
+        w, h = x2 - x1, y2 - y1
+        if w < 2 or h < 2 or w > side_w or h > side_h:
+            continue
+        px, py = int(torch.randint(side_w - w + 1, ())), int(torch.randint(side_h - h + 1, ()))
+        if pasted[py:py + h, px:px + w].any():
+            continue
+        pixels[:, py:py + h, px:px + w] = donor.as_subclass(torch.Tensor)[:, y1:y2, x1:x2]
+        pasted[py:py + h, px:px + w] = True
+        boxes.append([px, py, px + w, py + h])
+        labels.append(label)
+    if not boxes:
+        return image, target
+    own = target["boxes"].as_subclass(torch.Tensor)
+    keep = torch.tensor([not _hidden(pasted, b, covered) for b in own.tolist()], dtype=torch.bool).reshape(-1)
+    merged = torch.cat([own[keep], torch.tensor(boxes, dtype=own.dtype)])
+    return tv_tensors.wrap(pixels, like=image), {**target, "boxes": tv_tensors.wrap(merged, like=target["boxes"]),
+                                                 "labels": torch.cat([target["labels"][keep], torch.tensor(labels, dtype=target["labels"].dtype)])}
+
+
+def _hidden(pasted: torch.Tensor, box: list[float], covered: float) -> bool:
+    x1, y1, x2, y2 = (round(v) for v in box)
+    area = pasted[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)]
+    return area.numel() > 0 and int(area.sum()) > covered * area.numel()  # counts: no float32 rounding at the line
 
 
 class CloseMosaic(Callback):
