@@ -27,7 +27,7 @@ EXAMPLES = {
         "  zoo train recipe=quickstart resume=last\n"
         "  zoo train recipe=quickstart plugins=[distill] plugins.distill.teacher=runs/quickstart/<time>\n"
         "  zoo train recipe=yolov10n_shapes                     # a detector, from scratch on CPU\n"
-        "  zoo train recipe=yolov10n_shapes data=yolo data.root=/data/my-set model.pretrained=true\n\n"
+        "  zoo train recipe=yolov10n_finetune data.root=/data/my-yolo-set    # your data, from the COCO weights\n\n"
         "Writes runs/<recipe>/<time>/ (config, checkpoints, logs, model/, eval/). Recipes: zoo/recipes/*.yaml."
     ),
     "eval": (
