@@ -39,8 +39,9 @@ FILL = 114  # the grey of letterbox padding and of the canvas around a mosaic
 class TrainingDetectionDataset(Dataset):
     """Training samples from ``base`` (items ``(uint8 image, {boxes, labels, image_id})``, untransformed) augmented
     as ``augment_cfg`` says (``data.augment``): a mosaic with probability ``mosaic``, else one letterboxed image;
-    mixed with a second such sample with probability ``mixup``; then colour, flip, clamping, dropping tiny boxes.
-    With neither mosaic nor mixup on, exactly :func:`~zoo.data.detection_transforms.detection_transforms`."""
+    another image's objects pasted in with probability ``copy_paste``; mixed with a second sample with probability
+    ``mixup``; then colour, flip, clamping, dropping tiny boxes. With none of the three on, exactly
+    :func:`~zoo.data.detection_transforms.detection_transforms`."""
 
     def __init__(self, base: Dataset, size: int, augment_cfg: Any = None) -> None:
         self.base, self.size = base, int(size)
