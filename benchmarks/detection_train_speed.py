@@ -18,6 +18,7 @@ installed here: this script reports images/s alone.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -56,14 +57,14 @@ def measure(name: str, size: int, batch: int, steps: int, workers: int) -> dict:
         prepared.trainer.fit(prepared.task, datamodule=prepared.data)
     counted = stamps[2:]
     step = statistics.median(end - start for start, end in counted)
-    cycle = statistics.median(b[0] - a[0] for a, b in zip(counted, counted[1:]))
+    cycle = statistics.median(b[0] - a[0] for a, b in itertools.pairwise(counted))
     return {"model": name, "size": size, "batch": batch, "step_ms": step * 1e3, "cycle_ms": cycle * 1e3,
             "images_per_s_step": batch / step, "images_per_s_cycle": batch / cycle, "steps_counted": len(counted)}
 
 
 def table(rows: list[dict], where: str) -> str:
-    lines = [f"Training throughput ({where}; `python benchmarks/detection_train_speed.py`; batch {rows[0]['batch']}, "
-             "synthetic shapes with mosaic and HSV on, untrained weights):", "",
+    lines = [(f"Training throughput ({where}; `python benchmarks/detection_train_speed.py`; batch {rows[0]['batch']}, "
+              "synthetic shapes with mosaic and HSV on, untrained weights):"), "",
              "| model | input | step ms | images/s, step | images/s, with loading | loading keeps up |",
              "|---|---|---|---|---|---|"]
     for r in rows:

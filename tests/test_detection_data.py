@@ -369,3 +369,20 @@ def test_yolo_bad_lines_and_images_are_reported_and_dropped(tmp_path):
 def test_unknown_source_lists_the_valid_ones():
     with pytest.raises(DataError, match=r"unknown detection data source 'cocoo'; did you mean coco\?"):
         datamodule(source="cocoo").setup()
+
+
+def test_the_hard_shapes_scene_has_more_and_smaller_objects_than_the_normal_one():
+    def stats(scene):
+        samples = [detection_sample(0, "val", i, 128, scene) for i in range(30)]
+        boxes = np.concatenate([b for _, b, _ in samples])
+        return np.mean([len(labels) for _, _, labels in samples]), np.median(np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
+
+    (normal_count, normal_side), (hard_count, hard_side) = stats("normal"), stats("hard")
+    assert hard_count > 1.5 * normal_count and hard_side < 0.7 * normal_side
+
+
+def test_an_unknown_shapes_scene_names_the_choices():
+    cfg = OmegaConf.create({"source": "shapes", "train_images": 4, "val_images": 2, "image_size": 64, "img_size": 64,
+                            "batch_size": 2, "scene": "crowded"})
+    with pytest.raises(ConfigError, match="data.scene='crowded': the shapes scenes are normal, hard"):
+        DetectionDataModule(cfg, SPEC).setup()

@@ -63,7 +63,7 @@ from zoo.data.detection_transforms import (
     detection_transforms,
 )
 from zoo.data.letterbox import PAD_VALUE, Letterbox, check_img_size, letterbox
-from zoo.errors import DataError, closest
+from zoo.errors import ConfigError, DataError, closest
 from zoo.registry import ModelSpec
 
 __all__ = [
@@ -177,15 +177,18 @@ class DetectionDataModule(L.LightningDataModule):
             return
         c, source = self.cfg, _value(self.cfg, "source")
         if source == "shapes":
-            from zoo.data.shapes import CLASSES
+            from zoo.data.shapes import CLASSES, SCENES
 
             seed, size = int(_value(c, "data_seed", self.seed)), int(_value(c, "image_size", 128))
             counts = {k: _value(c, k, 0) for k in ("train_images", "val_images")}
             for key, count in counts.items():
                 if not isinstance(count, int) or count < 1:
                     raise DataError(f"data.{key} must be a positive number of images, not {count!r}")
-            train = ShapesSplit(seed, "train", counts["train_images"], size)
-            val = ShapesSplit(seed, "val", counts["val_images"], size)
+            scene = str(_value(c, "scene", "normal"))
+            if scene not in SCENES:
+                raise ConfigError(f"data.scene={scene!r}: the shapes scenes are {', '.join(SCENES)}")
+            train = ShapesSplit(seed, "train", counts["train_images"], size, scene)
+            val = ShapesSplit(seed, "val", counts["val_images"], size, scene)
             classes = tuple(CLASSES)
         elif source == "coco":
             root = self._root("a COCO folder, e.g. data.root=/data/coco with train2017/, val2017/ and annotations/")

@@ -143,8 +143,8 @@ class FileSplit:
 class ShapesSplit:
     """Synthetic images rendered on access (deterministic, so nothing is stored)."""
 
-    def __init__(self, seed: int, split: str, count: int, size: int) -> None:
-        self.seed, self.split, self.count, self.size = seed, split, count, size
+    def __init__(self, seed: int, split: str, count: int, size: int, scene: str = "normal") -> None:
+        self.seed, self.split, self.count, self.size, self.scene = seed, split, count, size, scene
         self.problems: list[DataProblem] = []
 
     def __len__(self) -> int:
@@ -155,7 +155,7 @@ class ShapesSplit:
 
         if not 0 <= index < self.count:
             raise IndexError(f"shapes {self.split} has {self.count} images, no index {index}")
-        image, boxes, labels = detection_sample(self.seed, self.split, index, self.size)
+        image, boxes, labels = detection_sample(self.seed, self.split, index, self.size, self.scene)
         return image, boxes, labels, index
 
     def annotations(self, index: int) -> tuple[np.ndarray, np.ndarray, int, tuple[int, int]]:

@@ -64,8 +64,13 @@ def classification_sample(seed: int, split: str, index: int, size: int = 64) -> 
 
 # -- detection -------------------------------------------------------------------------------------
 
-MAX_IOU = 0.3  # a new shape may overlap an earlier one's box this much at most...
-MAX_HIDDEN = 0.15  # ...and hide at most this fraction of its pixels, so every object stays visible
+# How crowded a detection image is. "normal" is the training set; "hard" (more, smaller and more occluded shapes) is
+# a held-out test of how far a detector generalises beyond what it was trained on. A new shape may overlap an
+# earlier one's box by IoU `max_iou` at most and hide at most `max_hidden` of its pixels.
+SCENES = {
+    "normal": {"objects": (1, 6), "side": (0.10, 0.45), "max_iou": 0.3, "max_hidden": 0.15},
+    "hard": {"objects": (4, 12), "side": (0.05, 0.25), "max_iou": 0.5, "max_hidden": 0.4},
+}
 
 
 def _textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -92,13 +97,14 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _detection_scene(
-    seed: int, split: str, index: int, size: int = 128
+    seed: int, split: str, index: int, size: int = 128, scene: str = "normal"
 ) -> tuple[Image.Image, np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
     """:func:`detection_sample` plus each object's colour (tests check the boxes against the pixels)."""
+    crowd = SCENES[scene]
     rng = _rng(seed, f"detection/{split}", index)  # not the classification images' stream
     background = _textured_background(rng, size)
     pixels = background.copy()
-    wanted = int(rng.integers(1, 7))
+    wanted = int(rng.integers(crowd["objects"][0], crowd["objects"][1] + 1))
     boxes: list[np.ndarray] = []
     masks: list[np.ndarray] = []
     labels: list[int] = []
@@ -107,7 +113,7 @@ def _detection_scene(
         if len(boxes) == wanted:
             break
         label = int(rng.integers(0, len(CLASSES)))
-        side = rng.uniform(0.10, 0.45) * size
+        side = rng.uniform(*crowd["side"]) * size
         x0, y0 = rng.uniform(0, size - side), rng.uniform(0, size - side)
         angle = rng.uniform(0, 2 * math.pi)
         canvas = Image.new("L", (size, size), 0)  # draw alone first: the box is measured from real pixels
@@ -117,9 +123,9 @@ def _detection_scene(
         if len(xs) < 9:
             continue
         box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
-        if any(_box_iou(box, other) > MAX_IOU for other in boxes):
+        if any(_box_iou(box, other) > crowd["max_iou"] for other in boxes):
             continue
-        if any((m & mask).sum() > MAX_HIDDEN * m.sum() for m in masks):  # drawn on top: it would hide them
+        if any((m & mask).sum() > crowd["max_hidden"] * m.sum() for m in masks):  # drawn on top: it would hide them
             continue
         colour = _colour(rng, background[mask].mean(axis=0))
         pixels[mask] = colour
@@ -136,12 +142,14 @@ def _detection_scene(
     )
 
 
-def detection_sample(seed: int, split: str, index: int, size: int = 128) -> tuple[Image.Image, np.ndarray, np.ndarray]:
-    """Image ``index`` of ``split`` with 1-6 shapes: ``(image, boxes [n, 4] xyxy pixels float32, labels [n] int64)``.
+def detection_sample(seed: int, split: str, index: int, size: int = 128,
+                     scene: str = "normal") -> tuple[Image.Image, np.ndarray, np.ndarray]:
+    """Image ``index`` of ``split``: ``(image, boxes [n, 4] xyxy pixels float32, labels [n] int64)``.
 
     Boxes are the tight bounds of each shape's drawn pixels (for a triangle, its polygon as rasterised),
-    so a perfect detector can reach IoU 1. Shapes are 10-45% of the side; a placement that overlaps an
-    earlier box by IoU > 0.3 or hides more than 15% of an earlier shape is redrawn elsewhere.
+    so a perfect detector can reach IoU 1. A "normal" scene has 1-6 shapes of 10-45% of the side; a placement
+    that overlaps an earlier box by IoU > 0.3 or hides more than 15% of an earlier shape is redrawn elsewhere.
+    A "hard" one has 4-12 shapes of 5-25%, IoU up to 0.5 and up to 40% hidden (:data:`SCENES`).
     """
-    image, boxes, labels, _ = _detection_scene(seed, split, index, size)
+    image, boxes, labels, _ = _detection_scene(seed, split, index, size, scene)
     return image, boxes, labels
