@@ -14,7 +14,6 @@ import argparse
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-START, END = "<!-- backend-latency:start -->", "<!-- backend-latency:end -->"
 
 
 def main() -> None:
@@ -52,10 +51,9 @@ def main() -> None:
     print(f"\nonnxruntime slower than eager (or failed) for: {', '.join(slower) or 'none'}")
     print(f"wrote {doc['path']} and {doc['plot']}")
     if args.update_readme:
-        from zoo._io import replace_marked_block
+        from zoo._io import fill_marked_section
 
-        block = "\n".join([START, table, END])
-        print(f"updated {replace_marked_block(README, START, END, block)}")
+        print(f"updated {fill_marked_section(README, 'backend-latency', table)}")
 
 
 if __name__ == "__main__":

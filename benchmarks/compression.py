@@ -19,7 +19,6 @@ import statistics
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-START, END = "<!-- compression:start -->", "<!-- compression:end -->"
 ROUNDS, RUNS = 7, 40
 
 
@@ -116,9 +115,9 @@ def main() -> None:
     table = "\n".join(lines)
     print("\n" + table)
     if args.update_readme:
-        from zoo._io import replace_marked_block
+        from zoo._io import fill_marked_section
 
-        print(f"updated {replace_marked_block(README, START, END, chr(10).join([START, table, END]))}")
+        print(f"updated {fill_marked_section(README, 'compression', table)}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-START, END = "<!-- deploy:start -->", "<!-- deploy:end -->"
 MODELS = ("mobilenetv3_small_100", "mobilenetv3_large_100", "mnasnet_100", "mobileone_s0", "efficientformer_l1",
           "efficientformerv2_s0", "fastvit_mci0", "nextvit_small", "yolov10n", "mobiledet_cpu")
 FORMS = (("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"),
@@ -148,7 +147,8 @@ def main() -> None:
     warnings.simplefilter("ignore")
 
     import zoo
-    from zoo.train import machine
+    from zoo._io import atomic_write_json, fill_marked_section
+    from zoo.environment import machine
 
     m = machine()
     out = Path(args.out)
@@ -160,8 +160,7 @@ def main() -> None:
             continue
         entry = measure(name, args.threads, args.runs)
         results.append(entry)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"machine": m, "results": results}, indent=1) + "\n")
+        atomic_write_json(out, {"machine": m, "results": results}, indent=1)
         print(f"{name}: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios(entry, str(args.threads[-1])).items()), flush=True)
     info = (f"Batch 1, p50 of {args.runs} runs in 5 interleaved rounds, measured by `python benchmarks/deploy.py` on "
             f"{m['cpu']}, torch {m['torch']}, {m['date']}; untrained weights, int8 calibrated on random "
@@ -169,17 +168,15 @@ def main() -> None:
     text = table(results, info)
     print(text)
     if args.update_readme:
-        from zoo._io import atomic_write_text, replace_marked_block
-
-        atomic_write_text(ROOT / "docs" / "deploy_benchmark.json", json.dumps({"machine": m, "results": results}, indent=1) + "\n")
+        atomic_write_json(ROOT / "docs" / "deploy_benchmark.json", {"machine": m, "results": results}, indent=1)
         for key, doc in bench_documents(results, m).items():  # what `zoo card --all` cites (it reads runs/bench first)
             path = ROOT / "runs" / "bench" / f"{key}.json"
             old = json.loads(path.read_text()) if path.is_file() else {"machine": doc["machine"], "results": []}
             mine = {(r["model"], r["backend"], r.get("precision", "fp32"), r["batch"]) for r in doc["results"]}
             kept = [r for r in old["results"] if (r["model"], r["backend"], r.get("precision", "fp32"), r["batch"]) not in mine]
-            atomic_write_text(path, json.dumps({"machine": doc["machine"], "results": kept + doc["results"]}, indent=2) + "\n")
+            atomic_write_json(path, {"machine": doc["machine"], "results": kept + doc["results"]})
             print(f"wrote {path}")
-        print(f"updated {replace_marked_block(README, START, END, START + chr(10) + text + END)}")
+        print(f"updated {fill_marked_section(README, 'deploy', text)}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-START, END = "<!-- detection-augment-evidence:start -->", "<!-- detection-augment-evidence:end -->"
 STRONG = ["data.augment.mosaic=1.0", "data.augment.hsv=[0.015,0.7,0.4]", "data.augment.copy_paste=0.3"]
 
 
@@ -62,7 +61,7 @@ def main() -> None:
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args()
 
-    from zoo._io import atomic_write_text, replace_marked_block
+    from zoo._io import atomic_write_json, fill_marked_section
     from zoo.environment import machine
 
     m = machine()
@@ -80,9 +79,9 @@ def main() -> None:
               f"{r['hard_map']:.3f} | {r['hard_map50']:.3f} | {r['wall_s']:.0f} |" for r in rows]
     text = "\n".join(lines)
     print(text)
-    atomic_write_text(Path(args.out), json.dumps({"machine": m, "rows": rows}, indent=2) + "\n")
+    atomic_write_json(Path(args.out), {"machine": m, "rows": rows})
     if args.update_readme:
-        print(f"updated {replace_marked_block(README, START, END, START + chr(10) + text + chr(10) + END)}")
+        print(f"updated {fill_marked_section(README, 'detection-augment-evidence', text)}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-START, END = "<!-- detection-train-speed:start -->", "<!-- detection-train-speed:end -->"
 AUGMENT = ["data.augment.mosaic=1.0", "data.augment.hsv=[0.015,0.7,0.4]"]
 
 
@@ -90,7 +89,7 @@ def main() -> None:
 
     import torch
 
-    from zoo._io import atomic_write_text, replace_marked_block
+    from zoo._io import atomic_write_json, fill_marked_section
     from zoo.environment import machine
 
     if args.threads:
@@ -104,9 +103,9 @@ def main() -> None:
     where = f"{m['cpu']}, {m['threads']} threads, torch {m['torch']}, {m['date']}"
     text = table(rows, where)
     print(text)
-    atomic_write_text(Path(args.out), json.dumps({"machine": m, "rows": rows}, indent=2) + "\n")
+    atomic_write_json(Path(args.out), {"machine": m, "rows": rows})
     if args.update_readme:
-        print(f"updated {replace_marked_block(README, START, END, START + chr(10) + text + chr(10) + END)}")
+        print(f"updated {fill_marked_section(README, 'detection-train-speed', text)}")
 
 
 if __name__ == "__main__":

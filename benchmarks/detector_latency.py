@@ -17,11 +17,9 @@ README.md between the detector-latency markers.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-START, END = "<!-- detector-latency:start -->", "<!-- detector-latency:end -->"
 DEFAULT = ["yolov10n", "yolov10s", "yolov10m", "rtdetr_r18", "rtdetrv2_r18", "rtdetr_r50",
            "dfine_n", "dfine_s", "dfine_m"]
 
@@ -40,7 +38,7 @@ def main() -> None:
     import torch
 
     import zoo
-    from zoo._io import atomic_write_text
+    from zoo._io import atomic_write_json, fill_marked_section
     from zoo.bench import settle_batchnorm, time_calls
     from zoo.environment import machine
     from zoo.export import deploy_form
@@ -81,13 +79,11 @@ def main() -> None:
         lines.append(f"| {r['model']} | {r['params'] / 1e6:.1f}M | {r['eager_ms']:.1f} | {r['deploy_ms']:.1f} | "
                      f"{r['onnxruntime_ms']:.1f} | {r['onnxruntime_ms'] / base['onnxruntime_ms']:.2f}x | {ap} |")
     print("\n" + "\n".join(lines))
-    atomic_write_text(Path(args.out), json.dumps({"machine": m, "threads": threads, "imgsz": args.imgsz, "runs": args.runs,
-                                                  "results": rows}, indent=2) + "\n")
+    atomic_write_json(Path(args.out), {"machine": m, "threads": threads, "imgsz": args.imgsz, "runs": args.runs,
+                                       "results": rows})
     print(f"\nwrote {args.out}")
     if args.update_readme:
-        from zoo._io import replace_marked_block
-
-        print(f"updated {replace_marked_block(README, START, END, chr(10).join([START, *lines, END]))}")
+        print(f"updated {fill_marked_section(README, 'detector-latency', chr(10).join(lines))}")
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ def main() -> None:
     import datetime
 
     import zoo
-    from zoo._io import atomic_write_text
+    from zoo._io import atomic_write_json, atomic_write_text
 
     cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
     names = args.models if args.models is not None else [n for n in zoo.list_models() if n not in cache]
@@ -142,7 +142,7 @@ def main() -> None:
         entry = cache.setdefault(name, {"formats": {}})
         entry["formats"].update(rows)
         entry["date"], entry["machine"] = datetime.date.today().isoformat(), machine()
-        atomic_write_text(CACHE, json.dumps(cache, indent=1) + "\n")
+        atomic_write_json(CACHE, cache, indent=1)
         summary = ", ".join(f"{f} {'ok' if r['ok'] else 'FAIL'}" for f, r in rows.items())
         print(f"[{i}/{len(names)}] {name}: {summary} ({time.perf_counter() - started:.0f} s)", flush=True)
     if args.write:

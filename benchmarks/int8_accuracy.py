@@ -73,17 +73,15 @@ def main() -> None:
     text = table(reports, deploy)
     print(text)
     if args.write:
-        from zoo._io import atomic_write_text
+        from zoo._io import atomic_write_json
 
         kept = [{k: v for k, v in r.items() if k not in ("file", "source")} for r in reports]  # local paths stay local
-        atomic_write_text(REPORTS, json.dumps(kept, indent=1) + "\n")
+        atomic_write_json(REPORTS, kept, indent=1)
         print(f"wrote {REPORTS}")
     if args.update_readme:
-        from zoo._io import replace_marked_block
+        from zoo._io import fill_marked_section
 
-        start, end = "<!-- int8-accuracy:start -->", "<!-- int8-accuracy:end -->"
-        replace_marked_block(README, start, end, f"{start}\n{text}\n{end}")
-        print(f"updated {README}")
+        print(f"updated {fill_marked_section(README, 'int8-accuracy', text)}")
 
 
 if __name__ == "__main__":

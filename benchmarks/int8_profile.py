@@ -54,7 +54,7 @@ def main() -> None:
 
     import zoo
     from zoo.export import export
-    from zoo.train import machine
+    from zoo.environment import machine
 
     model = zoo.load(args.model).eval()
     x = torch.randn(1, 3, args.imgsz, args.imgsz, generator=torch.Generator().manual_seed(0))

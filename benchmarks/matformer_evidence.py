@@ -49,7 +49,7 @@ def main() -> None:
     epochs = args.epochs or setup["epochs"]
 
     import zoo
-    from zoo._io import atomic_write_text
+    from zoo._io import atomic_write_json, fill_marked_section
     from zoo.matformer import GRANULARITIES
     from zoo.train import compose, machine, prepare, run
 
@@ -108,14 +108,11 @@ def main() -> None:
                      f"{_fmt(args.model, r['independent'])} |")
     print("\n" + "\n".join(lines))
     runs = {k: {key: v.get(key) for key in ("val_top1", "val_loss", "wall_time_s")} for k, v in summaries.items()}
-    atomic_write_text(out / "evidence.json", json.dumps({"machine": m, "model": args.model, "epochs": epochs, "mode": args.mode,
-                                                          "rows": rows, "runs": runs}, indent=2) + "\n")
+    atomic_write_json(out / "evidence.json", {"machine": m, "model": args.model, "epochs": epochs, "mode": args.mode,
+                                              "rows": rows, "runs": runs})
     if args.update_readme:
-        from zoo._io import replace_marked_block
-
         marker = setup["marker"] + ("" if args.mode == "sample" else f"-{args.mode}")  # one README block per mode
-        start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-        print(f"updated {replace_marked_block(README, start, end, chr(10).join([start, *lines, end]))}")
+        print(f"updated {fill_marked_section(README, marker, chr(10).join(lines))}")
 
 
 def _latency(model) -> float:

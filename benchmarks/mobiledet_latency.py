@@ -23,14 +23,12 @@ between the mobiledet-latency markers.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import torch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-START, END = "<!-- mobiledet-latency:start -->", "<!-- mobiledet-latency:end -->"
 MODELS = ["mobiledet_cpu", "mobiledet_edgetpu", "mobiledet_dsp", "mobiledet_gpu"]
 BASELINE = "ssdlite320_mobilenet_v3_large"
 BASELINE_AP = (21.3, "torchvision's weights table, COCO val2017")
@@ -97,7 +95,7 @@ def main() -> None:
     from torchvision.models.detection import ssdlite320_mobilenet_v3_large
 
     import zoo
-    from zoo._io import atomic_write_text
+    from zoo._io import atomic_write_json, fill_marked_section
     from zoo.bench import count_macs, time_calls
     from zoo.environment import machine
     from zoo.export.onnx import exported_session
@@ -152,13 +150,11 @@ def main() -> None:
                      f"{r['network_onnxruntime_ms']:.1f} | {r['network_onnxruntime_ms'] / base['network_onnxruntime_ms']:.2f}x | "
                      f"{r['eager_ms']:.1f} | {r['onnxruntime_ms']:.1f} | {r['reported_ap']} ({r['ap_source']}) |")
     print("\n" + "\n".join(lines))
-    atomic_write_text(Path(args.out), json.dumps({"machine": m, "threads": threads, "imgsz": args.imgsz, "runs": args.runs,
-                                                  "results": rows}, indent=2) + "\n")
+    atomic_write_json(Path(args.out), {"machine": m, "threads": threads, "imgsz": args.imgsz, "runs": args.runs,
+                                       "results": rows})
     print(f"\nwrote {args.out}")
     if args.update_readme:
-        from zoo._io import replace_marked_block
-
-        print(f"updated {replace_marked_block(README, START, END, chr(10).join([START, *lines, END]))}")
+        print(f"updated {fill_marked_section(README, 'mobiledet-latency', chr(10).join(lines))}")
 
 
 if __name__ == "__main__":

@@ -91,12 +91,11 @@ def main() -> None:
     if second:
         print(second)
     if args.update_readme:
-        from zoo._io import replace_marked_block
+        from zoo._io import fill_marked_section
 
         for name, text in (("compression-runtimes", first), ("ptq-quickstart", second)):
             if text:
-                start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-                replace_marked_block(README, start, end, f"{start}\n{text}\n{end}")
+                fill_marked_section(README, name, text)
         print(f"updated {README}")
 
 

@@ -41,7 +41,7 @@ def main() -> None:
 
     import zoo
     from zoo import snn
-    from zoo._io import atomic_write_text
+    from zoo._io import atomic_write_json, fill_marked_section
     from zoo.environment import machine
     from zoo.train import compose, prepare, record_result, run
 
@@ -116,16 +116,13 @@ def main() -> None:
         "| top-1 | " + " | ".join(f"{100 * v:.2f}%" for v in conversion["snn_top1"].values()) + " |",
     ]
     print("\n".join(lines))
-    atomic_write_text(out / "evidence.json", json.dumps({"machine": m, "rows": [
-        {"model": r[0], "timesteps": r[1], "top1": r[2], "energy": r[3]} for r in rows]}, indent=2) + "\n")
+    atomic_write_json(out / "evidence.json", {"machine": m, "rows": [
+        {"model": r[0], "timesteps": r[1], "top1": r[2], "energy": r[3]} for r in rows]})
     if args.update_readme:
-        from zoo._io import replace_marked_block
-
         IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / "dynamic_confidence" / "dynamic_confidence.png", IMAGES / "snn_dynamic_confidence.png")
         shutil.copyfile(out / RECIPES[1] / "ann2snn.png", IMAGES / "snn_ann2snn.png")
-        start, end = "<!-- snn-evidence:start -->", "<!-- snn-evidence:end -->"
-        print(f"updated {replace_marked_block(README, start, end, chr(10).join([start, *lines, end]))}")
+        print(f"updated {fill_marked_section(README, 'snn-evidence', chr(10).join(lines))}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-START, END = "<!-- train-overhead:start -->", "<!-- train-overhead:end -->"
 
 
 def build(recipe: str, epochs: int, progress: bool, out: Path):
@@ -91,7 +90,7 @@ def main() -> None:
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args()
 
-    from zoo.train import machine
+    from zoo.environment import machine
 
     rates: dict[str, list[float]] = {"plain PyTorch loop": [], "recipe loop (Lightning)": [], "recipe loop + progress bar": []}
     for _ in range(args.repeats):
@@ -119,10 +118,9 @@ def main() -> None:
     ratio = statistics.median(rates["recipe loop (Lightning)"]) / baseline
     print(f"\nrecipe/plain ratio {ratio:.2f} (target >= 0.90): {'ok' if ratio >= 0.9 else 'BELOW TARGET'}")
     if args.update_readme:
-        from zoo._io import replace_marked_block
+        from zoo._io import fill_marked_section
 
-        block = "\n".join([START, table, END])
-        print(f"updated {replace_marked_block(README, START, END, block)}")
+        print(f"updated {fill_marked_section(README, 'train-overhead', table)}")
 
 
 if __name__ == "__main__":

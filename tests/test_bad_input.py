@@ -189,6 +189,30 @@ def test_run_folders_started_in_the_same_second_differ(tmp_path):
     _io._CLAIMED.clear()
 
 
+def test_benchmark_tables_replace_only_their_own_readme_section(tmp_path):
+    """What the benchmarks write into README: the named section's old table goes, everything else stays; a README
+    without the section gets a ZooError naming the markers, and nothing is written."""
+    import numpy as np
+
+    from zoo import _io
+    from zoo.errors import ZooError
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- speed:start -->\nold\n<!-- speed:end -->\n<!-- other:start -->\nkeep\n<!-- other:end -->\n")
+    _io.fill_marked_section(readme, "speed", "| a |\n|---|\n")
+    assert readme.read_text() == ("intro\n<!-- speed:start -->\n| a |\n|---|\n<!-- speed:end -->\n"
+                                  "<!-- other:start -->\nkeep\n<!-- other:end -->\n")
+    before = readme.read_text()
+    with pytest.raises(ZooError, match="no '<!-- missing:start --> ... <!-- missing:end -->' block"):
+        _io.fill_marked_section(readme, "missing", "x")
+    assert readme.read_text() == before
+    path = _io.atomic_write_json(tmp_path / "out" / "rows.json", {"ms": np.float32(1.5), "n": np.int64(3)})
+    assert path.read_text() == '{\n  "ms": 1.5,\n  "n": 3\n}\n'
+    with pytest.raises(TypeError, match="object is not JSON serializable"):
+        _io.atomic_write_json(tmp_path / "bad.json", {"x": object()})
+    assert not (tmp_path / "bad.json").exists()
+
+
 def test_processes_of_one_multi_node_launch_agree_on_their_run_folder(tmp_path, monkeypatch):
     """Every node names the run folder itself; by the clock they would differ, so a launch's job id names it."""
     from zoo import _io

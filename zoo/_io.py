@@ -40,6 +40,13 @@ def replace_marked_block(path: str | Path, start: str, end: str, block: str) -> 
     return atomic_write_text(path, pattern.sub(lambda _: block, text, count=1))
 
 
+def fill_marked_section(path: str | Path, name: str, text: str) -> Path:
+    """Put ``text`` between the ``<!-- name:start -->`` and ``<!-- name:end -->`` lines of ``path``, markers kept:
+    how the benchmarks' tables get into README.md."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    return replace_marked_block(path, start, end, "\n".join([start, text.strip("\n"), end]))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -48,6 +55,19 @@ def _umask() -> int:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: str | Path, document, indent: int = 2) -> Path:
+    """``document`` as indented JSON with a final newline; NumPy and torch scalars are written as numbers."""
+    import json
+
+    return atomic_write_text(path, json.dumps(document, indent=indent, default=_json_scalar) + "\n")
+
+
+def _json_scalar(value):
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def switch_folder(path: str | Path, write: Callable[[Path], None]) -> Path:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo._io import atomic_write, atomic_write_text
+from zoo._io import atomic_write, atomic_write_json
 from zoo.errors import BadArgumentError
 from zoo.registry import state_of
 
@@ -389,7 +389,7 @@ def bench(
         same = lambda r, new: all(r.get(k, "fp32") == new.get(k, "fp32") if k == "precision" else r.get(k) == new.get(k)  # noqa: E731
                                   for k in ("model", "backend", "precision", "batch", "input_size", "threads", "device"))
         document["results"] = [r for r in document["results"] if not any(same(r, new) for new in rows)] + rows
-    atomic_write_text(path, json.dumps(document, indent=2) + "\n")
+    atomic_write_json(path, document)
     document["path"] = str(path)
     document["plot"] = str(plot_pareto(document, path.with_suffix(".png")))
     spikes = plot_spike_rates(document, path.with_name(path.stem + "-spike-rates.png"), names)

@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from zoo._io import atomic_write_text
+from zoo._io import atomic_write_json, atomic_write_text
 from zoo.errors import BadArgumentError
 from zoo.task_table import TASKS
 
@@ -593,7 +593,7 @@ def write_all(out_dir: str | os.PathLike = "model_cards", *, bench_dirs: Sequenc
         index.append((name, facts, speed_rows(name, documents, facts["input_size"])))
     kept = _keep_cited_rows(documents, {n for n, _, _ in index})
     for doc in kept:
-        atomic_write_text(out_dir / BENCH_SUBDIR / doc.pop("file"), json.dumps(doc, indent=2) + "\n")
+        atomic_write_json(out_dir / BENCH_SUBDIR / doc.pop("file"), doc)
     if names == zoo.list_models():
         for stale in set(out_dir.glob("*.md")) - set(written) - {out_dir / "README.md"}:
             stale.unlink()  # a model that is no longer registered

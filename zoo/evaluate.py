@@ -3,7 +3,6 @@ mAP@[.5:.95], mAP@.5, per-class AP, a sheet of predictions) and language models 
 perplexity; per granularity for MatFormer models), as JSON and PNGs; and ``zoo eval``."""
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from zoo._io import atomic_write, atomic_write_text
+from zoo._io import atomic_write, atomic_write_json
 
 
 def _batches(loader: DataLoader, progress: bool):
@@ -65,7 +64,7 @@ def evaluate(
     }
     if out_dir is not None:
         out = Path(out_dir)
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        atomic_write_json(out / "metrics.json", metrics)
         plot_confusion(confusion, class_names, out / "confusion_matrix.png", title=title or f"top-1 {metrics['top1']:.2%} on {count} images")
         metrics["files"] = {"metrics": str(out / "metrics.json"), "confusion_matrix": str(out / "confusion_matrix.png")}
     metrics["headline"] = f"top-1 {metrics['top1']:.2%}   top-{k} {metrics[f'top{k}']:.2%}   loss {metrics['loss']:.4f}   ({count} images)"
@@ -142,7 +141,7 @@ def evaluate_language_model(
         metrics["granularities"] = losses
     if out_dir is not None:
         out = Path(out_dir)
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        atomic_write_json(out / "metrics.json", metrics)
         metrics["files"] = {"metrics": str(out / "metrics.json")}
         if "granularities" in metrics:
             plot_granularities(metrics["granularities"], out / "granularities.png", title=title)
@@ -207,7 +206,7 @@ def evaluate_detection(
     metrics["classes"] = list(class_names)
     if out_dir is not None:
         out = Path(out_dir)
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        atomic_write_json(out / "metrics.json", metrics)
         heading = title or f"mAP@.5 {metrics['map50']:.3f}, mAP@[.5:.95] {metrics['map']:.3f}"
         plot_per_class_ap(metrics, out / "per_class_ap.png", title=heading)
         plot_predictions(shown, class_names, out / "predictions.png", title=heading)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from typing import Any
 
 import torch
 
-from zoo._io import atomic_write, atomic_write_text
+from zoo._io import atomic_write, atomic_write_json
 from zoo.errors import BadArgumentError, DataError
 
 # Distinct, saturated colours (the usual detection palette); class k gets PALETTE[k % len].
@@ -95,7 +94,7 @@ def predict(
     finally:
         model.train(was_training)
     document = {"model": spec.name + (f".{spec.tag}" if spec.tag else ""), "conf": conf, "imgsz": size, "images": results}
-    atomic_write_text(out / PREDICTIONS_NAME, json.dumps(document, indent=2) + "\n")
+    atomic_write_json(out / PREDICTIONS_NAME, document)
     return results
 
 

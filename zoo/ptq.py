@@ -15,7 +15,6 @@ for every format the report says plainly when int8 does not pay on this machine.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -24,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from zoo._io import atomic_write_text
+from zoo._io import atomic_write_json
 from zoo.errors import BadArgumentError
 from zoo.registry import state_of
 from zoo.task_table import TASKS
@@ -128,7 +127,7 @@ def quantize(
         "int8_pays": int8_ms < fp32_ms, "quantizer": quantizer or _QUANTIZERS[fmt], "nncf_failed": fallback,
         "notes": written.notes, "date": date.today().isoformat(),
     }
-    atomic_write_text(Path(f"{path}.quantize.json"), json.dumps(report, indent=2) + "\n")
+    atomic_write_json(Path(f"{path}.quantize.json"), report)
     say(summary(report))
     return report
 

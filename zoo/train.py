@@ -15,7 +15,6 @@ AP and a sheet of predictions for detectors, loss per granularity for MatFormer 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -23,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo._io import atomic_write, atomic_write_text, new_run_dir, replace_marked_block
+from zoo._io import atomic_write, atomic_write_json, atomic_write_text, new_run_dir, replace_marked_block
 from zoo.config import (
     SEARCHPATH,
     check_overrides,
@@ -292,7 +291,7 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
         "wall_time_s": round(time.perf_counter() - started, 1),
         "machine": machine(),
     })
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(run_dir / "summary.json", summary)
     return summary
 
 
