@@ -21,7 +21,7 @@ from zoo.data.detection import (
     detection_transforms,
     letterbox,
 )
-from zoo.data.shapes import CLASSES, _detection_scene, detection_sample
+from zoo.data.shapes import CLASSES, _scene, detection_sample
 from zoo.errors import ConfigError, DataError
 from zoo.registry import get_spec
 
@@ -63,7 +63,7 @@ def test_shapes_detection_samples_are_deterministic():
 def test_shapes_boxes_are_tight_and_inside_the_image():
     size, edges_seen, objects = 128, 0, 0
     for i in range(25):
-        image, boxes, labels, colours = _detection_scene(1, "train", i, size)
+        image, boxes, labels, colours, _ = _scene(1, "train", i, size)
         pixels = np.asarray(image)
         assert ((boxes >= 0) & (boxes <= size)).all()
         sides = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1)

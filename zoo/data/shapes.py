@@ -1,9 +1,10 @@
 """``shapes``: a synthetic image dataset generated deterministically from a seed (no download).
 
 Each image shows coloured geometric shapes. Classification uses one shape per image on a noisy
-background (the class is its kind); detection (:func:`detection_sample`) reuses the same renderer with
-one to six shapes on textured backgrounds (noise, gradients, stripes, so a detector cannot find objects
-by "anything that is not flat"), with boxes measured from the drawn pixels. Sample ``i`` of split ``s``
+background (the class is its kind); detection (:func:`detection_sample`) and segmentation
+(:func:`segmentation_sample`, every pixel labelled) reuse the same renderer with one to six shapes on
+textured backgrounds (noise, gradients, stripes, so a detector cannot find objects by "anything that is
+not flat"), with boxes and class maps measured from the drawn pixels. Sample ``i`` of split ``s``
 depends only on ``(seed, s, i)``, so every process and every run sees the same data, whatever the order
 of access (DDP ranks, workers).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -96,14 +98,21 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
 
 
-def _detection_scene(
-    seed: int, split: str, index: int, size: int = 128, scene: str = "normal"
-) -> tuple[Image.Image, np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
-    """:func:`detection_sample` plus each object's colour (tests check the boxes against the pixels)."""
+class Scene(NamedTuple):
+    image: Image.Image
+    boxes: np.ndarray  # [n, 4] xyxy pixels, float32
+    labels: np.ndarray  # [n] int64
+    colours: list[tuple[int, int, int]]  # each object's fill (tests check the boxes against the pixels)
+    class_map: np.ndarray  # [H, W] uint8: 0 background, k + 1 where class k is visible (later shapes on top)
+
+
+def _scene(seed: int, split: str, index: int, size: int = 128, scene: str = "normal") -> Scene:
+    """The shapes of :func:`detection_sample` with everything measured from their pixels."""
     crowd = SCENES[scene]
     rng = _rng(seed, f"detection/{split}", index)  # not the classification images' stream
     background = _textured_background(rng, size)
     pixels = background.copy()
+    class_map = np.zeros((size, size), np.uint8)
     wanted = int(rng.integers(crowd["objects"][0], crowd["objects"][1] + 1))
     boxes: list[np.ndarray] = []
     masks: list[np.ndarray] = []
@@ -129,16 +138,17 @@ def _detection_scene(
             continue
         colour = _colour(rng, background[mask].mean(axis=0))
         pixels[mask] = colour
+        class_map[mask] = label + 1
         boxes.append(box)
         masks.append(mask)
         labels.append(label)
         colours.append(colour)
-    image = Image.fromarray(pixels.astype(np.uint8), "RGB")
-    return (
-        image,
+    return Scene(
+        Image.fromarray(pixels.astype(np.uint8), "RGB"),
         np.stack(boxes).astype(np.float32) if boxes else np.zeros((0, 4), np.float32),
         np.asarray(labels, dtype=np.int64),
         colours,
+        class_map,
     )
 
 
@@ -151,5 +161,19 @@ def detection_sample(seed: int, split: str, index: int, size: int = 128,
     that overlaps an earlier box by IoU > 0.3 or hides more than 15% of an earlier shape is redrawn elsewhere.
     A "hard" one has 4-12 shapes of 5-25%, IoU up to 0.5 and up to 40% hidden (:data:`SCENES`).
     """
-    image, boxes, labels, _ = _detection_scene(seed, split, index, size, scene)
+    image, boxes, labels, _, _ = _scene(seed, split, index, size, scene)
     return image, boxes, labels
+
+
+# -- segmentation ----------------------------------------------------------------------------------
+
+SEGMENTATION_CLASSES = ("background", *CLASSES)
+
+
+def segmentation_sample(seed: int, split: str, index: int, size: int = 128,
+                        scene: str = "normal") -> tuple[Image.Image, np.ndarray]:
+    """Image ``index`` of ``split``: ``(image, class map [H, W] uint8)``, the detection set's image with every pixel
+    labelled: 0 background, ``k + 1`` for :data:`CLASSES` ``[k]`` (:data:`SEGMENTATION_CLASSES`). The map is the
+    rasterised shapes themselves, so a perfect model reaches IoU 1 on every class."""
+    scene_ = _scene(seed, split, index, size, scene)
+    return scene_.image, scene_.class_map
