@@ -122,7 +122,7 @@ def test_bad_images_fail_before_anything_is_written(tmp_path):
     assert not out.exists()
 
 
-def test_predict_refuses_non_detectors_and_bad_arguments(tmp_path):
+def test_predict_refuses_classifiers_and_bad_arguments(tmp_path):
     image = write_image(tmp_path / "a.png", 20, 20)
     with pytest.raises(BadArgumentError, match="is a classification model"):
         predict(fake_detector(task="classification"), [image], tmp_path / "out")

@@ -86,13 +86,16 @@ EXAMPLES = {
         "  zoo bench mobileone_s0 --backends onnxruntime,openvino,executorch,litert --precision fp32,bf16,int8 --best"
     ),
     "predict": (
-        "Letterboxes each image to the model's input size (or --imgsz), keeps detections with score >= --conf, maps\n"
-        "them back to the original pixels and writes OUT/<stem>.png (boxes drawn) and OUT/predictions.json.\n"
+        "Detectors: letterboxes each image to the model's input size (or --imgsz), keeps detections with score >= --conf,\n"
+        "maps them back to the original pixels and writes OUT/<stem>.png (boxes drawn) and OUT/predictions.json.\n"
+        "Segmentation models: the class map in the original pixels, as OUT/<stem>.png (classes over the image) and\n"
+        "OUT/<stem>_classes.png (one class index per pixel), and each class's share of the pixels in predictions.json.\n"
         "A registered name with a weights tag (yolov10n.coco) downloads its weights; a bare name is untrained.\n\n"
         "examples:\n"
         "  zoo predict yolov10n.coco bus.jpg --out preds/\n"
         "  zoo predict runs/yolov10n_shapes/2026-01-01_12-00-00 photos/*.jpg --out preds/ --conf 0.4\n"
-        "  zoo predict hf-hub:org/name street.png --out preds/ --imgsz 320"
+        "  zoo predict hf-hub:org/name street.png --out preds/ --imgsz 320\n"
+        "  zoo predict runs/lraspp_mobilenetv3_large_shapes/2026-01-01_12-00-00 scene.png --out masks/"
     ),
     "card": (
         "Renders a Hugging Face model card (YAML front matter with licence, tags, datasets, pipeline_tag and, for a run,\n"
@@ -216,7 +219,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/bench", help="folder for <machine>.json and .png")
     p.set_defaults(run=_cmd_bench)
 
-    p = command("predict", "Detect objects in images: annotated PNGs and predictions.json in original pixels.")
+    p = command("predict", "Detect objects or segment images: annotated PNGs, class maps and predictions.json in original pixels.")
     p.add_argument("source", metavar="MODEL", help="a registered name (arch.tag for weights), a run directory, a zoo.save folder or hf-hub:org/name")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, GIF, WebP)")
     p.add_argument("--out", required=True, help="folder for <stem>.png and predictions.json")
@@ -524,6 +527,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"note: {args.source} names no weights tag, so its weights are untrained; see `zoo info {args.source}` for tags",
               file=sys.stderr)
     for r in results:
+        if "pixels" in r:  # a segmentation model's
+            shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(r["pixels"].items(), key=lambda kv: -kv[1]))
+            print(f"{r['file']} ({r['width']}x{r['height']}): {shares}; class map {r['classes']}")
+            continue
         n = len(r["detections"])
         counts: dict[str, int] = {}
         for d in r["detections"]:

@@ -208,7 +208,7 @@ def evaluate_detection(
         out = Path(out_dir)
         atomic_write_json(out / "metrics.json", metrics)
         heading = title or f"mAP@.5 {metrics['map50']:.3f}, mAP@[.5:.95] {metrics['map']:.3f}"
-        plot_per_class_ap(metrics, out / "per_class_ap.png", title=heading)
+        plot_per_class(metrics["per_class"], metrics["map"], "AP@[.5:.95]", out / "per_class_ap.png", title=heading)
         plot_predictions(shown, class_names, out / "predictions.png", title=heading)
         metrics["files"] = {name: str(out / f"{name}.{ext}") for name, ext in
                             (("metrics", "json"), ("per_class_ap", "png"), ("predictions", "png"))}
@@ -217,19 +217,120 @@ def evaluate_detection(
     return metrics
 
 
-def plot_per_class_ap(metrics: dict[str, Any], path: Path, title: str = "") -> Path:
-    """AP@[.5:.95] per class as horizontal bars, worst at the top: where to look first."""
+@torch.no_grad()
+def evaluate_segmentation(
+    model: nn.Module,
+    loader: DataLoader,
+    class_names: Sequence[str],
+    out_dir: str | Path | None = None,
+    *,
+    title: str = "",
+    progress: bool = True,
+    ignore_index: int | None = None,
+) -> dict[str, Any]:
+    """Mean IoU, pixel accuracy and per-class IoU of a segmentation model over ``loader`` (pixels of the ignore index
+    left out); optionally ``metrics.json``, ``per_class.md``, ``per_class_iou.png`` and ``predictions.png`` (the first
+    images, their ground truth and the prediction, coloured by class with a legend)."""
+    from torchmetrics.classification import MulticlassConfusionMatrix
+
+    from zoo.errors import DataError
+    from zoo.metrics import segmentation_scores
+    from zoo.tasks.segmentation import upsample_to
+
+    model.eval()
+    device = next(model.parameters()).device
+    n = len(class_names)
+    if ignore_index is None:
+        ignore_index = getattr(getattr(loader, "dataset", None), "ignore_index", 255)
+    confusion = MulticlassConfusionMatrix(n, ignore_index=ignore_index)
+    shown: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for images, masks in _batches(loader, progress):
+        logits = model(images.to(device)).float().cpu()
+        if logits.ndim != 4 or logits.shape[1] != n:
+            name = getattr(getattr(model, "zoo_spec", None), "name", type(model).__name__)
+            raise DataError(f"{name} returns {tuple(logits.shape)}, not [B, {n}, H, W] logits for the data's {n} classes "
+                            f"({', '.join(class_names[:5])}{', ...' if n > 5 else ''})")
+        predicted = upsample_to(logits, masks.shape[-2:]).argmax(1)
+        confusion.update(predicted, masks)
+        for image, mask, pred in zip(images, masks, predicted):
+            if len(shown) < 6:
+                shown.append((image, mask, pred))
+    metrics = segmentation_scores(confusion.compute(), class_names)
+    metrics["classes"], metrics["images"], metrics["ignore_index"] = list(class_names), len(loader.dataset), ignore_index
+    if out_dir is not None:
+        out = Path(out_dir)
+        heading = title or f"mIoU {metrics['miou']:.3f}, pixel accuracy {metrics['pixel_acc']:.3f}"
+        atomic_write_json(out / "metrics.json", metrics)
+        rows = ["| class | IoU | accuracy |", "|---|---|---|"] + [
+            f"| {c} | {metrics['per_class_iou'][c]:.4f} | {metrics['per_class_acc'].get(c, float('nan')):.4f} |"
+            for c in class_names if c in metrics["per_class_iou"]]
+        atomic_write(out / "per_class.md", lambda tmp: Path(tmp).write_text(
+            f"{heading}\n\n" + "\n".join(rows) + f"\n\nmean IoU {metrics['miou']:.4f} over {len(metrics['per_class_iou'])} "
+            "classes present in the ground truth or the predictions\n", encoding="utf-8"))
+        plot_per_class(metrics["per_class_iou"], metrics["miou"], "IoU", out / "per_class_iou.png", title=heading)
+        mean, std = _normalisation(model)
+        plot_segmentations(shown, class_names, mean, std, out / "predictions.png", title=heading)
+        metrics["files"] = {name: str(out / f"{name}.{ext}") for name, ext in
+                            (("metrics", "json"), ("per_class", "md"), ("per_class_iou", "png"), ("predictions", "png"))}
+    metrics["headline"] = (f"mIoU {metrics['miou']:.4f}   pixel accuracy {metrics['pixel_acc']:.4f}   "
+                           f"mean accuracy {metrics['mean_acc']:.4f}   ({metrics['images']} images)")
+    return metrics
+
+
+def _normalisation(model: nn.Module) -> tuple[Sequence[float], Sequence[float]]:
+    """The mean and std the model's inputs were normalised with (to show them as pictures again)."""
+    from zoo.registry import IMAGENET_MEAN, IMAGENET_STD
+
+    spec = getattr(model, "zoo_spec", None)
+    return (spec.mean, spec.std) if spec is not None else (IMAGENET_MEAN, IMAGENET_STD)
+
+
+def plot_segmentations(samples, class_names: Sequence[str], mean: Sequence[float], std: Sequence[float], path: Path,
+                       title: str = "") -> Path:
+    """One row per image: the image, its ground truth and the prediction as class colours over it, and a legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    from zoo.predict import overlay_classes, palette
+
+    colours = palette(class_names)
+    rows = max(len(samples), 1)
+    fig, axes = plt.subplots(rows, 3, figsize=(9, 3 * rows + 0.8), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, column in zip(axes[0], ("image", "ground truth", "prediction")):
+        ax.set_title(column, fontsize=9)
+    for row, (image, mask, pred) in zip(axes, samples):
+        pixels = (image * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]).clamp(0, 1)
+        pixels = (pixels * 255).to(torch.uint8)
+        for ax, shown in zip(row, (pixels, overlay_classes(pixels, mask, colours), overlay_classes(pixels, pred, colours))):
+            ax.imshow(shown.permute(1, 2, 0).numpy())
+    fig.legend(handles=[Patch(color=[v / 255 for v in colours[k]], label=name) for k, name in enumerate(class_names[:40])],
+               loc="lower center", ncol=min(len(class_names), 6), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    legend_rows = -(-min(len(class_names), 40) // 6)
+    fig.tight_layout(rect=(0, (0.25 + 0.2 * legend_rows) / fig.get_figheight(), 1, 1 - 0.35 / fig.get_figheight()))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
+
+
+def plot_per_class(values: dict[str, float], mean: float, name: str, path: Path, title: str = "") -> Path:
+    """A per-class score as horizontal bars, worst at the top: where to look first."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    items = sorted(metrics["per_class"].items(), key=lambda kv: kv[1], reverse=True)  # barh draws bottom-up
+    items = sorted(values.items(), key=lambda kv: kv[1], reverse=True)  # barh draws bottom-up
     fig, ax = plt.subplots(figsize=(7, min(max(2.5, 0.3 * len(items) + 1.5), 24)))
     ax.barh([k for k, _ in items], [v for _, v in items], color="#3b7dd8")
     ax.set_xlim(0, 1)
-    ax.set_xlabel("AP@[.5:.95]")
-    ax.axvline(metrics["map"], color="black", linestyle="--", linewidth=1, label=f"mean {metrics['map']:.3f}")
+    ax.set_xlabel(name)
+    ax.axvline(mean, color="black", linestyle="--", linewidth=1, label=f"mean {mean:.3f}")
     ax.legend(loc="lower right")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()

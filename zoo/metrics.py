@@ -1,4 +1,6 @@
-"""COCO-style detection metrics (mAP@[.5:.95], mAP@.5, ..., per-class AP).
+"""Task metrics the libraries do not report in the zoo's form: COCO-style detection metrics (mAP@[.5:.95], mAP@.5,
+..., per-class AP) and segmentation scores (mean IoU, pixel accuracy, per-class IoU from torchmetrics' confusion
+matrix).
 
 torchmetrics' ``MeanAveragePrecision`` does the work with the ``faster_coco_eval`` backend (a C++
 reimplementation of pycocotools' ``COCOeval`` that gives the same numbers many times faster), and as a
@@ -218,3 +220,25 @@ class DetectionMetric(_metric_base()):
 
     def __len__(self) -> int:
         return len(self.images)
+
+
+def segmentation_scores(confusion: torch.Tensor, class_names: Sequence[str]) -> dict[str, Any]:
+    """Mean IoU, pixel accuracy and per-class IoU/accuracy from a ``[K, K]`` confusion matrix (rows: truth, columns:
+    prediction; ignored pixels already left out), as mmsegmentation reports them: a class that appears neither in
+    the ground truth nor in the predictions has no IoU and is left out of the mean."""
+    confusion = confusion.double().cpu()
+    if confusion.shape != (len(class_names), len(class_names)):
+        raise BadArgumentError(f"a {tuple(confusion.shape)} confusion matrix for {len(class_names)} classes")
+    hits, truth, predicted = confusion.diag(), confusion.sum(1), confusion.sum(0)
+    union = truth + predicted - hits
+    iou = torch.where(union > 0, hits / union.clamp(min=1), torch.full_like(hits, float("nan")))
+    accuracy = torch.where(truth > 0, hits / truth.clamp(min=1), torch.full_like(hits, float("nan")))
+    present = ~iou.isnan()
+    return {
+        "miou": float(iou[present].mean()) if present.any() else 0.0,
+        "pixel_acc": float(hits.sum() / confusion.sum().clamp(min=1)),
+        "mean_acc": float(accuracy[~accuracy.isnan()].mean()) if (~accuracy.isnan()).any() else 0.0,
+        "pixels": int(confusion.sum()),
+        "per_class_iou": {str(n): float(v) for n, v, ok in zip(class_names, iou, present) if ok},
+        "per_class_acc": {str(n): float(v) for n, v in zip(class_names, accuracy) if not v.isnan()},
+    }

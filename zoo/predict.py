@@ -1,8 +1,12 @@
-"""Run a detector on image files: annotated PNGs plus ``predictions.json``, in the original image's pixels.
+"""Run a detector or a segmentation model on image files: annotated PNGs plus ``predictions.json``, in the original
+image's pixels.
 
 Every zoo detector takes the same letterboxed square input and returns ``[B, max_det, 6]`` rows
 ``(x1, y1, x2, y2, score, class)`` in that square's pixels, so one function serves them all: letterbox,
-run, keep ``score >= conf``, map the boxes back with :meth:`Letterbox.to_original`, draw, write.
+run, keep ``score >= conf``, map the boxes back with :meth:`Letterbox.to_original`, draw, write. A segmentation
+model sees the image resized to its square input (as in its evaluation), its logits are resized back to the
+original pixels, and each image gets an overlay and its class map (``<stem>_classes.png``: one class index per
+pixel, coloured by a palette, readable as a label mask).
 """
 from __future__ import annotations
 
@@ -71,9 +75,10 @@ def predict(
         raise BadArgumentError("no images given: pass one or more image files")
     for path in paths:  # a bad file fails before any model is loaded or output written
         _check_image(path)
-    model = _detector(model_or_source, pretrained)
+    model = _predictor(model_or_source, pretrained)
     spec = model.zoo_spec
     size = _input_size(spec, imgsz)
+    segmenting = spec.task == "segmentation"
     out = Path(out).expanduser()
     outputs = _output_names(paths, out)
 
@@ -88,12 +93,19 @@ def predict(
             for start in range(0, len(paths), batch_size):
                 batch = list(range(start, min(start + batch_size, len(paths))))
                 originals = [_read_image(paths[i]) for i in batch]
+                if segmenting:
+                    for i, image, classes in zip(batch, originals, _segment(model, originals, size, device, spec)):
+                        results.append(_finish_segmentation(paths[i], outputs[i], image, classes, labels or []))
+                        advance()
+                    continue
                 for i, image, det in zip(batch, originals, _detect(model, originals, size, device, spec.name)):
                     results.append(_finish(paths[i], outputs[i], image, det, conf, labels))
                     advance()
     finally:
         model.train(was_training)
-    document = {"model": spec.name + (f".{spec.tag}" if spec.tag else ""), "conf": conf, "imgsz": size, "images": results}
+    document = {"model": spec.name + (f".{spec.tag}" if spec.tag else ""), "imgsz": size, "images": results}
+    if not segmenting:
+        document["conf"] = conf
     atomic_write_json(out / PREDICTIONS_NAME, document)
     return results
 
@@ -134,11 +146,45 @@ def _finish(path: Path, output: Path, image: torch.Tensor, boxed: tuple[Any, tor
     }
 
 
+def _segment(model, originals: list[torch.Tensor], size: int, device: torch.device, spec) -> list[torch.Tensor]:
+    """Each image resized to ``size`` x ``size`` and normalised as in training, run, and its logits resized back:
+    one ``[H, W]`` class map per image in its original pixels."""
+    from torchvision.transforms.v2 import functional as TF
+
+    x = torch.stack([TF.resize(image, [size, size], antialias=True) for image in originals]).float().div(255)
+    x = TF.normalize(x, list(spec.mean), list(spec.std)).to(device)
+    with torch.no_grad():
+        logits = model(x).float().cpu()
+    if logits.ndim != 4 or logits.shape[1] != spec.num_classes:
+        raise BadArgumentError(f"{spec.name} returned {tuple(logits.shape)}, not [B, {spec.num_classes}, H, W] logits")
+    return [torch.nn.functional.interpolate(lg[None], size=tuple(image.shape[-2:]), mode="bilinear", align_corners=False)[0].argmax(0)
+            for lg, image in zip(logits, originals)]
+
+
+def _finish_segmentation(path: Path, output: Path, image: torch.Tensor, classes: torch.Tensor, labels: list[str]) -> dict[str, Any]:
+    """Write the overlay and the class map of one image; its JSON entry (the share of the pixels of each class)."""
+    from PIL import Image
+
+    names = labels or [str(k) for k in range(int(classes.max()) + 1)]
+    colours = palette(names)
+    _write_png(output, overlay_classes(image, classes, colours))
+    mask = Image.fromarray(classes.to(torch.uint8).numpy(), "P")
+    mask.putpalette([v for c in colours[:256] for v in c])
+    mask_path = output.with_name(f"{output.stem}_classes.png")
+    atomic_write(mask_path, lambda tmp: mask.save(tmp, format="PNG"))
+    counts = torch.bincount(classes.flatten(), minlength=len(names))
+    return {
+        "file": str(path), "output": str(output), "classes": str(mask_path),
+        "width": int(image.shape[2]), "height": int(image.shape[1]),
+        "pixels": {_label(names, k): round(int(n) / classes.numel(), 4) for k, n in enumerate(counts.tolist()) if n},
+    }
+
+
 # -- model -----------------------------------------------------------------------------------------
 
 
-def _detector(model_or_source: Any, pretrained: bool | None):
-    """The model, loaded if given as a source; refuses anything that is not a zoo detector."""
+def _predictor(model_or_source: Any, pretrained: bool | None):
+    """The model, loaded if given as a source; refuses anything that is not a zoo detector or segmentation model."""
     if isinstance(model_or_source, (str, os.PathLike)):
         import zoo
 
@@ -157,7 +203,8 @@ def _detector(model_or_source: Any, pretrained: bool | None):
         model = model_or_source
     spec = getattr(model, "zoo_spec", None)
     if spec is None:
-        raise BadArgumentError("predict takes a detector made by zoo.load (it carries model.zoo_spec) or a model source")
+        raise BadArgumentError("predict takes a detector or segmentation model made by zoo.load (it carries model.zoo_spec) "
+                               "or a model source")
     _refuse_task(spec, spec.name)
     return model
 
@@ -172,9 +219,10 @@ def _registered_name(source: str) -> str | None:
 
 
 def _refuse_task(spec, source: str) -> None:
-    if spec.task != "detection":
+    if spec.task not in ("detection", "segmentation"):
         raise BadArgumentError(
-            f"{source} is a {spec.task} model; predict draws boxes from detection models (see `zoo list --task detection`)"
+            f"{source} is a {spec.task} model; predict draws the boxes of detection models and the class maps of segmentation "
+            "models (see `zoo list --task detection`, `zoo list --task segmentation`)"
         )
 
 
@@ -287,6 +335,39 @@ def draw_detections(image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tens
     kwargs = {k: [v[i] for i in order] if isinstance(v, list) else v for k, v in kwargs.items()}
     return draw_bounding_boxes(image, pixels[order], labels=[texts[i] for i in order], colors=[colors[i] for i in order],
                                width=line, **kwargs)
+
+
+def palette(names: Sequence[str]) -> list[tuple[int, int, int]]:
+    """A colour per class for class maps: matplotlib's tab10 then tab20 hues (neighbours differ), then golden-ratio hues
+    past 30 classes; a class named "background" is dark grey so the objects stand out."""
+    import colorsys
+
+    from matplotlib import colormaps
+
+    table = [*colormaps["tab10"].colors, *colormaps["tab20"].colors[1::2]]
+    colours = []
+    for k, name in enumerate(names):
+        if str(name).lower() == "background":
+            colours.append((40, 40, 40))
+            continue
+        rgb = table[k % 30] if k < 30 else colorsys.hsv_to_rgb((k * 0.618034) % 1.0, 0.7 + 0.3 * (k % 2), 0.95 - 0.15 * (k % 3))
+        colours.append(tuple(round(255 * v) for v in rgb))
+    return colours
+
+
+def overlay_classes(image: torch.Tensor, classes: torch.Tensor, colours: Sequence[tuple[int, int, int]], alpha: float = 0.65) -> torch.Tensor:
+    """A class map ``[H, W]`` drawn over a uint8 ``[3, H, W]`` image in the class colours (torchvision's
+    ``draw_segmentation_masks``) on the image in grey, so the colours read as the legend's; pixels outside the classes
+    (the ignore index) show the grey image."""
+    from torchvision.transforms.v2.functional import rgb_to_grayscale
+    from torchvision.utils import draw_segmentation_masks
+
+    image = rgb_to_grayscale(image, num_output_channels=3)
+    present = [int(k) for k in classes.unique() if 0 <= int(k) < len(colours)]
+    if not present:
+        return image
+    masks = torch.stack([classes == k for k in present])
+    return draw_segmentation_masks(image, masks, alpha=alpha, colors=[colours[k] for k in present])
 
 
 def _font() -> str | None:

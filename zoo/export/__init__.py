@@ -71,6 +71,8 @@ class ExportResult:
         for name, v in self.verification.items():
             if isinstance(v, dict) and "max_abs_diff" in v:
                 matched = f", {v['matched']}/{v['required']} confident detections matched" if "required" in v else ""
+                if "argmax_agreement" in v:
+                    matched = f", classes agree on {v['argmax_agreement']:.2%} of pixels"
                 lines.append(
                     f"  verified on {name} input: max |diff| {v['max_abs_diff']:.3g} (tolerance {v['tolerance']:.3g}), "
                     f"cosine {v['cosine']:.6f}{matched}"
@@ -224,6 +226,8 @@ def compare_int8(spec, reference, candidate) -> dict[str, float]:
     if spec is not None and spec.task == "detection":
         ref, got = np.sort(ref[..., 4], -1), np.sort(got[..., 4], -1)
     check = compare(ref, got)
+    if spec is not None and spec.task == "segmentation":
+        check["argmax_agreement"] = argmax_agreement(ref, got)
     check["tolerance"] = float("inf")
     check["ok"] = ref.shape == got.shape and check["cosine"] >= INT8_COSINE
     check["min_cosine"] = INT8_COSINE
@@ -467,7 +471,20 @@ def compare_outputs(spec, reference, candidate, half: bool = False, int8_step: f
     """:func:`compare` for classifiers; :func:`compare_detections` for detectors."""
     if spec is not None and spec.task == "detection":
         return compare_detections(reference, candidate, half=half, precision=precision)
-    return compare(reference, candidate, half=half, int8_step=int8_step, precision=precision)
+    check = compare(reference, candidate, half=half, int8_step=int8_step, precision=precision)
+    if spec is not None and spec.task == "segmentation":
+        check["argmax_agreement"] = argmax_agreement(reference, candidate)
+    return check
+
+
+def argmax_agreement(reference, candidate) -> float:
+    """The fraction of pixels whose class (argmax over dim 1 of ``[B, K, H, W]`` logits) is the same in both."""
+    import numpy as np
+
+    ref, got = np.asarray(reference), np.asarray(candidate)
+    if ref.shape != got.shape or ref.ndim != 4:
+        return 0.0
+    return float((ref.argmax(1) == got.argmax(1)).mean())
 
 
 def compare_detections(reference, candidate, half: bool = False, precision: str | None = None) -> dict[str, float]:
