@@ -32,14 +32,16 @@ def test_list_models_patterns_task_and_pretrained():
     assert set(detectors) >= {f"yolov10{s}" for s in "nsmblx"}
     language_models = zoo.list_models(task="language-modeling")
     assert set(language_models) >= {"matlm_nano", "matlm_mini", "matlm_small"}
-    assert set(zoo.list_models(task="classification")) == set(names) - set(detectors) - set(language_models)
-    for task in ("detection", "language-modeling"):
+    segmenters = zoo.list_models(task="segmentation")
+    assert set(segmenters) >= {"lraspp_mobilenetv3_large", "semfpn_nextvit_small"}
+    assert set(zoo.list_models(task="classification")) == set(names) - set(detectors) - set(language_models) - set(segmenters)
+    for task in ("detection", "language-modeling", "segmentation"):
         assert all(zoo.info(n).task == task for n in zoo.list_models(task=task))
     tagged = zoo.list_models("nextvit_small", pretrained=True)
     assert tagged[0] == "nextvit_small.bd_in1k" and "nextvit_small.bd_in1k_384" in tagged
     assert "mobilenetv3_large_100.miil_in21k" in zoo.list_models("*in21k", pretrained=True)
     with pytest.raises(zoo.errors.UnknownTaskError, match="valid tasks"):
-        zoo.list_models(task="segmentation")
+        zoo.list_models(task="depth")
 
 
 def test_unknown_name_lists_closest():
@@ -91,7 +93,7 @@ def test_specs_are_frozen_and_carry_paper_data():
         elif name in NO_SOURCED_ACCURACY:
             assert s.reported and all(r.metric == "params" for r in s.reported), name
         else:
-            assert s.headline is not None and s.headline.source.startswith(("arXiv:", "tensorflow/")), name
+            assert s.headline is not None and s.headline.source.startswith(("arXiv:", "tensorflow/", "github.com/", "torchvision docs")), name
         assert all(w.license for w in s.weights), name
 
 

@@ -1,0 +1,204 @@
+"""Segmentation heads on the zoo's classification backbones: Semantic FPN and LR-ASPP.
+
+A :class:`SegmentationModel` is a timm backbone read through ``forward_intermediates`` (its feature maps at strides
+4-32, the classifier pruned away) and a head that turns them into class logits. In eval mode it returns
+``[B, num_classes, H, W]`` at the input's resolution; in training the head's own resolution (stride 4 or 8), which
+the task upsamples for the loss, saving the memory of full-size logits.
+
+- **Semantic FPN** (Kirillov et al., Panoptic FPN, CVPR 2019), the head Next-ViT reports ADE20K results with: an FPN
+  neck (torchvision's ``FeaturePyramidNetwork``: 1x1 laterals to 256 channels, nearest top-down sum, 3x3 output
+  convs, no norm) and the semantic head written here, because torchvision ships none: each level goes through
+  ``max(1, log2(stride / 4))`` blocks of 3x3 conv (128 channels) + BatchNorm + ReLU, each but the stride-4 level's
+  followed by a 2x bilinear upsample; the four stride-4 maps are summed, then Dropout2d(0.1) and a 1x1 classifier.
+  Settings as mmsegmentation's FPN/FPNHead configs that the Next-ViT segmentation code uses (docs/sources.md).
+- **LR-ASPP** (Howard et al., Searching for MobileNetV3, ICCV 2019): torchvision's ``LRASPPHead`` (a gated 1x1 branch
+  on the last map plus a 1x1 classifier on the stride-8 map), here on timm's MobileNetV3-Large with its ImageNet
+  weights from the Hub. torchvision's own model dilates the last stage (output stride 16); this one keeps timm's
+  stride 32, which costs less on a CPU (the difference is listed in the spec's description).
+
+``pretrained=True`` loads the backbone's ImageNet weights (the classification model's weights tag, keys moved under
+``backbone.``); the neck and head start fresh, so train before use: no segmentation weights are published in a
+layout these modules read.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.models._timm import TimmBuilder
+from zoo.models.nextvit import NEXTVIT
+from zoo.registry import ModelSpec, Paper, Reported, WeightTag, register_spec
+
+MOBILENETV3_LRASPP = Paper(
+    title="Searching for MobileNetV3",
+    arxiv="1905.02244",
+    code_url="https://github.com/pytorch/vision",
+    code_license="BSD-3-Clause",
+    bibtex="""@inproceedings{howard2019searching,
+  title={Searching for MobileNetV3},
+  author={Howard, Andrew and Sandler, Mark and Chu, Grace and Chen, Liang-Chieh and Chen, Bo and Tan, Mingxing and Wang, Weijun and Zhu, Yukun and Pang, Ruoming and Vasudevan, Vijay and Le, Quoc V. and Adam, Hartwig},
+  booktitle={Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)},
+  pages={1314--1324},
+  year={2019}
+}""",
+)
+
+
+class TimmFeatures(nn.Module):
+    """A timm classifier read as a feature extractor: ``forward`` gives the maps at ``indices`` (timm's
+    ``forward_intermediates``); the layers after the last index and the classifier are pruned."""
+
+    def __init__(self, arch: str, indices: tuple[int, ...]) -> None:
+        super().__init__()
+        self.model = TimmBuilder(arch)(num_classes=0)
+        self.indices = tuple(indices)
+        self.model.prune_intermediate_layers(indices=list(self.indices), prune_head=True)
+        info = self.model.feature_info
+        self.channels = [info[i]["num_chs"] for i in self.indices]
+        self.strides = [info[i]["reduction"] for i in self.indices]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.forward_intermediates(x, indices=list(self.indices), intermediates_only=True)
+
+
+class SemanticFPNHead(nn.Module):
+    """FPN neck + Panoptic FPN's semantic branch (see the module docstring)."""
+
+    def __init__(self, in_channels: list[int], strides: list[int], num_classes: int, neck_channels: int = 256,
+                 channels: int = 128, dropout: float = 0.1) -> None:
+        super().__init__()
+        from torchvision.ops import FeaturePyramidNetwork
+
+        self.neck = FeaturePyramidNetwork(in_channels, neck_channels)
+        self.scale_heads = nn.ModuleList()
+        for i, stride in enumerate(strides):
+            steps = max(1, int(math.log2(stride / strides[0])))
+            layers: list[nn.Module] = []
+            for k in range(steps):
+                layers += [nn.Conv2d(neck_channels if k == 0 else channels, channels, 3, padding=1, bias=False),
+                           nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+                if stride != strides[0]:
+                    layers.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
+            self.scale_heads.append(nn.Sequential(*layers))
+        self.dropout = nn.Dropout2d(dropout)
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        maps = list(self.neck({str(i): f for i, f in enumerate(features)}).values())
+        out = self.scale_heads[0](maps[0])
+        for head, level in zip(self.scale_heads[1:], maps[1:]):
+            out = out + F.interpolate(head(level), size=out.shape[-2:], mode="bilinear", align_corners=False)
+        return self.classifier(self.dropout(out))
+
+
+class LRASPP(nn.Module):
+    """torchvision's ``LRASPPHead`` fed the stride-8 map (low) and the last map (high)."""
+
+    def __init__(self, in_channels: list[int], strides: list[int], num_classes: int, channels: int = 128) -> None:
+        super().__init__()
+        from torchvision.models.segmentation.lraspp import LRASPPHead
+
+        self.head = LRASPPHead(in_channels[0], in_channels[-1], num_classes, channels)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.head({"low": features[0], "high": features[-1]})
+
+
+class SegmentationModel(nn.Module):
+    """A backbone's feature maps into a head's logits; in eval mode upsampled to the input (the output contract)."""
+
+    def __init__(self, backbone: TimmFeatures, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.backbone(x))
+        if self.training:
+            return logits
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+HEADS = {"semantic_fpn": SemanticFPNHead, "lraspp": LRASPP}
+
+
+@dataclass(frozen=True)
+class SegmentationBuilder:
+    """Builds ``SegmentationModel(TimmFeatures(backbone, indices), HEADS[head](...))`` for ``num_classes``."""
+
+    backbone: str
+    indices: tuple[int, ...]
+    head: str
+
+    def __call__(self, num_classes: int = 150, **head_kwargs: Any) -> SegmentationModel:
+        features = TimmFeatures(self.backbone, self.indices)
+        return SegmentationModel(features, HEADS[self.head](features.channels, features.strides, num_classes, **head_kwargs))
+
+
+@dataclass(frozen=True)
+class BackboneWeights:
+    """Converts a classifier's ImageNet weights (timm key names) into this model's: backbone keys moved under
+    ``backbone.model.``, the classifier's and pruned layers' keys dropped, neck and head kept as initialised."""
+
+    def __call__(self, state_dict: dict, model: nn.Module) -> dict:
+        own = model.state_dict()
+        moved = {f"backbone.model.{k}": v for k, v in state_dict.items() if f"backbone.model.{k}" in own}
+        if not moved:
+            raise KeyError("no key of these weights is a key of the backbone")
+        return {**{k: v for k, v in own.items() if not k.startswith("backbone.")}, **moved}
+
+
+def register_segmentation(name: str, backbone: str, indices: tuple[int, ...], head: str, *, paper: Paper,
+                          weights: tuple[WeightTag, ...], reported: tuple[Reported, ...] = (), num_classes: int = 150,
+                          **fields: Any) -> ModelSpec:
+    """A segmentation model; ``num_classes`` by default ADE20K's 150, as the papers report."""
+    return register_spec(ModelSpec(
+        name=name, family=head.replace("_", "-"), task="segmentation",
+        builder=SegmentationBuilder(backbone, indices, head), num_classes=num_classes, input_size=(3, 512, 512),
+        interpolation="bilinear", crop_pct=1.0, classifier=("head.classifier", "head.head.low_classifier", "head.head.high_classifier"),
+        weights=weights, paper=paper, reported=reported, convert_state_dict=BackboneWeights(), **fields,
+    ))
+
+
+def _imagenet_backbone(arch: str, tag: str, **fields: Any) -> WeightTag:
+    return WeightTag(tag=f"{tag}_backbone", hf_hub_id=f"timm/{arch}.{tag}", license=fields.pop("license", "apache-2.0"),
+                     dataset="imagenet-1k (backbone only; the head starts fresh)",
+                     description=f"the backbone's ImageNet weights (timm/{arch}.{tag}); train the head before use", **fields)
+
+
+register_segmentation(
+    "lraspp_mobilenetv3_large", "mobilenetv3_large_100", (2, 4), "lraspp",
+    paper=MOBILENETV3_LRASPP,
+    num_classes=21,  # torchvision's default (VOC's 20 and background), which its documented size is for
+    weights=(_imagenet_backbone("mobilenetv3_large_100", "ra_in1k"),),
+    reported=(Reported("miou", 57.9, "%", "torchvision docs, lraspp_mobilenet_v3_large COCO_WITH_VOC_LABELS_V1", "coco-val2017 (VOC's 20 classes)",
+                       520, "torchvision's own training of its variant (last stage dilated to stride 16), 21 classes"),
+              Reported("params", 3.221538, "M", "torchvision docs, lraspp_mobilenet_v3_large (21 classes)")),
+    description="LR-ASPP on MobileNetV3-Large 1.0 (stride-8 and stride-32 maps; torchvision's dilates the last stage "
+                "to stride 16). The smallest-budget segmentation head of the zoo.",
+)
+
+# arch, ADE20K mIoU (Semantic FPN, 512x512, single scale) and params (M, whole model) as the Next-ViT README prints them
+_NEXTVIT = (
+    ("nextvit_small", 46.5, 36.3),
+    ("nextvit_base", 48.6, 49.3),
+    ("nextvit_large", 49.1, 62.4),
+)
+for _arch, _miou, _params in _NEXTVIT:
+    _variant = _arch.split("_")[1][0].upper()
+    _source = "github.com/bytedance/Next-ViT README, ADE20K Semantic FPN 80k (40k iterations at batch 32), ImageNet-1K pre-training"
+    register_segmentation(
+        f"semfpn_{_arch}", _arch, (0, 1, 2, 3), "semantic_fpn",
+        paper=NEXTVIT,
+        weights=(_imagenet_backbone(_arch, "bd_in1k", crop_pct=1.0),),
+        reported=(Reported("miou", _miou, "%", _source, "ade20k", 512),
+                  Reported("params", _params, "M", _source, "", 512,
+                           "1.07M more than this model; Next-ViT's 1000-class ImageNet classifier, which this model does "
+                           "not carry, has 1,025,000, and with it the counts agree within 0.2%")),
+        description=f"Semantic FPN (Kirillov et al., arXiv:1901.02446) on Next-ViT-{_variant}'s maps at strides 4-32, "
+                    "the setting of the Next-ViT paper's ADE20K results.",
+    )
