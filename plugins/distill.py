@@ -13,6 +13,11 @@ sigmoids, box sides by the KL of their DFL distributions (localization distillat
 arXiv:2102.12252), each anchor weighted by the teacher's best class score so the background does not
 drown the objects. Feature KD and the cache are for classifiers only.
 
+Segmentation models: the logit KD is pixel-wise (the pixel-wise term of Liu et al., "Structured Knowledge Distillation
+for Semantic Segmentation", arXiv:1903.04197): the KL divergence of the softened class distributions at every pixel,
+averaged over the pixels, the student's logits first resized to the teacher's. Feature KD works as for classifiers;
+the cache is refused (a map of logits per image).
+
 The teacher is any ``zoo.load`` source (a name, ``name.tag``, a run directory, a folder, ``hf-hub:``) or
 ``timm:<name>``; it runs frozen, in eval mode, on the student's batch re-normalised and resized to its
 own preprocessing. Nothing of the teacher or the adapters is saved with the student.
@@ -51,7 +56,7 @@ class Distill(Plugin):
     name = "distill"
     order = 20
     Config = DistillConfig
-    tasks = ("classification", "detection")
+    tasks = ("classification", "detection", "segmentation")
     changes = "nothing: the saved and exported model is the student alone"
 
     def __init__(self, config: DistillConfig | None = None, **options) -> None:
@@ -75,6 +80,9 @@ class Distill(Plugin):
         super().check(plugins, task)
         if task == "detection" and (self.pairs or self.config.cache):
             raise ConfigError("for detectors distill uses the head outputs only: drop plugins.distill.features and cache")
+        if task == "segmentation" and self.config.cache:
+            raise ConfigError("plugins.distill.cache keeps one logit vector per image; a segmentation teacher gives a map per "
+                              "image: drop plugins.distill.cache")
         if self.pairs and any(p.name == "prune" for p in plugins):
             raise ConfigError(
                 "feature distillation cannot be combined with prune yet: pruning changes the width of the hooked "
@@ -163,8 +171,11 @@ class Distill(Plugin):
         items, total = {}, outputs.new_zeros(())
         if self.config.weight > 0:
             t = self.config.temperature
-            kd = F.kl_div(F.log_softmax(outputs.float() / t, -1), F.log_softmax(teacher_logits / t, -1),
-                          reduction="batchmean", log_target=True) * t * t
+            if outputs.ndim == 4:  # a segmentation model's class maps
+                kd = pixel_kd(outputs, teacher_logits, t)
+            else:
+                kd = F.kl_div(F.log_softmax(outputs.float() / t, -1), F.log_softmax(teacher_logits / t, -1),
+                              reduction="batchmean", log_target=True) * t * t
             items["kd"] = kd.detach()
             total = total + self.config.weight * kd
         if self.pairs:
@@ -216,6 +227,16 @@ class Distill(Plugin):
         self._teacher_feats.clear()
         self._trained_adapters = adapters
         return adapters
+
+
+def pixel_kd(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean over pixels of KL(teacher || student) of the temperature-softened class distributions, times T^2; the
+    student's ``[B, K, h, w]`` logits are resized (bilinear) to the teacher's ``[B, K, H, W]`` first."""
+    if student.shape[-2:] != teacher.shape[-2:]:
+        student = F.interpolate(student.float(), size=teacher.shape[-2:], mode="bilinear", align_corners=False)
+    t = temperature
+    kl = F.kl_div(F.log_softmax(student.float() / t, 1), F.log_softmax(teacher.float() / t, 1), reduction="none", log_target=True)
+    return kl.sum(1).mean() * t * t
 
 
 def _pair(text: Any) -> tuple[str, str]:
