@@ -117,7 +117,7 @@ def cache_from_doc(text: str) -> dict:
     clone): rendering it again gives the same rows, so new models can be added without re-running the others."""
     import re
 
-    measured = re.findall(r"^Measured (\S+) on (.+)\.$", text, re.M)
+    measured = re.findall(r"^Measured (\S+) on (.+)\.$", text, re.MULTILINE)
     date, where = measured[-1] if measured else (None, None)
     cache = {}
     for line in text.splitlines():

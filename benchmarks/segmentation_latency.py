@@ -89,9 +89,9 @@ def main() -> None:
     for name, row in rows.items():
         row.update(eager_ms=times[(name, "eager")]["p50_ms"], onnxruntime_ms=times[(name, "onnxruntime")]["p50_ms"])
     lines = [
-        f"Batch 1 at {args.imgsz}x{args.imgsz}, p50 of {args.runs} runs in interleaved rounds, measured by "
-        f"`python benchmarks/segmentation_latency.py` on {m['cpu']}, {threads} threads, torch {m['torch']}, onnxruntime "
-        f"{ort.__version__}, {m['date']}; untrained weights. mIoU is the source's reported number, not measured here:",
+        (f"Batch 1 at {args.imgsz}x{args.imgsz}, p50 of {args.runs} runs in interleaved rounds, measured by "
+         f"`python benchmarks/segmentation_latency.py` on {m['cpu']}, {threads} threads, torch {m['torch']}, onnxruntime "
+         f"{ort.__version__}, {m['date']}; untrained weights. mIoU is the source's reported number, not measured here:"),
         "",
         "| model | params | GMACs | eager ms | onnxruntime ms | onnxruntime vs torchvision LR-ASPP | mIoU (reported) |",
         "|---|---:|---:|---:|---:|---:|---|",

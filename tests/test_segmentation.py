@@ -244,6 +244,7 @@ def test_pixel_kd_is_zero_for_the_teachers_own_maps_and_distills_a_segmentation_
     import csv
 
     from zoo.plugins.distill import pixel_kd
+
     from zoo.train import compose, run
 
     teacher = torch.randn(2, 5, 16, 16)
