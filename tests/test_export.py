@@ -50,8 +50,8 @@ def family_smallest(images_only: bool = False) -> list[str]:
 # rather than their classifier backbones, MobileNetV3's hard-swish and squeeze-excite for the NAS-era file).
 RUNTIME_MODELS = {"efficientformer": "efficientformerv2_s0", "fastvit": "fastvit_mci0", "matformer": "matvit_ti",
                   "mobiledet": "mobiledet_cpu", "mobileone": "mobileone_s0", "nas_mobile": "mobilenetv3_small_100",
-                  "nextvit": "nextvit_small", "rtdetr": "dfine_n", "seg_heads": "lraspp_mobilenetv3_large", "snn": "sew_resnet18",
-                  "yolov10": "yolov10n"}
+                  "nextvit": "nextvit_small", "pp_mobileseg": "pp_mobileseg_tiny", "rtdetr": "dfine_n",
+                  "seg_heads": "lraspp_mobilenetv3_large", "snn": "sew_resnet18", "yolov10": "yolov10n"}
 
 
 # MobileDets keep TF's post-processing in the graph (per-class NMS: data-dependent shapes), which ExecuTorch cannot

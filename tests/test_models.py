@@ -40,6 +40,7 @@ NOT_REPORTED |= {f"matlm_{s}": "our own sizes; equal to GPT-2 of the same dims (
 # Printed counts that the released architecture does not reach; each is explained in the spec's note.
 KNOWN_DEVIATIONS = {"efficientformerv2_s0": 0.03, "mobiledet_edgetpu": 0.012}
 KNOWN_DEVIATIONS |= {f"semfpn_nextvit_{s}": 0.03 for s in ("small", "base", "large")}  # without the unused ImageNet head
+KNOWN_DEVIATIONS |= {"pp_mobileseg_tiny": 0.08, "pp_mobileseg_base": 0.06}  # the README's counts, not the official code's
 
 
 @pytest.mark.parametrize("name", ALL)
