@@ -304,6 +304,18 @@ class PPMobileSeg(nn.Module):
         logits = self.decode_head(self.backbone(x))
         return logits if self.training else _resize(logits, x.shape[-2:])
 
+    @torch.no_grad()
+    def classes(self, x: torch.Tensor, valid_only: bool = True) -> torch.Tensor:
+        """The class map ``[B, H, W]``. ``valid_only`` is PP-MobileSeg's VIM (Valid Interpolate Module): only the
+        classes that win somewhere at low resolution (over the whole batch) are upsampled before the argmax, which
+        saves most of the upsampling on 150-class data; a class that would win only after upsampling is not found.
+        With fewer than 30 classes (as PaddleSeg decides) every class is upsampled."""
+        logits = self.decode_head(self.backbone(x))
+        if not valid_only or logits.shape[1] < 30:
+            return _resize(logits, x.shape[-2:]).argmax(1)
+        present = torch.unique(logits.argmax(1))
+        return present[_resize(logits[:, present], x.shape[-2:]).argmax(1)]
+
 
 def convert_paddle(state_dict: dict, model: nn.Module) -> dict:
     """Official PaddleSeg keys (the same module names) to this model's: BatchNorm's ``_mean``/``_variance`` become
