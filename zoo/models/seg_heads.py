@@ -31,22 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.models._timm import TimmBuilder
+from zoo.models.nas_mobile import MOBILENETV3
 from zoo.models.nextvit import NEXTVIT
 from zoo.registry import ModelSpec, Paper, Reported, WeightTag, register_spec
-
-MOBILENETV3_LRASPP = Paper(
-    title="Searching for MobileNetV3",
-    arxiv="1905.02244",
-    code_url="https://github.com/pytorch/vision",
-    code_license="BSD-3-Clause",
-    bibtex="""@inproceedings{howard2019searching,
-  title={Searching for MobileNetV3},
-  author={Howard, Andrew and Sandler, Mark and Chu, Grace and Chen, Liang-Chieh and Chen, Bo and Tan, Mingxing and Wang, Weijun and Zhu, Yukun and Pang, Ruoming and Vasudevan, Vijay and Le, Quoc V. and Adam, Hartwig},
-  booktitle={Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)},
-  pages={1314--1324},
-  year={2019}
-}""",
-)
 
 
 class TimmFeatures(nn.Module):
@@ -172,7 +159,7 @@ def _imagenet_backbone(arch: str, tag: str, **fields: Any) -> WeightTag:
 
 register_segmentation(
     "lraspp_mobilenetv3_large", "mobilenetv3_large_100", (2, 4), "lraspp",
-    paper=MOBILENETV3_LRASPP,
+    paper=MOBILENETV3,
     num_classes=21,  # torchvision's default (VOC's 20 and background), which its documented size is for
     weights=(_imagenet_backbone("mobilenetv3_large_100", "ra_in1k"),),
     reported=(Reported("miou", 57.9, "%", "torchvision docs, lraspp_mobilenet_v3_large COCO_WITH_VOC_LABELS_V1", "coco-val2017 (VOC's 20 classes)",
