@@ -172,7 +172,7 @@ def test_ohem_keeps_the_hard_pixels():
 
 def test_lraspp_matches_torchvisions_size_and_segmentation_models_keep_the_contract():
     """LR-ASPP on MobileNetV3-Large has exactly torchvision's 3,221,538 parameters for 21 classes (its documented
-    count); eval mode gives [B, K, H, W] at the input's size, training the head's stride."""
+    count); training and eval mode both give [B, K, H, W] at the input's size."""
     from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
     model = zoo.load("lraspp_mobilenetv3_large", num_classes=21)
@@ -181,7 +181,7 @@ def test_lraspp_matches_torchvisions_size_and_segmentation_models_keep_the_contr
     x = torch.rand(2, 3, 96, 128)
     with torch.no_grad():
         assert model.eval()(x).shape == (2, 21, 96, 128)
-        assert model.train()(x).shape == (2, 21, 12, 16)
+        assert model.train()(x).shape == (2, 21, 96, 128)
     fpn = zoo.load("semfpn_nextvit_small", num_classes=5)
     with torch.no_grad():
         assert fpn.eval()(x[:1]).shape == (1, 5, 96, 128)

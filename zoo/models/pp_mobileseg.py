@@ -293,7 +293,7 @@ class SegHead(nn.Module):
 
 
 class PPMobileSeg(nn.Module):
-    """In eval mode logits ``[B, num_classes, H, W]`` at the input's size; in training at the AAM's stride (16 or 8)."""
+    """Logits ``[B, num_classes, H, W]`` at the input's size (the head works at the AAM's stride, 16 or 8)."""
 
     def __init__(self, variant: str = "tiny", num_classes: int = 150, drop_path: float = 0.1) -> None:
         super().__init__()
@@ -301,8 +301,7 @@ class PPMobileSeg(nn.Module):
         self.decode_head = SegHead(num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.decode_head(self.backbone(x))
-        return logits if self.training else _resize(logits, x.shape[-2:])
+        return _resize(self.decode_head(self.backbone(x)), x.shape[-2:])
 
     @torch.no_grad()
     def classes(self, x: torch.Tensor, valid_only: bool = True) -> torch.Tensor:

@@ -1,9 +1,8 @@
 """Segmentation heads on the zoo's classification backbones: Semantic FPN and LR-ASPP.
 
 A :class:`SegmentationModel` is a timm backbone read through ``forward_intermediates`` (its feature maps at strides
-4-32, the classifier pruned away) and a head that turns them into class logits. In eval mode it returns
-``[B, num_classes, H, W]`` at the input's resolution; in training the head's own resolution (stride 4 or 8), which
-the task upsamples for the loss, saving the memory of full-size logits.
+4-32, the classifier pruned away) and a head that turns them into class logits, upsampled (bilinear) to the input:
+``[B, num_classes, H, W]`` in training and in eval mode alike, so a captured graph (QAT, export) has one output.
 
 - **Semantic FPN** (Kirillov et al., Panoptic FPN, CVPR 2019), the head Next-ViT reports ADE20K results with: an FPN
   neck (torchvision's ``FeaturePyramidNetwork``: 1x1 laterals to 256 channels, nearest top-down sum, 3x3 output
@@ -97,17 +96,14 @@ class LRASPP(nn.Module):
 
 
 class SegmentationModel(nn.Module):
-    """A backbone's feature maps into a head's logits; in eval mode upsampled to the input (the output contract)."""
+    """A backbone's feature maps into a head's logits, upsampled to the input (the output contract)."""
 
     def __init__(self, backbone: TimmFeatures, head: nn.Module) -> None:
         super().__init__()
         self.backbone, self.head = backbone, head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.backbone(x))
-        if self.training:
-            return logits
-        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(self.head(self.backbone(x)), size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 HEADS = {"semantic_fpn": SemanticFPNHead, "lraspp": LRASPP}

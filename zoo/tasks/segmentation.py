@@ -1,9 +1,9 @@
 """``SegmentationTask``: semantic segmentation as a LightningModule, shared by every segmentation model.
 
-The output contract (docs/architecture.md): in eval mode a model returns logits ``[B, num_classes, H, W]``
-at its input's resolution; in training it may return lower-resolution logits, or a tuple ``(main, *auxiliary)``
-whose auxiliary heads (deep supervision) are weighted by ``aux_weight``. Every output is upsampled (bilinear) to
-the mask before the loss. The loss is cross-entropy over the labelled pixels (``ignore_index`` left out), or its
+The output contract (docs/architecture.md): a model returns logits ``[B, num_classes, H, W]`` at its input's
+resolution; in training it may instead return lower-resolution logits, or a tuple ``(main, *auxiliary)`` whose
+auxiliary heads (deep supervision) are weighted by ``aux_weight``; each output is upsampled (bilinear) to the mask
+before the loss. The loss is cross-entropy over the labelled pixels (``ignore_index`` left out), or its
 OHEM form (``loss=ohem``: only the pixels predicted with probability below ``ohem_thresh`` for their class, at
 least ``ohem_min_kept`` of them, as mmsegmentation's OHEM sampler and PP-MobileSeg's recipes use), plus a Dice term
 (``dice_weight``). Validation reports mean IoU and pixel accuracy from torchmetrics' confusion matrix, summed over
