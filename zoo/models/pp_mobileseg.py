@@ -22,6 +22,7 @@ arXiv:2304.05152. Official code: github.com/PaddlePaddle/PaddleSeg (configs/pp_m
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -332,12 +333,14 @@ def convert_paddle(state_dict: dict, model: nn.Module) -> dict:
     return out
 
 
-def _builder(variant: str):
-    def build(num_classes: int = 150, **kwargs: Any) -> PPMobileSeg:
-        return PPMobileSeg(variant, num_classes, **kwargs)
+@dataclass(frozen=True)
+class PPMobileSegBuilder:
+    """Builds ``PPMobileSeg(variant, num_classes, drop_path=...)``."""
 
-    build.__name__ = f"pp_mobileseg_{variant}"
-    return build
+    variant: str
+
+    def __call__(self, num_classes: int = 150, **kwargs: Any) -> PPMobileSeg:
+        return PPMobileSeg(self.variant, num_classes, **kwargs)
 
 
 _SOURCE = "github.com/PaddlePaddle/PaddleSeg configs/pp_mobileseg/README.md (the paper arXiv:2304.05152 in brief)"
@@ -352,7 +355,7 @@ for _variant, (_miou, _params, _built, _latency) in _VARIANTS.items():
         name=f"pp_mobileseg_{_variant}",
         family="pp-mobileseg",
         task="segmentation",
-        builder=_builder(_variant),
+        builder=PPMobileSegBuilder(_variant),
         num_classes=150,
         input_size=(3, 512, 512),
         interpolation="bilinear",
