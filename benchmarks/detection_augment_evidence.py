@@ -1,7 +1,7 @@
 """Does the stronger detection augmentation pay on the shapes data? Before/after, on the usual and a harder val set.
 
     python benchmarks/detection_augment_evidence.py [--recipes yolov10n_shapes mobiledet_cpu_shapes]
-                                                    [--epochs N] [--set KEY=VALUE ...] [--update-readme]
+                                                    [--epochs N] [--set KEY=VALUE ...] [--rows FILE] [--update-readme]
 
 Each recipe trains twice with the same epochs, seed and data: as committed ("before": colour jitter, scale and
 shift, flip) and with the YOLOv10 recipe's strong augmentation added ("after": mosaic 1.0 closed for the last
@@ -59,8 +59,8 @@ def main() -> None:
                         "data.train_images=64 data.val_images=16)")
     parser.add_argument("--out", default="runs/bench/detection_augment_evidence.json")
     parser.add_argument("--update-readme", action="store_true")
-    parser.add_argument("--rows", help="a JSON file of the rows an interrupted run printed (one object per line): "
-                        "render and write those instead of training again")
+    parser.add_argument("--rows", help="a file of rows already measured, one JSON object per line (what an interrupted "
+                        "run printed): those runs are kept, the missing ones trained and appended to it")
     args = parser.parse_args()
 
     from zoo._io import atomic_write_json, fill_marked_section
@@ -68,12 +68,21 @@ def main() -> None:
 
     m = machine()
     rows = []
-    if args.rows:
+    if args.rows and Path(args.rows).exists():
         rows = [json.loads(line) for line in Path(args.rows).read_text().splitlines() if line.startswith("{")]
-    for recipe in [] if args.rows else args.recipes:
+    done = {(r["recipe"], r["augmentation"]) for r in rows}
+    for recipe in args.recipes:
         for label, extra in (("before", []), ("after", STRONG)):
+            if (recipe, label) in done:
+                continue
             rows.append({"recipe": recipe, "augmentation": label, **train_and_score(recipe, extra, args.epochs, args.close, args.set)})
             print(json.dumps(rows[-1]), flush=True)
+            if args.rows:
+                with open(args.rows, "a") as f:
+                    f.write(json.dumps(rows[-1]) + "\n")
+    order = {(recipe, label): i for i, (recipe, label) in enumerate(
+        (recipe, label) for recipe in args.recipes for label in ("before", "after"))}
+    rows.sort(key=lambda r: order.get((r["recipe"], r["augmentation"]), len(order)))
     lines = [(f"Stronger augmentation on the shapes data ({m['cpu']}, {m['threads']} threads, {m['date']}; "
               "`python benchmarks/detection_augment_evidence.py`; after = mosaic, HSV and copy-paste added, same epochs "
               "and seed; hard = held-out crowded scene; each run's wall time is in the JSON):"), "",
