@@ -187,6 +187,42 @@ def test_lraspp_matches_torchvisions_size_and_segmentation_models_keep_the_contr
         assert fpn.eval()(x[:1]).shape == (1, 5, 96, 128)
 
 
+
+def test_efficientformer_fpn_matches_the_official_configs_size_and_takes_the_imagenet_backbone():
+    """Semantic FPN on EfficientFormer-L1: neck + head have the 4,213,398 parameters that mmsegmentation's FPN/FPNHead
+    configs (the official segmentation code's) give for L1's widths 48/96/224/448 and 150 classes (hand count,
+    docs/research/semantic_fpn.md). ImageNet weights at 224 fill the backbone so that its maps equal the classifier's;
+    at another size the 7x7 attention-bias tables are resized (a constant table stays that constant)."""
+    from zoo.errors import BadArgumentError
+
+    fpn = zoo.load("semfpn_efficientformer_l1")
+    assert sum(p.numel() for p in fpn.head.parameters()) == 4_213_398
+    classifier = zoo.load("efficientformer_l1").eval()
+    model = zoo.load("semfpn_efficientformer_l1", img_size=224, num_classes=5).eval()
+    assert model.zoo_spec.input_size == (3, 224, 224)
+    model.load_state_dict(model.zoo_spec.convert_state_dict(classifier.state_dict(), model))
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        ours = model.backbone.model.forward_intermediates(x, indices=[0, 1, 2, 3], intermediates_only=True)
+        theirs = classifier.forward_intermediates(x, indices=[0, 1, 2, 3], intermediates_only=True)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+
+    state = classifier.state_dict()
+    tables = [k for k in state if k.endswith("attention_biases")]
+    assert tables and all(state[k].shape[1] == 49 for k in tables)
+    for k in tables:
+        state[k] = torch.full_like(state[k], 0.25)
+    larger = zoo.load("semfpn_efficientformer_l1", img_size=320, num_classes=5)
+    larger.load_state_dict(larger.zoo_spec.convert_state_dict(state, larger))
+    biases = [larger.get_parameter(f"backbone.model.{k}") for k in tables]
+    assert all(b.shape[1] == 100 and torch.allclose(b, torch.tensor(0.25)) for b in biases)
+    with torch.no_grad():
+        assert larger.eval()(torch.rand(1, 3, 320, 320)).shape == (1, 5, 320, 320)
+    with pytest.raises(BadArgumentError, match="multiple of 32"):
+        zoo.load("semfpn_efficientformerv2_s0", img_size=100)
+    with pytest.raises(BadArgumentError, match="takes any input size"):
+        zoo.load("semfpn_nextvit_small", img_size=256)
+
 def test_backbone_weights_load_under_the_backbone_and_leave_the_head(tmp_path):
     """ImageNet classifier weights (timm key names, what pretrained=True downloads) fill the backbone exactly."""
     import timm

@@ -9,7 +9,9 @@ A :class:`SegmentationModel` is a timm backbone read through ``forward_intermedi
   convs, no norm) and the semantic head written here, because torchvision ships none: each level goes through
   ``max(1, log2(stride / 4))`` blocks of 3x3 conv (128 channels) + BatchNorm + ReLU, each but the stride-4 level's
   followed by a 2x bilinear upsample; the four stride-4 maps are summed, then Dropout2d(0.1) and a 1x1 classifier.
-  Settings as mmsegmentation's FPN/FPNHead configs that the Next-ViT segmentation code uses (docs/sources.md).
+  Settings as mmsegmentation's FPN/FPNHead configs that the Next-ViT and EfficientFormer segmentation code uses
+  (docs/sources.md). On EfficientFormer/V2, whose attention is fixed to one token grid, the model is built for one
+  input size (``img_size``) and the ImageNet attention-bias tables are resized to it on load.
 - **LR-ASPP** (Howard et al., Searching for MobileNetV3, ICCV 2019): torchvision's ``LRASPPHead`` (a gated 1x1 branch
   on the last map plus a 1x1 classifier on the stride-8 map), here on timm's MobileNetV3-Large with its ImageNet
   weights from the Hub. torchvision's own model dilates the last stage (output stride 16); this one keeps timm's
@@ -30,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.models._timm import TimmBuilder
+from zoo.models.efficientformer import EFFICIENTFORMER, EFFICIENTFORMER_V2
 from zoo.models.nas_mobile import MOBILENETV3
 from zoo.models.nextvit import NEXTVIT
 from zoo.registry import ModelSpec, Paper, Reported, WeightTag, register_spec
@@ -37,19 +40,55 @@ from zoo.registry import ModelSpec, Paper, Reported, WeightTag, register_spec
 
 class TimmFeatures(nn.Module):
     """A timm classifier read as a feature extractor: ``forward`` gives the maps at ``indices`` (timm's
-    ``forward_intermediates``); the layers after the last index and the classifier are pruned."""
+    ``forward_intermediates``); the layers after the last index, the final norm and the classifier are pruned.
 
-    def __init__(self, arch: str, indices: tuple[int, ...]) -> None:
+    ``img_size`` sizes the attention-bias tables of backbones whose attention is fixed to one token grid
+    (EfficientFormer/V2), as their official segmentation code builds them for its 512x512 crops; ``out_norm`` puts a
+    GroupNorm(1, C) on each map, as the official EfficientFormer (V1) segmentation backbone does.
+    """
+
+    def __init__(self, arch: str, indices: tuple[int, ...], img_size: int | None = None, out_norm: bool = False) -> None:
         super().__init__()
-        self.model = TimmBuilder(arch)(num_classes=0)
+        self.model = TimmBuilder(arch)(num_classes=0, **({"img_size": img_size} if img_size else {}))
+        if img_size:
+            fit_v1_attention(self.model, img_size)
         self.indices = tuple(indices)
-        self.model.prune_intermediate_layers(indices=list(self.indices), prune_head=True)
+        self.model.prune_intermediate_layers(indices=list(self.indices), prune_norm=True, prune_head=True)
         info = self.model.feature_info
         self.channels = [info[i]["num_chs"] for i in self.indices]
         self.strides = [info[i]["reduction"] for i in self.indices]
+        self.norms = nn.ModuleList(nn.GroupNorm(1, c) for c in self.channels) if out_norm else None
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.model.forward_intermediates(x, indices=list(self.indices), intermediates_only=True)
+        maps = self.model.forward_intermediates(x, indices=list(self.indices), intermediates_only=True)
+        return [norm(m) for norm, m in zip(self.norms, maps)] if self.norms is not None else maps
+
+
+def fit_v1_attention(model: nn.Module, img_size: int) -> None:
+    """Resizes EfficientFormer (V1)'s attention-bias tables, which timm fixes at 7x7 tokens (224 / 32), to the token
+    grid of ``img_size`` (the attention runs on the stride-32 map); the tables start at zero, as timm's do, and
+    :func:`resize_bias_table` fills them from a checkpoint. Modules of other kinds are left alone."""
+    from timm.models.efficientformer import Attention
+
+    side = img_size // 32
+    pos = torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")).flatten(1)
+    offsets = (pos[:, :, None] - pos[:, None, :]).abs()
+    for module in model.modules():
+        if isinstance(module, Attention):
+            module.attention_bias_idxs = offsets[0] * side + offsets[1]
+            module.attention_biases = nn.Parameter(torch.zeros(module.num_heads, side * side))
+            module.attention_bias_cache = {}
+
+
+def resize_bias_table(table: torch.Tensor, size: int) -> torch.Tensor:
+    """An attention-bias table ``[heads, side * side]`` (one bias per absolute (dy, dx) offset) resized bicubically
+    to ``[heads, size]``: how a backbone trained at 224 starts at another token grid."""
+    heads, old = table.shape
+    side, new_side = math.isqrt(old), math.isqrt(size)
+    if side * side != old or new_side * new_side != size:
+        raise ValueError(f"attention-bias tables of {old} and {size} entries are not square grids")
+    grid = table.reshape(1, heads, side, side).float()
+    return F.interpolate(grid, size=(new_side, new_side), mode="bicubic", align_corners=False).reshape(heads, size).to(table.dtype)
 
 
 class SemanticFPNHead(nn.Module):
@@ -111,37 +150,55 @@ HEADS = {"semantic_fpn": SemanticFPNHead, "lraspp": LRASPP}
 
 @dataclass(frozen=True)
 class SegmentationBuilder:
-    """Builds ``SegmentationModel(TimmFeatures(backbone, indices), HEADS[head](...))`` for ``num_classes``."""
+    """Builds ``SegmentationModel(TimmFeatures(backbone, indices), HEADS[head](...))`` for ``num_classes``.
+    ``img_size`` (backbones with ``fixed_size`` only; 512 by default) is the input the attention is built for."""
 
     backbone: str
     indices: tuple[int, ...]
     head: str
+    fixed_size: bool = False
+    out_norm: bool = False
 
-    def __call__(self, num_classes: int = 150, **head_kwargs: Any) -> SegmentationModel:
-        features = TimmFeatures(self.backbone, self.indices)
+    def __call__(self, num_classes: int = 150, img_size: int | None = None, **head_kwargs: Any) -> SegmentationModel:
+        from zoo.errors import BadArgumentError
+
+        if img_size is not None and (not self.fixed_size or isinstance(img_size, bool) or int(img_size) != img_size
+                                     or img_size < 32 or img_size % 32):
+            raise BadArgumentError(f"img_size={img_size!r}: " + ("a multiple of 32 is needed (the attention runs on the "
+                                   "stride-32 grid)" if self.fixed_size else f"{self.backbone} takes any input size; drop img_size"))
+        size = (int(img_size) if img_size else 512) if self.fixed_size else None
+        features = TimmFeatures(self.backbone, self.indices, size, self.out_norm)
         return SegmentationModel(features, HEADS[self.head](features.channels, features.strides, num_classes, **head_kwargs))
 
 
 @dataclass(frozen=True)
 class BackboneWeights:
     """Converts a classifier's ImageNet weights (timm key names) into this model's: backbone keys moved under
-    ``backbone.model.``, the classifier's and pruned layers' keys dropped, neck and head kept as initialised."""
+    ``backbone.model.``, the classifier's and pruned layers' keys dropped, attention-bias tables resized to the
+    model's token grid, output norms, neck and head kept as initialised."""
 
     def __call__(self, state_dict: dict, model: nn.Module) -> dict:
         own = model.state_dict()
-        moved = {f"backbone.model.{k}": v for k, v in state_dict.items() if f"backbone.model.{k}" in own}
+        moved = {f"backbone.model.{k}": v for k, v in state_dict.items()
+                 if f"backbone.model.{k}" in own and not k.endswith("attention_bias_idxs")}  # indices: the model's own grid
+        for key, value in moved.items():
+            if key.endswith("attention_biases") and value.shape != own[key].shape:
+                moved[key] = resize_bias_table(value, own[key].shape[1])
         if not moved:
             raise KeyError("no key of these weights is a key of the backbone")
-        return {**{k: v for k, v in own.items() if not k.startswith("backbone.")}, **moved}
+        kept = {k: v for k, v in own.items() if not k.startswith("backbone.model.") or k.endswith("attention_bias_idxs")}
+        return {**kept, **moved}
 
 
 def register_segmentation(name: str, backbone: str, indices: tuple[int, ...], head: str, *, paper: Paper,
                           weights: tuple[WeightTag, ...], reported: tuple[Reported, ...] = (), num_classes: int = 150,
-                          **fields: Any) -> ModelSpec:
-    """A segmentation model; ``num_classes`` by default ADE20K's 150, as the papers report."""
+                          fixed_size: bool = False, out_norm: bool = False, **fields: Any) -> ModelSpec:
+    """A segmentation model; ``num_classes`` by default ADE20K's 150, as the papers report. ``fixed_size``: the
+    backbone's attention is built for one input size (``img_size=``, 512 by default)."""
     return register_spec(ModelSpec(
         name=name, family=head.replace("_", "-"), task="segmentation",
-        builder=SegmentationBuilder(backbone, indices, head), num_classes=num_classes, input_size=(3, 512, 512),
+        builder=SegmentationBuilder(backbone, indices, head, fixed_size, out_norm), num_classes=num_classes,
+        input_size=(3, 512, 512), fixed_input_size=fixed_size,
         interpolation="bilinear", crop_pct=1.0, classifier=("head.classifier", "head.head.low_classifier", "head.head.high_classifier"),
         weights=weights, paper=paper, reported=reported, convert_state_dict=BackboneWeights(), **fields,
     ))
@@ -184,4 +241,37 @@ for _arch, _miou, _params in _NEXTVIT:
                            "not carry, has 1,025,000, and with it the counts agree within 0.2%")),
         description=f"Semantic FPN (Kirillov et al., arXiv:1901.02446) on Next-ViT-{_variant}'s maps at strides 4-32, "
                     "the setting of the Next-ViT paper's ADE20K results.",
+    )
+
+# arch, paper, ADE20K mIoU (Semantic FPN, 512x512, single scale), backbone params (M) as printed, sources. Only the
+# mIoU figures read in a public source are carried (L7: quoted by the Next-ViT README; V2-S2: quoted by PaddleSeg's
+# EfficientFormerV2 README); the others are left out until read in the papers' tables. The papers print the
+# backbone's count (the ImageNet classifier), not the segmentor's: tests/test_segmentation.py pins the FPN part.
+_V1_PARAMS, _V2_PARAMS = "arXiv:2206.01191, ImageNet-1K results", "arXiv:2212.08059, ImageNet-1K results"
+_EFFICIENTFORMER = (
+    ("efficientformer_l1", EFFICIENTFORMER, None, 12.3, _V1_PARAMS),
+    ("efficientformer_l3", EFFICIENTFORMER, None, 31.3, _V1_PARAMS),
+    ("efficientformer_l7", EFFICIENTFORMER, 45.1, 82.1,
+     "arXiv:2206.01191, ADE20K Semantic FPN, as quoted by the github.com/bytedance/Next-ViT README"),
+    ("efficientformerv2_s0", EFFICIENTFORMER_V2, None, 3.5, _V2_PARAMS),
+    ("efficientformerv2_s1", EFFICIENTFORMER_V2, None, 6.1, _V2_PARAMS),
+    ("efficientformerv2_s2", EFFICIENTFORMER_V2, 42.4, 12.6,
+     "arXiv:2212.08059, ADE20K Semantic FPN, as quoted by github.com/PaddlePaddle/PaddleSeg configs/efficientformerv2/README.md"),
+    ("efficientformerv2_l", EFFICIENTFORMER_V2, None, 26.1, _V2_PARAMS),
+)
+for _arch, _paper, _miou, _params, _source in _EFFICIENTFORMER:
+    _v1 = _paper is EFFICIENTFORMER
+    _variant = _arch.split("_")[1].upper()
+    register_segmentation(
+        f"semfpn_{_arch}", _arch, (0, 1, 2, 3), "semantic_fpn",
+        paper=_paper, fixed_size=True, out_norm=_v1,
+        weights=(_imagenet_backbone(_arch, "snap_dist_in1k", crop_pct=1.0),),
+        reported=((Reported("miou", _miou, "%", _source, "ade20k", 512),) if _miou else ())
+        + (Reported("backbone_params", _params, "M", _V1_PARAMS if _v1 else _V2_PARAMS, "", None,
+                    "the backbone as an ImageNet classifier; the paper prints no count for the whole segmentor"),),
+        description=f"Semantic FPN (Kirillov et al., arXiv:1901.02446) on EfficientFormer{'' if _v1 else 'V2'}-{_variant}'s "
+                    "maps at strides 4-32, the setting of the paper's ADE20K results"
+                    + (", a GroupNorm on each map as the official segmentation backbone has" if _v1 else "")
+                    + ". The attention is built for one input size: img_size=512 by default (a multiple of 32); the "
+                    "ImageNet attention biases are resized to it on load.",
     )
