@@ -39,6 +39,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from zoo.data import setting
 from zoo.data.detection_sources import (
     CLIP_TOLERANCE,
     IMAGE_SUFFIXES,
@@ -122,23 +123,12 @@ class DetectionDataset(Dataset):
         return image, target
 
 
-def _value(cfg: Any, key: str, default: Any = None) -> Any:
-    """``cfg.key``, or ``default`` when absent, null or ``???``."""
-    from omegaconf import DictConfig, OmegaConf
-
-    if isinstance(cfg, DictConfig):
-        if key not in cfg or OmegaConf.is_missing(cfg, key):
-            return default
-    value = cfg.get(key, default)
-    return default if value is None else value
-
-
 def _path(root: Path, cfg: Any, key: str, default: str) -> Path:
-    return (root / str(_value(cfg, key, default))).expanduser()
+    return (root / str(setting(cfg, key, default))).expanduser()
 
 
 def _img_size(cfg: Any, spec: ModelSpec) -> int:
-    return check_img_size(_value(cfg, "img_size") or spec.input_size[-1], "data.img_size")
+    return check_img_size(setting(cfg, "img_size") or spec.input_size[-1], "data.img_size")
 
 
 class DetectionDataModule(L.LightningDataModule):
@@ -175,16 +165,16 @@ class DetectionDataModule(L.LightningDataModule):
     def _load(self) -> None:
         if self._loaded:
             return
-        c, source = self.cfg, _value(self.cfg, "source")
+        c, source = self.cfg, setting(self.cfg, "source")
         if source == "shapes":
             from zoo.data.shapes import CLASSES, SCENES
 
-            seed, size = int(_value(c, "data_seed", self.seed)), int(_value(c, "image_size", 128))
-            counts = {k: _value(c, k, 0) for k in ("train_images", "val_images")}
+            seed, size = int(setting(c, "data_seed", self.seed)), int(setting(c, "image_size", 128))
+            counts = {k: setting(c, k, 0) for k in ("train_images", "val_images")}
             for key, count in counts.items():
                 if not isinstance(count, int) or count < 1:
                     raise DataError(f"data.{key} must be a positive number of images, not {count!r}")
-            scene = str(_value(c, "scene", "normal"))
+            scene = str(setting(c, "scene", "normal"))
             if scene not in SCENES:
                 raise ConfigError(f"data.scene={scene!r}: the shapes scenes are {', '.join(SCENES)}")
             train = ShapesSplit(seed, "train", counts["train_images"], size, scene)
@@ -208,9 +198,9 @@ class DetectionDataModule(L.LightningDataModule):
             classes = tuple(names)
         elif source == "yolo":
             root = self._root("a YOLO folder with images/{train,val}/ and labels/{train,val}/")
-            classes = tuple(yolo_class_names(root, _value(c, "names")))
-            train = load_yolo_split(root, str(_value(c, "train_dir", "train")), len(classes)) if self.with_train else None
-            val = load_yolo_split(root, str(_value(c, "val_dir", "val")), len(classes))
+            classes = tuple(yolo_class_names(root, setting(c, "names")))
+            train = load_yolo_split(root, str(setting(c, "train_dir", "train")), len(classes)) if self.with_train else None
+            val = load_yolo_split(root, str(setting(c, "val_dir", "val")), len(classes))
         else:
             hint = closest(str(source), SOURCES)
             raise DataError(
@@ -221,7 +211,7 @@ class DetectionDataModule(L.LightningDataModule):
         if not self.with_train:
             train = None
         problems = (train.problems if train is not None else []) + val.problems
-        report_problems(problems, str(source), bool(_value(c, "strict", False)))
+        report_problems(problems, str(source), bool(setting(c, "strict", False)))
         for name, split in (("train", train), ("val", val)):
             if split is not None and len(split) == 0:
                 raise DataError(f"the {source} {name} split has no readable images left (see the warning above for why)")
@@ -229,7 +219,7 @@ class DetectionDataModule(L.LightningDataModule):
         self._loaded = True
 
     def _root(self, what: str) -> Path:
-        root = _value(self.cfg, "root")
+        root = setting(self.cfg, "root")
         if not root:
             raise DataError(f"data.root is not set: point it at {what}")
         root = Path(str(root)).expanduser()
@@ -241,7 +231,7 @@ class DetectionDataModule(L.LightningDataModule):
         self._load()
 
     def transform(self, training: bool) -> v2.Compose:
-        return detection_transforms(self.img_size, training, _value(self.cfg, "augment") if training else None)
+        return detection_transforms(self.img_size, training, setting(self.cfg, "augment") if training else None)
 
     def train_dataset(self) -> Dataset:
         self._load()
@@ -249,12 +239,12 @@ class DetectionDataModule(L.LightningDataModule):
             raise DataError("this data module reads only the val split (with_train=False, for evaluation)")
         from zoo.data.mosaic import TrainingDetectionDataset
 
-        return TrainingDetectionDataset(DetectionDataset(self.train_split), self.img_size, _value(self.cfg, "augment"))
+        return TrainingDetectionDataset(DetectionDataset(self.train_split), self.img_size, setting(self.cfg, "augment"))
 
     @property
     def close_mosaic(self) -> int:
         """Epochs at the end trained without the strong augmentations (``augment.close_mosaic``; the task adds the callback)."""
-        return int(augment_options(_value(self.cfg, "augment"))["close_mosaic"])
+        return int(augment_options(setting(self.cfg, "augment"))["close_mosaic"])
 
     def val_dataset(self) -> DetectionDataset:
         self._load()
@@ -262,7 +252,7 @@ class DetectionDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.train_dataset()
-        multi = augment_options(_value(self.cfg, "augment"))["multi_scale"]
+        multi = augment_options(setting(self.cfg, "augment"))["multi_scale"]
         batches = MultiScaleCollate(self.img_size, *multi) if multi else collate
         return self._loader(dataset, shuffle=True, drop_last=len(dataset) > int(self.cfg.batch_size), collate_fn=batches)
 
@@ -278,7 +268,7 @@ class DetectionDataModule(L.LightningDataModule):
         return self._loader(DetectionDataset(self.train_split, self.transform(False)), shuffle=False, drop_last=False)
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool, collate_fn: Callable = collate) -> DataLoader:
-        workers = int(_value(self.cfg, "num_workers", 0))
+        workers = int(setting(self.cfg, "num_workers", 0))
         return DataLoader(
             dataset,
             batch_size=int(self.cfg.batch_size),
@@ -309,7 +299,7 @@ class DetectionDataModule(L.LightningDataModule):
         dropped = sum(p.action == "dropped" for p in self.problems)
         skipped = sum(p.action == "skipped" for p in self.problems)
         return (
-            f"{_value(self.cfg, 'source')}: "
+            f"{setting(self.cfg, 'source')}: "
             + (f"{len(self.train_split)} train / " if self.train_split is not None else "")
             + f"{len(self.val_split)} val images, "
             f"{len(self._classes)} classes ({names}), img_size {self.img_size}, {dropped} bad boxes dropped"

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from zoo.data.detection import _value
+from zoo.data import setting
 from zoo.data.detection_sources import IMAGE_SUFFIXES, DataProblem
 from zoo.errors import ConfigError, DataError, closest
 from zoo.registry import ModelSpec
@@ -236,12 +236,12 @@ class SegmentationDataModule(L.LightningDataModule):
     def __init__(self, cfg: Any, spec: ModelSpec, seed: int = 0, *, with_train: bool = True) -> None:
         super().__init__()
         self.cfg, self.spec, self.seed, self.with_train = cfg, spec, seed, with_train
-        size = _value(cfg, "img_size") or spec.input_size[-1]
+        size = setting(cfg, "img_size") or spec.input_size[-1]
         if not isinstance(size, int) or size < 32:
             raise ConfigError(f"data.img_size={size!r}: give the square side the model sees, at least 32 pixels")
         self.img_size = size
-        self.ignore_index = int(_value(cfg, "ignore_index", 255))
-        self.reduce_zero_label = bool(_value(cfg, "reduce_zero_label", False))
+        self.ignore_index = int(setting(cfg, "ignore_index", 255))
+        self.reduce_zero_label = bool(setting(cfg, "reduce_zero_label", False))
         self.train_pairs: Pairs | ShapesPairs | None = None
         self.val_pairs: Pairs | ShapesPairs | None = None
         self._classes: tuple[str, ...] = ()
@@ -267,7 +267,7 @@ class SegmentationDataModule(L.LightningDataModule):
         return pre
 
     def _names(self, root: Path | None) -> tuple[str, ...]:
-        names = _value(self.cfg, "names")
+        names = setting(self.cfg, "names")
         if names:
             return tuple(str(n) for n in names)
         if root is not None and (root / "classes.txt").is_file():
@@ -278,15 +278,15 @@ class SegmentationDataModule(L.LightningDataModule):
     def _load(self) -> None:
         if self._loaded:
             return
-        c, source = self.cfg, _value(self.cfg, "source")
+        c, source = self.cfg, setting(self.cfg, "source")
         problems: list[DataProblem] = []
         if source == "shapes":
             from zoo.data.shapes import SCENES, SEGMENTATION_CLASSES
 
-            seed, size, scene = int(_value(c, "data_seed", self.seed)), int(_value(c, "image_size", 128)), str(_value(c, "scene", "normal"))
+            seed, size, scene = int(setting(c, "data_seed", self.seed)), int(setting(c, "image_size", 128)), str(setting(c, "scene", "normal"))
             if scene not in SCENES:
                 raise ConfigError(f"data.scene={scene!r}: the shapes scenes are {', '.join(SCENES)}")
-            counts = {k: _value(c, k, 0) for k in ("train_images", "val_images")}
+            counts = {k: setting(c, k, 0) for k in ("train_images", "val_images")}
             for key, count in counts.items():
                 if not isinstance(count, int) or count < 1:
                     raise DataError(f"data.{key} must be a positive number of images, not {count!r}")
@@ -296,21 +296,21 @@ class SegmentationDataModule(L.LightningDataModule):
         elif source in ("folder", "hf"):
             root = None
             if source == "folder":
-                root = Path(str(_value(c, "root", ""))).expanduser()
-                if not _value(c, "root") or not root.is_dir():
-                    raise DataError(f"data.root {str(root) if _value(c, 'root') else 'is not set'}: point it at a folder with "
+                root = Path(str(setting(c, "root", ""))).expanduser()
+                if not setting(c, "root") or not root.is_dir():
+                    raise DataError(f"data.root {str(root) if setting(c, 'root') else 'is not set'}: point it at a folder with "
                                     "images/{train,val}/ and annotations/{train,val}/")
             classes = self._names(root)
             splits = {}
             for name in ("train", "val") if self.with_train else ("val",):
-                split = str(_value(c, f"{name}_split", name))
+                split = str(setting(c, f"{name}_split", name))
                 if source == "folder":
                     pairs, found = folder_pairs(root, split)
                 else:
-                    if not _value(c, "path"):
+                    if not setting(c, "path"):
                         raise DataError("data.path is not set: a Hugging Face dataset name or a save_to_disk folder")
-                    pairs, found = hf_pairs(str(c.path), str(_value(c, "image_column", "image")),
-                                            str(_value(c, "mask_column", "annotation")), split), []
+                    pairs, found = hf_pairs(str(c.path), str(setting(c, "image_column", "image")),
+                                            str(setting(c, "mask_column", "annotation")), split), []
                 pairs, bad = check_pairs(pairs, len(classes), self.ignore_index, self.reduce_zero_label, split)
                 splits[name] = pairs
                 problems += found + bad
@@ -319,7 +319,7 @@ class SegmentationDataModule(L.LightningDataModule):
             hint = closest(str(source), SOURCES)
             raise DataError(f"unknown segmentation data source {source!r}" + (f"; did you mean {', '.join(hint)}?" if hint else "")
                             + f" Valid: {', '.join(SOURCES)} (set data.source=...)")
-        report(problems, str(source), bool(_value(c, "strict", False)))
+        report(problems, str(source), bool(setting(c, "strict", False)))
         for name, pairs in (("train", train), ("val", val)):
             if pairs is not None and len(pairs) == 0:
                 raise DataError(f"the {source} {name} split has no usable image/mask pairs left (see the warning above)")
@@ -333,7 +333,7 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def transform(self, training: bool) -> v2.Compose:
         pre = self.spec.preprocessing()
-        augment = (_value(self.cfg, "augment") or {}) if training else None
+        augment = (setting(self.cfg, "augment") or {}) if training else None
         return segmentation_transforms(self.img_size, pre["mean"], pre["std"], self.ignore_index, augment)
 
     def _dataset(self, pairs, training: bool) -> SegmentationDataset:
@@ -358,13 +358,13 @@ class SegmentationDataModule(L.LightningDataModule):
         return self._loader(self._dataset(self.train_pairs, False), shuffle=False, drop_last=False)
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        workers = int(_value(self.cfg, "num_workers", 0))
+        workers = int(setting(self.cfg, "num_workers", 0))
         return DataLoader(dataset, batch_size=int(self.cfg.batch_size), shuffle=shuffle, drop_last=drop_last,
                           num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
 
     def describe(self) -> str:
         self._load()
         names = ", ".join(self._classes[:8]) + (", ..." if len(self._classes) > 8 else "")
-        return (f"{_value(self.cfg, 'source')}: " + (f"{len(self.train_pairs)} train / " if self.train_pairs is not None else "")
+        return (f"{setting(self.cfg, 'source')}: " + (f"{len(self.train_pairs)} train / " if self.train_pairs is not None else "")
                 + f"{len(self.val_pairs)} val images, {len(self._classes)} classes ({names}), img_size {self.img_size}, "
                 + f"ignore index {self.ignore_index}" + (f", {len(self.problems)} pairs skipped" if self.problems else ""))
