@@ -48,7 +48,7 @@ class Prune(Plugin):
     name = "prune"
     order = 10
     Config = PruneConfig
-    tasks = ("classification",)
+    tasks = ("classification", "segmentation")
     changes = "the model's layer widths: saved and exported smaller (config.json records the pruned shapes)"
 
     def __init__(self, config: PruneConfig | None = None, **options) -> None:
@@ -142,7 +142,8 @@ class Prune(Plugin):
         }[self.config.importance]()
         from zoo.api import head_names
 
-        head = [model.get_submodule(n) for n in head_names(model, model.zoo_spec)] or _last_linear(model)
+        modules = dict(model.named_modules())  # a spec may name the heads of several builds (segmentation heads)
+        head = [modules[n] for n in head_names(model, model.zoo_spec) if n in modules] or _last_linear(model)
         example = self.example.to(next(model.parameters()).device)
         # small global rounds until the goal is met: MACs do not fall linearly with the channel share
         with _inference(model):  # tracing the dependency graph runs the model once

@@ -38,7 +38,7 @@ class QAT(Plugin):
     name = "qat"
     order = 30
     Config = QATConfig
-    tasks = ("classification",)
+    tasks = ("classification", "segmentation")
     changes = "the saved model is int8-quantized (config.json records how); zoo export writes a Q/DQ ONNX graph"
 
     def __init__(self, config: QATConfig | None = None, **options) -> None:

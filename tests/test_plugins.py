@@ -64,7 +64,7 @@ def test_a_plugin_is_a_lightning_callback_built_from_keywords_in_plain_lightning
 def test_unknown_plugins_and_impossible_combinations_are_refused():
     with pytest.raises(ConfigError, match=r"unknown plugin 'distil' \(did you mean 'distill'\?\)"):
         build({"distil": {}}, "classification")
-    with pytest.raises(ConfigError, match="supports classification models, not detection"):
+    with pytest.raises(ConfigError, match="supports classification and segmentation models, not detection"):
         build({"prune": {}}, "detection")
     with pytest.raises(ConfigError, match="head outputs only"):
         build({"distill": {"teacher": "x", "features": ["a:b"]}}, "detection")

@@ -242,11 +242,13 @@ def test_backbone_weights_load_under_the_backbone_and_leave_the_head(tmp_path):
         assert torch.equal(value, fresh.head.state_dict()[key]), key
 
 
-def test_a_segmentation_run_trains_evaluates_and_exports(tmp_path, capsys):
+def test_a_segmentation_run_trains_prunes_evaluates_and_exports(tmp_path, capsys):
+    """One pruned run (channels removed in one round at the first step) through train, eval, predict and export."""
     from zoo.cli import main as cli
     from zoo.train import compose, run
 
-    summary = run(compose("lraspp_mobilenetv3_large_shapes", [f"out_dir={tmp_path}", *TINY]), tmp_path / "run")
+    summary = run(compose("lraspp_mobilenetv3_large_shapes", [f"out_dir={tmp_path}", *TINY, "plugins=[prune]",
+                                                              "plugins.prune.steps=1"]), tmp_path / "run")
     assert summary["task"] == "segmentation"
     metrics = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
     assert summary["val_miou"] == metrics["miou"] and summary["val_pixel_acc"] == metrics["pixel_acc"]
@@ -256,6 +258,9 @@ def test_a_segmentation_run_trains_evaluates_and_exports(tmp_path, capsys):
         assert (tmp_path / "run" / "eval" / png).read_bytes()[:4] == b"\x89PNG"
     model = zoo.load(str(tmp_path / "run")).eval()
     assert model.zoo_spec.labels[0] == "background" and model.zoo_spec.input_size == (3, 64, 64)
+    unpruned = zoo.load("lraspp_mobilenetv3_large", num_classes=5)
+    assert sum(p.numel() for p in model.parameters()) < 0.9 * sum(p.numel() for p in unpruned.parameters())
+    assert model.head.head.low_classifier.out_channels == 5  # the classifiers keep every class
 
     assert cli(["eval", str(tmp_path / "run"), "data.val_images=8", "data.image_size=64"]) == 0
     assert f"mIoU {metrics['miou']:.4f}" in capsys.readouterr().out  # the same model on the same images
@@ -276,7 +281,7 @@ def test_a_segmentation_run_trains_evaluates_and_exports(tmp_path, capsys):
     assert "classes agree on" in capsys.readouterr().out
 
 
-def test_pixel_kd_is_zero_for_the_teachers_own_maps_and_distills_a_segmentation_run(tmp_path):
+def test_pixel_kd_is_zero_for_the_teachers_own_maps_and_distills_and_quantizes_a_segmentation_run(tmp_path):
     import csv
 
     from zoo.plugins.distill import pixel_kd
@@ -298,9 +303,25 @@ def test_pixel_kd_is_zero_for_the_teachers_own_maps_and_distills_a_segmentation_
     teacher_dir = tmp_path / "teacher"
     zoo.save(zoo.load("lraspp_mobilenetv3_large", num_classes=5), teacher_dir)
     cfg = compose("lraspp_mobilenetv3_large_shapes", [f"out_dir={tmp_path}", *TINY, "trainer.log_every_n_steps=1",
-                                                      "plugins=[distill]", f"plugins.distill.teacher={teacher_dir}"])
+                                                      "plugins=[distill,qat]", f"plugins.distill.teacher={teacher_dir}"])
     run(cfg, tmp_path / "student")
     rows = list(csv.DictReader((tmp_path / "student" / "logs" / "metrics.csv").read_text().splitlines()))
     kd = [float(r["train/distill_kd"]) for r in rows if r.get("train/distill_kd")]
     assert kd and all(v > 0 for v in kd)
+
+    # QAT on a segmenter: the int8 model's last DequantizeLinear feeds the upsampling to the input, and the export
+    # is verified through that Resize within the output's quantization steps
+    import onnx
+
+    from zoo.registry import state_of
+
+    student = zoo.load(str(tmp_path / "student"))
+    assert state_of(student).int8
+    result = zoo.export(student, "onnx", out=tmp_path / "int8.onnx")
+    assert result.metadata["precision"] == "int8" and float(result.metadata["int8_output_step"]) > 0
+    for check in result.verification.values():
+        assert check["ok"] and check["max_abs_diff"] <= check["tolerance"]
+    graph = onnx.load(str(result.path)).graph
+    producer = {out: node.op_type for node in graph.node for out in node.output}
+    assert producer[graph.output[0].name] == "Resize"
 

@@ -105,7 +105,7 @@ def fx_output_step(graph) -> float | None:
     output = next(n for n in nodes if n.op == "output")
     node = output.args[0][0] if isinstance(output.args[0], (tuple, list)) else output.args[0]
     while node is not None and getattr(node, "op", None) == "call_function" and "dequantize" not in str(node.target):
-        if not any(k in str(node.target) for k in ("view", "reshape", "flatten", "squeeze", "clone", "_to_copy")):
+        if not any(k in str(node.target) for k in ("view", "reshape", "flatten", "squeeze", "clone", "_to_copy", "upsample")):
             return None
         node = node.args[0]
     if node is None or "dequantize_per_tensor" not in str(node.target):

@@ -127,7 +127,9 @@ def output_step(proto) -> float:
     constants = {t.name: t for t in proto.graph.initializer}
     constants.update({n.output[0]: a.t for n in proto.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"})
     node = producer.get(proto.graph.output[0].name)
-    while node is not None and node.op_type in ("Reshape", "Flatten", "Identity", "Squeeze"):  # layout ops keep the step
+    # layout ops keep the step; so does a linear or nearest Resize (a segmenter's upsampling to the input): each
+    # output is a convex combination of dequantized values, so its error stays within the inputs' steps
+    while node is not None and node.op_type in ("Reshape", "Flatten", "Identity", "Squeeze", "Resize"):
         node = producer.get(node.input[0])
     if node is None or node.op_type != "DequantizeLinear" or node.input[1] not in constants:
         raise ExportError("the int8 graph's output is not produced by a DequantizeLinear with a constant scale; cannot verify it")
