@@ -29,6 +29,7 @@ CLI_CASES = {
     "train-forever": (["train", "recipe=quickstart", "trainer.max_epochs=-1"], r"trains forever unless trainer\.max_steps"),
     "train-negative-lr": (["train", "recipe=quickstart", "optim.lr=-1"], r"optim\.lr=-1: must be a number"),
     "train-nan-lr": (["train", "recipe=quickstart", "optim.lr=nan"], r"optim\.lr=nan: must be a number"),
+    "train-unknown-schedule": (["train", "recipe=quickstart", "optim.schedule=step"], r"optim\.schedule='step': must be cosine or poly"),
     "train-zero-batch": (["train", "recipe=quickstart", "data.batch_size=0"], r"data\.batch_size=0: must be a whole number >= 1"),
     "train-fractional-batch": (["train", "recipe=quickstart", "data.batch_size=2.5"], r"data\.batch_size=2\.5"),
     "train-negative-seed": (["train", "recipe=quickstart", "seed=-3"], r"seed=-3"),

@@ -278,3 +278,19 @@ def test_label_smoothing_keeps_a_confident_right_answer_from_zero_loss():
     mixed = ClassificationTask(model, num_classes=3, mixup=0.2, cutmix=0.5)
     _, y = mixed.mixup(torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]))
     assert y.shape == (4, 3) and torch.allclose(y.sum(1), torch.ones(4))  # soft targets from timm's mixup/cutmix
+
+
+def test_poly_schedule_follows_the_segmentation_papers_decay():
+    """optim.schedule=poly: after the warmup, lr = min_lr + (lr - min_lr) * (1 - t / T) ** power per update, as mmseg's
+    and PaddleSeg's poly schedules (t counted from the warmup's end, T the updates after it)."""
+    from types import SimpleNamespace
+
+    from zoo.tasks.base import configure_optimizers
+
+    optim = {"name": "adamw", "lr": 1e-3, "weight_decay": 0.0, "warmup_epochs": 1, "min_lr": 1e-6, "schedule": "poly", "power": 0.9}
+    out = configure_optimizers(torch.nn.Linear(2, 2), SimpleNamespace(estimated_stepping_batches=100, max_epochs=10), optim)
+    scheduler, optimizer = out["lr_scheduler"]["scheduler"], out["optimizer"]
+    for step in (10, 40, 99):
+        scheduler.step_update(num_updates=step)
+        expected = 1e-6 + (1e-3 - 1e-6) * (1 - (step - 10) / 90) ** 0.9
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-6), step

@@ -145,6 +145,9 @@ def check_values(cfg) -> None:
         raise ConfigError("trainer.max_epochs=-1 trains forever unless trainer.max_steps is set; give one of them")
     number("optim.lr", cfg.optim.get("lr"), whole=False, least=1e-12)
     number("optim.weight_decay", cfg.optim.get("weight_decay", 0), whole=False, least=0)
+    if cfg.optim.get("schedule", "cosine") not in ("cosine", "poly"):
+        raise ConfigError(f"optim.schedule={cfg.optim.get('schedule')!r}: must be cosine or poly")
+    number("optim.power", cfg.optim.get("power", 0.9), whole=False, least=1e-6)
     number("data.batch_size", cfg.data.get("batch_size", 1), whole=True, least=1)
     number("seed", cfg.get("seed", 0), whole=True, least=0)
 

@@ -1,7 +1,8 @@
 """What every task shares, written once: the optimizer and schedule (timm's ``create_optimizer_v2``
 with no weight decay on norms and biases, a linear warmup into a cosine decay with timm's
-``CosineLRScheduler``, stepped per update) and the seams plugins use (extra loss terms, extra trained
-modules such as distillation adapters)."""
+``CosineLRScheduler``, or the polynomial decay segmentation papers train with, timm's ``PolyLRScheduler``;
+stepped per update) and the seams plugins use (extra loss terms, extra trained modules such as distillation
+adapters)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -219,24 +220,29 @@ class TaskBase(L.LightningModule):
         scheduler.step_update(num_updates=self.global_step)
 
 
+SCHEDULES = ("cosine", "poly")
+
+
 def configure_optimizers(model, trainer, optim: dict[str, Any]) -> dict[str, Any]:
     from timm.optim import create_optimizer_v2
-    from timm.scheduler import CosineLRScheduler
+    from timm.scheduler import CosineLRScheduler, PolyLRScheduler
+
+    from zoo.errors import ConfigError
 
     o = optim
+    schedule = o.get("schedule", "cosine")
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"optim.schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
     optimizer = create_optimizer_v2(
         model, opt=o["name"], lr=o["lr"], weight_decay=o.get("weight_decay", 0.0), momentum=o.get("momentum", 0.9)
     )
     total = max(int(trainer.estimated_stepping_batches), 1)
     epochs = max(int(trainer.max_epochs or 1), 1)
     warmup = min(int(round(o.get("warmup_epochs", 0) * total / epochs)), total - 1)
-    scheduler = CosineLRScheduler(
-        optimizer,
-        t_initial=total - warmup,
-        lr_min=o.get("min_lr", 0.0),
-        warmup_t=warmup,
-        warmup_lr_init=o["lr"] * o.get("warmup_start_factor", 0.01),
-        warmup_prefix=True,
-        t_in_epochs=False,
-    )
+    common = dict(t_initial=total - warmup, lr_min=o.get("min_lr", 0.0), warmup_t=warmup,
+                  warmup_lr_init=o["lr"] * o.get("warmup_start_factor", 0.01), warmup_prefix=True, t_in_epochs=False)
+    if schedule == "poly":  # lr_min + (lr - lr_min) * (1 - t / T) ** power
+        scheduler = PolyLRScheduler(optimizer, power=float(o.get("power", 0.9)), **common)
+    else:
+        scheduler = CosineLRScheduler(optimizer, **common)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
