@@ -223,6 +223,21 @@ def test_efficientformer_fpn_matches_the_official_configs_size_and_takes_the_ima
     with pytest.raises(BadArgumentError, match="takes any input size"):
         zoo.load("semfpn_nextvit_small", img_size=256)
 
+
+def test_a_fixed_size_segmenter_is_built_for_the_datas_input(tmp_path):
+    """EfficientFormerV2's attention is sized for one input: zoo train builds it for data.img_size (64 here, not the
+    default 512) without being told, and the saved model reloads at that size."""
+    from zoo.train import compose, run
+
+    cfg = compose("lraspp_mobilenetv3_large_shapes", [f"out_dir={tmp_path}", *TINY, "model.name=semfpn_efficientformerv2_s0",
+                                                      "model.pretrained=false", "trainer.limit_train_batches=1"])
+    summary = run(cfg, tmp_path / "run")
+    assert summary["epochs"] == 1
+    model = zoo.load(str(tmp_path / "run")).eval()
+    assert model.zoo_spec.input_size == (3, 64, 64) and model.zoo_spec.default_kwargs["img_size"] == 64
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 64, 64)).shape == (1, 5, 64, 64)
+
 def test_backbone_weights_load_under_the_backbone_and_leave_the_head(tmp_path):
     """ImageNet classifier weights (timm key names, what pretrained=True downloads) fill the backbone exactly."""
     import timm

@@ -176,13 +176,17 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
             f"({', '.join(data.classes[:5])}{', ...' if data.num_classes > 5 else ''}); remove the override"
         )
     labels = tuple(data.classes) if row.named_classes else None
+    kwargs = OmegaConf.to_container(cfg.model.kwargs, resolve=True)
+    size = getattr(data, "input_size", None)
+    if spec.fixed_input_size and row.name == "segmentation" and "img_size" not in kwargs and size and size[-1] != spec.input_size[-1]:
+        kwargs["img_size"] = size[-1]  # a segmenter whose attention is sized for its input is built for the data's
     model = zoo.load(
         cfg.model.name,
         pretrained=cfg.model.pretrained,
         num_classes=num_classes,
         labels=labels if cfg.model.pretrained else None,  # classes the weights know keep their rows
         weights=cfg.model.get("weights"),
-        **OmegaConf.to_container(cfg.model.kwargs, resolve=True),
+        **kwargs,
     )
     model.zoo_spec = dataclasses.replace(model.zoo_spec, labels=labels, **_spec_preprocessing(data))
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
