@@ -25,7 +25,8 @@ def test_parameter_counts_equal_the_official_models(variant, count):
     assert f"{count:,}" in reported.note  # the README's own figure differs; the spec says so
 
 
-def test_tiny_matches_the_official_outputs_stage_by_stage(tmp_path):
+def official_tiny(tmp_path):
+    """The tiny model with the fixture's weights, saved in the official (PaddleSeg) key layout and converted on load."""
     from safetensors.torch import save_file
 
     data = np.load(FIXTURE)
@@ -33,7 +34,11 @@ def test_tiny_matches_the_official_outputs_stage_by_stage(tmp_path):
     assert any(k.endswith("._mean") for k in paddle_state)  # Paddle's BatchNorm names: the converter's job
     path = tmp_path / "official_layout.safetensors"
     save_file({k: v.contiguous() for k, v in paddle_state.items()}, str(path))
-    model = zoo.load("pp_mobileseg_tiny", weights=str(path)).eval()
+    return zoo.load("pp_mobileseg_tiny", weights=str(path)).eval(), data
+
+
+def test_tiny_matches_the_official_outputs_stage_by_stage(tmp_path):
+    model, data = official_tiny(tmp_path)
     x = torch.from_numpy(data["io/input"])
     with torch.no_grad():
         f4, f8, f16, f32 = model.backbone.features(x)
@@ -50,3 +55,23 @@ def test_tiny_matches_the_official_outputs_stage_by_stage(tmp_path):
     full = logits.argmax(1)
     assert torch.equal(model.classes(x, valid_only=False), full)
     assert (full == official_vim).float().mean() > 0.99  # VIM only approximates the full argmax
+
+
+def test_vim_exports_to_onnx_with_the_same_class_maps(tmp_path):
+    """The Valid Interpolate Module's data-dependent class choice survives torch.onnx (dynamo): onnxruntime gives the
+    same class map as PyTorch, which is the official VIM's (the fixture's weights and input, 150 classes)."""
+    import onnxruntime as ort
+
+    from zoo.models.pp_mobileseg import ClassMap
+
+    official, data = official_tiny(tmp_path)
+    model = ClassMap(official)
+    x = torch.from_numpy(data["io/input"])
+    program = torch.onnx.export(model, (x[:1],), dynamo=True, input_names=["input"], output_names=["classes"], verbose=False)
+    program.save(str(tmp_path / "vim.onnx"))
+    runner = ort.InferenceSession(str(tmp_path / "vim.onnx"), providers=["CPUExecutionProvider"])
+    got = runner.run(None, {"input": x[:1].numpy()})[0]
+    with torch.no_grad():
+        present = torch.unique(official.decode_head(official.backbone(x[:1])).argmax(1))
+    assert 1 < len(present) < 150  # only some classes win at low resolution: the VIM path is exercised
+    assert np.array_equal(got, data["io/vim_pred"][:1])

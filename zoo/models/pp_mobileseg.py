@@ -317,6 +317,19 @@ class PPMobileSeg(nn.Module):
         return present[_resize(logits[:, present], x.shape[-2:]).argmax(1)]
 
 
+
+class ClassMap(nn.Module):
+    """``model.classes(x)`` as a module's forward (VIM included): what to give an exporter for a graph whose output
+    is the class map ``[B, H, W]`` (int64) instead of the logits; ``torch.onnx.export(ClassMap(model), ...,
+    dynamo=True)`` keeps VIM's data-dependent choice of classes (tests/test_pp_mobileseg.py runs it in onnxruntime)."""
+
+    def __init__(self, model: PPMobileSeg, valid_only: bool = True) -> None:
+        super().__init__()
+        self.model, self.valid_only = model, valid_only
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.classes(x, self.valid_only)
+
 def convert_paddle(state_dict: dict, model: nn.Module) -> dict:
     """Official PaddleSeg keys (the same module names) to this model's: BatchNorm's ``_mean``/``_variance`` become
     ``running_mean``/``running_var``, ``num_batches_tracked`` (which Paddle has not) is taken from the model, and
