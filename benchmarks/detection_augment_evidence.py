@@ -75,7 +75,8 @@ def main() -> None:
         for label, extra in (("before", []), ("after", STRONG)):
             if (recipe, label) in done:
                 continue
-            rows.append({"recipe": recipe, "augmentation": label, **train_and_score(recipe, extra, args.epochs, args.close, args.set)})
+            rows.append({"recipe": recipe, "augmentation": label, "date": m["date"],
+                         **train_and_score(recipe, extra, args.epochs, args.close, args.set)})
             print(json.dumps(rows[-1]), flush=True)
             if args.rows:
                 with open(args.rows, "a") as f:
