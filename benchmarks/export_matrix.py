@@ -3,8 +3,8 @@
     python benchmarks/export_matrix.py [--models NAME ...] [--formats onnx,openvino,...] [--write]
 
 Each model runs in its own process (a runtime that crashes or runs out of memory costs one row, not the
-run), at the smallest input the model takes (64 px, or its minimum / fixed size), untrained weights (DETRs
-with settled BatchNorm statistics, as the tests do). Results accumulate in ``runs/export_matrix.json``, so
+run), at the smallest input the model takes (64 px, or its minimum / fixed size; segmenters of a fixed size are built
+for 64 px), untrained weights (DETRs with settled BatchNorm statistics, as the tests do). Results accumulate in ``runs/export_matrix.json``, so
 the matrix can be filled model by model; ``--write`` renders ``docs/export_matrix.md`` from it, with a row
 for every registered model (models not yet run say so). CoreML is checked as far as Linux can (conversion
 and the program's spec); TensorRT needs a CUDA GPU (``scripts/gpu_check.sh``).
@@ -36,9 +36,11 @@ def run_one(name: str, formats: list[str]) -> dict[str, dict]:
 
     spec = zoo.info(name)
     size = None if spec.fixed_input_size or spec.takes_tokens else max(64, spec.min_input_size or 0)
+    # a segmenter whose attention is sized for its input is built for 64 px too (the same graph, smaller)
+    built = {"img_size": 64} if spec.fixed_input_size and spec.task == "segmentation" else {}
     rows = {}
     for fmt in formats:
-        model = zoo.load(name).eval()
+        model = zoo.load(name, **built).eval()
         settle_batchnorm(model, size or spec.input_size[-1])
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
@@ -50,7 +52,7 @@ def run_one(name: str, formats: list[str]) -> dict[str, dict]:
             except Exception as e:  # noqa: BLE001 - the matrix records every failure with its reason
                 rows[fmt] = {"ok": False, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"}
         rows[fmt]["seconds"] = round(time.perf_counter() - started, 1)
-        rows[fmt]["input"] = f"{spec.input_size[0]} tokens" if spec.takes_tokens else f"{size or spec.input_size[-1]}px"
+        rows[fmt]["input"] = f"{spec.input_size[0]} tokens" if spec.takes_tokens else f"{size or model.zoo_spec.input_size[-1]}px"
     return rows
 
 
