@@ -126,6 +126,9 @@ def check_overrides(recipe: str, overrides: Sequence[str]) -> None:
                 node = node[part]
 
 
+SCHEDULES = ("cosine", "poly")  # optim.schedule: the learning-rate decays zoo.tasks.base builds
+
+
 def check_values(cfg) -> None:
     """The values a typo most often breaks, checked before anything is built (Lightning and PyTorch would fail later,
     with a traceback far from the setting)."""
@@ -145,8 +148,8 @@ def check_values(cfg) -> None:
         raise ConfigError("trainer.max_epochs=-1 trains forever unless trainer.max_steps is set; give one of them")
     number("optim.lr", cfg.optim.get("lr"), whole=False, least=1e-12)
     number("optim.weight_decay", cfg.optim.get("weight_decay", 0), whole=False, least=0)
-    if cfg.optim.get("schedule", "cosine") not in ("cosine", "poly"):
-        raise ConfigError(f"optim.schedule={cfg.optim.get('schedule')!r}: must be cosine or poly")
+    if cfg.optim.get("schedule", "cosine") not in SCHEDULES:
+        raise ConfigError(f"optim.schedule={cfg.optim.get('schedule')!r}: must be {' or '.join(SCHEDULES)}")
     number("optim.power", cfg.optim.get("power", 0.9), whole=False, least=1e-6)
     number("data.batch_size", cfg.data.get("batch_size", 1), whole=True, least=1)
     number("seed", cfg.get("seed", 0), whole=True, least=0)

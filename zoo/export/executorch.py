@@ -97,6 +97,11 @@ def quantize_pt2e(model, example, batches, quantizer, fold: bool = True):
     return converted
 
 
+# ops between the last dequantize and the output that keep its step: layout ops, and bilinear/nearest upsampling
+# (convex combinations of the dequantized values; a segmenter's resize to the input)
+STEP_KEEPING_OPS = ("view", "reshape", "flatten", "squeeze", "clone", "_to_copy", "upsample_bilinear", "upsample_nearest")
+
+
 def fx_output_step(graph) -> float | None:
     """The quantization step of a PT2E int8 graph's output (the scale of the dequantize producing it), or None."""
     nodes = getattr(getattr(graph, "graph", None), "nodes", None)
@@ -105,7 +110,7 @@ def fx_output_step(graph) -> float | None:
     output = next(n for n in nodes if n.op == "output")
     node = output.args[0][0] if isinstance(output.args[0], (tuple, list)) else output.args[0]
     while node is not None and getattr(node, "op", None) == "call_function" and "dequantize" not in str(node.target):
-        if not any(k in str(node.target) for k in ("view", "reshape", "flatten", "squeeze", "clone", "_to_copy", "upsample")):
+        if not any(k in str(node.target) for k in STEP_KEEPING_OPS):
             return None
         node = node.args[0]
     if node is None or "dequantize_per_tensor" not in str(node.target):

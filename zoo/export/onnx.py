@@ -129,11 +129,17 @@ def output_step(proto) -> float:
     node = producer.get(proto.graph.output[0].name)
     # layout ops keep the step; so does a linear or nearest Resize (a segmenter's upsampling to the input): each
     # output is a convex combination of dequantized values, so its error stays within the inputs' steps
-    while node is not None and node.op_type in ("Reshape", "Flatten", "Identity", "Squeeze", "Resize"):
+    while node is not None and (node.op_type in ("Reshape", "Flatten", "Identity", "Squeeze") or _convex_resize(node)):
         node = producer.get(node.input[0])
     if node is None or node.op_type != "DequantizeLinear" or node.input[1] not in constants:
         raise ExportError("the int8 graph's output is not produced by a DequantizeLinear with a constant scale; cannot verify it")
     return float(numpy_helper.to_array(constants[node.input[1]]).max())
+
+
+def _convex_resize(node) -> bool:
+    """A Resize whose outputs are convex combinations of its inputs: nearest (ONNX's default) or linear, not cubic."""
+    modes = [a.s for a in node.attribute if a.name == "mode"]
+    return node.op_type == "Resize" and (modes or [b"nearest"])[0] in (b"nearest", b"linear")
 
 
 def _torch_export(model, x, dynamic: bool, opset: int, notes: list[str]):

@@ -220,13 +220,11 @@ class TaskBase(L.LightningModule):
         scheduler.step_update(num_updates=self.global_step)
 
 
-SCHEDULES = ("cosine", "poly")
-
-
 def configure_optimizers(model, trainer, optim: dict[str, Any]) -> dict[str, Any]:
     from timm.optim import create_optimizer_v2
     from timm.scheduler import CosineLRScheduler, PolyLRScheduler
 
+    from zoo.config import SCHEDULES
     from zoo.errors import ConfigError
 
     o = optim
