@@ -187,7 +187,6 @@ def test_lraspp_matches_torchvisions_size_and_segmentation_models_keep_the_contr
         assert fpn.eval()(x[:1]).shape == (1, 5, 96, 128)
 
 
-
 def test_efficientformer_fpn_matches_the_official_configs_size_and_takes_the_imagenet_backbone():
     """Semantic FPN on EfficientFormer-L1: neck + head have the 4,213,398 parameters that mmsegmentation's FPN/FPNHead
     configs (the official segmentation code's) give for L1's widths 48/96/224/448 and 150 classes (hand count,
@@ -237,6 +236,7 @@ def test_a_fixed_size_segmenter_is_built_for_the_datas_input(tmp_path):
     assert model.zoo_spec.input_size == (3, 64, 64) and model.zoo_spec.default_kwargs["img_size"] == 64
     with torch.no_grad():
         assert model(torch.rand(1, 3, 64, 64)).shape == (1, 5, 64, 64)
+
 
 def test_backbone_weights_load_under_the_backbone_and_leave_the_head(tmp_path):
     """ImageNet classifier weights (timm key names, what pretrained=True downloads) fill the backbone exactly."""
@@ -339,4 +339,3 @@ def test_pixel_kd_is_zero_for_the_teachers_own_maps_and_distills_and_quantizes_a
     graph = onnx.load(str(result.path)).graph
     producer = {out: node.op_type for node in graph.node for out in node.output}
     assert producer[graph.output[0].name] == "Resize"
-
