@@ -126,9 +126,6 @@ def check_overrides(recipe: str, overrides: Sequence[str]) -> None:
                 node = node[part]
 
 
-SCHEDULES = ("cosine", "poly")  # optim.schedule: the learning-rate decays zoo.tasks.base builds
-
-
 def check_values(cfg) -> None:
     """The values a typo most often breaks, checked before anything is built (Lightning and PyTorch would fail later,
     with a traceback far from the setting)."""
@@ -148,6 +145,8 @@ def check_values(cfg) -> None:
         raise ConfigError("trainer.max_epochs=-1 trains forever unless trainer.max_steps is set; give one of them")
     number("optim.lr", cfg.optim.get("lr"), whole=False, least=1e-12)
     number("optim.weight_decay", cfg.optim.get("weight_decay", 0), whole=False, least=0)
+    from zoo.tasks import SCHEDULES
+
     if cfg.optim.get("schedule", "cosine") not in SCHEDULES:
         raise ConfigError(f"optim.schedule={cfg.optim.get('schedule')!r}: must be {' or '.join(SCHEDULES)}")
     number("optim.power", cfg.optim.get("power", 0.9), whole=False, least=1e-6)

@@ -12,6 +12,8 @@ import lightning as L
 import torch
 from torch import nn
 
+from zoo.tasks import SCHEDULES
+
 
 class DivergenceGuard(L.Callback):
     """Ends a run whose loss has not been finite for ``steps`` consecutive steps, before a checkpoint or the
@@ -224,7 +226,6 @@ def configure_optimizers(model, trainer, optim: dict[str, Any]) -> dict[str, Any
     from timm.optim import create_optimizer_v2
     from timm.scheduler import CosineLRScheduler, PolyLRScheduler
 
-    from zoo.config import SCHEDULES
     from zoo.errors import ConfigError
 
     o = optim
