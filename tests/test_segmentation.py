@@ -339,3 +339,24 @@ def test_pixel_kd_is_zero_for_the_teachers_own_maps_and_distills_and_quantizes_a
     graph = onnx.load(str(result.path)).graph
     producer = {out: node.op_type for node in graph.node for out in node.output}
     assert producer[graph.output[0].name] == "Resize"
+
+
+def test_map_norm_is_groupnorm_and_exports_precisely_at_full_resolution(tmp_path):
+    """EfficientFormer (V1) FPNs put GroupNorm(1, C) on each map; at 512 px the stride-4 map is 48 x 128 x 128, where an
+    exported one-pass reduction drifted past the export check (1e-4). MapNorm equals GroupNorm in PyTorch and its ONNX
+    graph stays within 1e-5 of a float64 reference."""
+    ort = pytest.importorskip("onnxruntime")
+    from zoo.models.seg_heads import MapNorm
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 48, 128, 128) * 2 + 3
+    norm, reference = MapNorm(1, 48).eval(), torch.nn.GroupNorm(1, 48).eval()
+    with torch.no_grad():
+        norm.weight.normal_(), norm.bias.normal_()
+        reference.load_state_dict(norm.state_dict())
+        assert torch.allclose(norm(x), reference(x), atol=1e-5)
+        exact = norm.double()(x.double()).numpy()
+    torch.onnx.export(norm.float(), (x,), str(tmp_path / "norm.onnx"), dynamo=True, opset_version=18)
+    session = ort.InferenceSession(str(tmp_path / "norm.onnx"), providers=["CPUExecutionProvider"])
+    exported = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert np.abs(exported - exact).max() < 1e-5
