@@ -38,6 +38,8 @@ def run_one(name: str, formats: list[str]) -> dict[str, dict]:
     size = None if spec.fixed_input_size or spec.takes_tokens else max(64, spec.min_input_size or 0)
     # a segmenter whose attention is sized for its input is built for 64 px too (the same graph, smaller)
     built = {"img_size": 64} if spec.fixed_input_size and spec.task == "segmentation" else {}
+    if name.startswith("mobileclip"):  # forward runs the image tower only: built without the text tower, the same graph
+        built = {"tower": "image"}
     rows = {}
     for fmt in formats:
         model = zoo.load(name, **built).eval()

@@ -47,9 +47,10 @@ def family_smallest(images_only: bool = False) -> list[str]:
 
 
 # One model per family file in zoo/models/ (the smallest that exercises the file's distinctive parts: the detectors
-# rather than their classifier backbones, MobileNetV3's hard-swish and squeeze-excite for the NAS-era file).
-RUNTIME_MODELS = {"efficientformer": "efficientformerv2_s0", "fastvit": "fastvit_mci0", "matformer": "matvit_ti",
-                  "mobiledet": "mobiledet_cpu", "mobileone": "mobileone_s0", "nas_mobile": "mobilenetv3_small_100",
+# rather than their classifier backbones, MobileNetV3's hard-swish and squeeze-excite for the NAS-era file; MobileCLIP2-S0
+# for both MobileCLIP files: timm's fastvit_mci0 image tower under the zero-shot head).
+RUNTIME_MODELS = {"efficientformer": "efficientformerv2_s0", "fastvit": "mobileclip2_s0", "matformer": "matvit_ti",
+                  "mobileclip": "mobileclip2_s0", "mobiledet": "mobiledet_cpu", "mobileone": "mobileone_s0", "nas_mobile": "mobilenetv3_small_100",
                   "nextvit": "nextvit_small", "pp_mobileseg": "pp_mobileseg_tiny", "rtdetr": "dfine_n",
                   "seg_heads": "lraspp_mobilenetv3_large", "snn": "sew_resnet18", "yolov10": "yolov10n"}
 
@@ -76,6 +77,10 @@ def small(name: str) -> int | None:
 SMALLER = {"sew_resnet18": {"timesteps": 2}}  # unrolled over 2 timesteps, not 4: half the graph, the same parts
 # built for 64x64, not their default 512: the same graph (attention sized for the input) at a size CI affords
 SMALLER |= {n: {"img_size": 64} for n in zoo.list_models("semfpn_efficientformer*")}
+# image-text models export what forward runs, the image tower: built without the text tower, the same graph; the
+# family's runtime model as a zero-shot classifier (image in, class scores out)
+SMALLER |= {n: {"tower": "image"} for n in zoo.list_models("mobileclip*")}
+SMALLER["mobileclip2_s0"] = {"labels": ["forklift", "pallet"], "templates": ["a photo of a {}."]}
 
 
 def fresh(name: str, size: int | None) -> torch.nn.Module:
@@ -106,7 +111,7 @@ def test_runtime_coverage_names_every_family_file():
     assert all(zoo.info(name) for name in RUNTIME_MODELS.values())
 
 
-@pytest.mark.parametrize(("name", "fmt"), [(n, f) for n in sorted(RUNTIME_MODELS.values())
+@pytest.mark.parametrize(("name", "fmt"), [(n, f) for n in sorted(set(RUNTIME_MODELS.values()))
                                            for f in ("openvino", "executorch", "litert")])
 def test_each_family_exports_to_every_deploy_runtime(name, fmt, tmp_path):
     """Verified in the runtime itself (OpenVINO CPU, executorch.runtime, the LiteRT interpreter) on a random batch

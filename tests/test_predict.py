@@ -122,12 +122,41 @@ def test_bad_images_fail_before_anything_is_written(tmp_path):
     assert not out.exists()
 
 
-def test_predict_refuses_classifiers_and_bad_arguments(tmp_path):
+class FakeClassifier(nn.Module):
+    """Logits that rank class 2 first, then 0, then 1 (probabilities 0.665, 0.245, 0.090)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.zeros(()))
+        self.seen: list[tuple[int, ...]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(tuple(x.shape))
+        return torch.tensor([[1.0, 0.0, 2.0]]).expand(x.shape[0], 3) + 0 * self.p
+
+
+def test_predict_classifies_and_draws_the_top_classes(tmp_path):
+    model = FakeClassifier()
+    model.zoo_spec = dataclasses.replace(get_spec("mobilenetv3_small_100"), name="fake_cls", input_size=(3, 48, 48),
+                                         num_classes=3, labels=("cat", "dog", "eel"))
+    images = [write_image(tmp_path / "wide.png", 90, 30), write_image(tmp_path / "tall.png", 20, 700)]
+    results = predict(model, images, tmp_path / "out", top_k=2)
+    assert model.seen == [(2, 3, 48, 48)]  # both images through the evaluation transform, one batch
+    assert [[(t["label"], t["probability"]) for t in r["top"]] for r in results] == [[("eel", 0.6652), ("cat", 0.2447)]] * 2
+    assert read_png(tmp_path / "out" / "wide.png").shape == (3, 84, 90 + 320)  # the image beside a panel of 2 bars
+    assert read_png(tmp_path / "out" / "tall.png").shape == (3, 512, 15 + 320)  # shown at most 512 px high
+    document = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert document["model"] == "fake_cls" and document["images"][1]["top"][0]["class"] == 2 and "conf" not in document
+
+
+def test_predict_refuses_other_tasks_and_bad_arguments(tmp_path):
     image = write_image(tmp_path / "a.png", 20, 20)
-    with pytest.raises(BadArgumentError, match="is a classification model"):
-        predict(fake_detector(task="classification"), [image], tmp_path / "out")
-    with pytest.raises(BadArgumentError, match="is a classification model"):
-        predict("mobilenetv3_small_100", [image], tmp_path / "out")  # refused before building
+    with pytest.raises(BadArgumentError, match="is a language-modeling model"):
+        predict(fake_detector(task="language-modeling"), [image], tmp_path / "out")
+    with pytest.raises(BadArgumentError, match="is a language-modeling model"):
+        predict("matlm_nano", [image], tmp_path / "out")  # refused before building
+    with pytest.raises(BadArgumentError, match="top_k must be >= 1"):
+        predict(fake_detector(), [image], tmp_path / "out", top_k=0)
     with pytest.raises(BadArgumentError, match="conf must be between 0 and 1"):
         predict(fake_detector(), [image], tmp_path / "out", conf=25)
     with pytest.raises(BadArgumentError, match="no images"):
@@ -150,7 +179,8 @@ def test_cli_predict_with_a_loaded_model(tmp_path, monkeypatch, capsys):
     "argv,needle",
     [
         (["predict", "yolov10n", "MISSING", "--out", "OUT"], "MISSING does not exist"),
-        (["predict", "mobilenetv3_small_100", "IMAGE", "--out", "OUT"], "is a classification model"),
+        (["predict", "matlm_nano", "IMAGE", "--out", "OUT"], "is a language-modeling model"),
+        (["predict", "mobileclip2_s0", "IMAGE", "--out", "OUT", "--labels", "cat,,dog"], "--labels needs class names"),
         (["predict", "yolov10n", "IMAGE", "--out", "OUT", "--conf", "2"], "conf must be between 0 and 1"),
         (["predict", "yolov10n", "IMAGE", "--out", "OUT", "--imgsz", "300"], "nearest valid: 288 or 320"),
     ],
@@ -173,3 +203,15 @@ def test_cli_predict_yolov10n(tmp_path, capsys):
     assert "street.jpg (96x64):" in captured.out and "untrained" in captured.err
     document = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert document["images"][0]["width"] == 96 and read_png(tmp_path / "out" / "street.png").shape == (3, 64, 96)
+
+
+def test_cli_predict_zero_shot_labels(tmp_path, capsys):
+    image = write_image(tmp_path / "yard.jpg", 80, 60)
+    assert main(["predict", "mobileclip2_s0", str(image), "--labels", "forklift, pallet", "--out", str(tmp_path / "out")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    top = json.loads((tmp_path / "out" / "predictions.json").read_text())["images"][0]["top"]
+    assert sorted(t["label"] for t in top) == ["forklift", "pallet"] and sum(t["probability"] for t in top) == pytest.approx(1, abs=1e-3)
+    assert line.startswith(f"{image}: {top[0]['label']} ")
+    assert main(["predict", "mobileclip2_s0", str(image), "--out", str(tmp_path / "out2")]) == 2  # embeddings: no classes
+    assert "give it classes with --labels" in capsys.readouterr().err
+

@@ -20,7 +20,9 @@ NO_SOURCED_NUMBERS = {"matformer": "MatViT accuracies per granularity are in the
                                     "(docs/sources.md, 'MatFormer: reported results')"}
 # Models whose paper gives parameters but no accuracy for this exact model.
 NO_SOURCED_ACCURACY = {"spiking_vgg11": "no spiking VGG-11 ImageNet result found (docs/sources.md, "
-                                         "'SNN: spiking VGG results'; the VGG paper's are the ANN's)"}
+                                         "'SNN: spiking VGG results'; the VGG paper's are the ANN's)",
+                       "fastvithd": "FastVLM reports its vision-language models' benchmarks, not the encoder's "
+                                    "(its weights, MobileCLIP2-S3's image tower: fastvit_mci3's card)"}
 
 
 def test_list_models_patterns_task_and_pretrained():

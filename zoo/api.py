@@ -58,6 +58,8 @@ def load(
         labels: class names for the model's head (sets ``num_classes``). With pretrained weights
             trained on other classes, classes of the same name keep their trained head rows (COCO's
             ``"person"`` stays a trained person detector) and the rest start fresh (``pretrained=True`` only).
+            Image-text models (``mobileclip*``) make their head from the labels instead: a zero-shot classifier of
+            the labels' text embeddings (prompt templates: the ``templates=`` builder argument).
         **kwargs: passed to the architecture's builder. ``features_only=True`` (with optional
             ``out_indices``) returns a module whose forward gives the list of multi-scale feature maps.
 
@@ -80,20 +82,22 @@ def load(
         config = _read_config(config_path, source, evict_on_error=True)
         commit = config_path.parent.name  # snapshots/<commit>/config.json: take the weights from the same commit
         weights_path = None if weights else hub.download(repo_id, WEIGHTS_NAME, commit if hub.is_commit(commit) else revision)
-        model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs)
+        model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs, labels=labels)
     elif source.endswith(".ckpt") and Path(source).expanduser().is_file():
         model = _load_run_checkpoint(Path(source).expanduser(), num_classes, kwargs)
     elif is_path(source):
         folder = _saved_folder(Path(source).expanduser())
         weights_path = None if weights else folder / WEIGHTS_NAME
         config = _read_config(folder / CONFIG_NAME, source)
-        model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs)
+        model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs, labels=labels)
     else:
         if pretrained is None:
             pretrained = split_name(source)[1] is not None and weights is None
         model = _load_registered(source, pretrained, num_classes, weights, allow_pickle, kwargs, labels)
     if labels is not None:
         model.zoo_spec = dataclasses.replace(model.zoo_spec, labels=labels)
+        if zero_shot(model):
+            model.set_labels(labels)
     if features_only:
         model = _features(model, out_indices)
     return model
@@ -247,7 +251,8 @@ def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwarg
         state_dict = _convert(spec, state_dict, model)
         if labels is not None and weight_labels is not None and tuple(weight_labels) != labels:
             state_dict = _keep_classes(state_dict, model, head, labels, weight_labels, f"{w.hf_hub_id} ({w.dataset or w.tag})")
-        apply_state_dict(model, state_dict, head=head, reset_head=num_classes is not None, source=f"weights {name}")
+        state_dict, reset = _own_head(model, state_dict, head, labels, reset=num_classes is not None)
+        apply_state_dict(model, state_dict, head=head, reset_head=reset, source=f"weights {name}")
     elif weights is not None:
         try:
             raw = read_state_dict(weights, allow_pickle=allow_pickle)
@@ -257,9 +262,25 @@ def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwarg
             w = spec.weights[0]  # e.g. official .pt files that pickle whole modules: point at the safe copy
             raise UnsafeWeightsError(f"{e} The published weights are also on the Hub as {w.hf_hub_id}/{w.filename}: "
                                      f"zoo.load({spec.name!r}, pretrained=True)") from None
-        state_dict = _convert(spec, raw, model)
-        apply_state_dict(model, state_dict, head=head, reset_head=num_classes is not None, source=f"weights {os.fspath(weights)}")
+        state_dict, reset = _own_head(model, _convert(spec, raw, model), head, labels, reset=num_classes is not None)
+        apply_state_dict(model, state_dict, head=head, reset_head=reset, source=f"weights {os.fspath(weights)}")
     return model
+
+
+def zero_shot(model: nn.Module) -> bool:
+    """A model whose head is computed from its labels (an image-text model's text embeddings), not trained."""
+    return callable(getattr(model, "set_labels", None))
+
+
+def _own_head(model: nn.Module, state_dict: dict, head: tuple[str, ...], labels, reset: bool) -> tuple[dict, bool]:
+    """The weights with the model's own head when :func:`load` computes it from ``labels`` afterwards (the weights'
+    head, if they have one, is not used and nothing warns that it was reset)."""
+    if labels is None or not zero_shot(model):
+        return state_dict, reset
+    from zoo.weights import in_head
+
+    own = {k: v for k, v in model.state_dict().items() if in_head(k, head)}
+    return {**{k: v for k, v in state_dict.items() if not in_head(k, head)}, **own}, False
 
 
 def _keep_classes(state_dict: dict, model: nn.Module, head, labels, theirs, source: str) -> dict:
@@ -276,7 +297,7 @@ def _keep_classes(state_dict: dict, model: nn.Module, head, labels, theirs, sour
     return fitted
 
 
-def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs, state_dict=None) -> nn.Module:
+def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs, state_dict=None, labels=None) -> nn.Module:
     spec = get_spec(config["architecture"])
     saved = config.get("num_classes")
     saved_classes = spec.num_classes if saved is None else int(saved)
@@ -309,7 +330,9 @@ def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle
         state_dict, what = read_state_dict(weights_path), f"weights in {Path(weights_path).parent}"
     if config.get("quantization"):
         return _load_quantized(model, spec, config["quantization"], state_dict, what, model_classes != saved_classes)
-    apply_state_dict(model, state_dict, head=head_names(model, spec), reset_head=num_classes is not None, source=what)
+    head = head_names(model, spec)
+    state_dict, reset = _own_head(model, state_dict, head, labels, reset=num_classes is not None)
+    apply_state_dict(model, state_dict, head=head, reset_head=reset, source=what)
     return model
 
 

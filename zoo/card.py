@@ -318,9 +318,12 @@ def build_card(source: str | os.PathLike, *, bench_dirs: Sequence[str | os.PathL
 
 def _summary_section(spec, summary, weights, folder: Path | None, repo_id: str | None) -> list[str]:
     use = TASKS[spec.task].output
+    zero_shot = getattr(spec.builder, "zero_shot", False) and not spec.num_classes  # an image-text model, no head yet
+    classes = ("the labels given to zoo.load (zero-shot); without labels it returns image embeddings" if zero_shot else
+               str(spec.num_classes) + (f" ({', '.join(spec.labels[:10])}{', ...' if len(spec.labels) > 10 else ''})" if spec.labels else ""))
     lines = ["## Summary and intended use", "", spec.description or spec.name, "",
              f"- Task: {use}.",
-             f"- Family: `{spec.family}`; classes: {spec.num_classes}" + (f" ({', '.join(spec.labels[:10])}{', ...' if len(spec.labels) > 10 else ''})" if spec.labels else "") + "."]
+             f"- Family: `{spec.family}`; classes: {classes}."]
     if summary:
         lines.append(f"- Trained here with recipe `{summary['recipe']}` on {summary['data']}.")
     elif folder is not None:
@@ -336,6 +339,8 @@ def _summary_section(spec, summary, weights, folder: Path | None, repo_id: str |
         load = f'zoo.load("hf-hub:{repo_id}")'
     elif folder is not None:
         load, note = f'zoo.load("{"RUN_DIR" if summary else "FOLDER"}")', '  # or "hf-hub:ORG/NAME" once `zoo push` published it'
+    elif weights and zero_shot:
+        load = f'zoo.load("{spec.name}.{weights.tag}", labels=["forklift", "pallet", "person"])'
     elif weights:
         load = f'zoo.load("{spec.name}.{weights.tag}", pretrained=True)'
     else:

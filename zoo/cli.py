@@ -36,7 +36,9 @@ EXAMPLES = {
         "  zoo eval runs/quickstart/2026-01-01_12-00-00 data=digits\n"
         "  zoo eval my-model data=folder data.root=/data/flowers --out flowers-eval\n"
         "  zoo eval hf-hub:org/name data=hf data.path=beans\n"
-        "  zoo eval runs/yolov10n_shapes/2026-01-01_12-00-00 data=shapes_det   # detectors: COCO mAP\n\n"
+        "  zoo eval runs/yolov10n_shapes/2026-01-01_12-00-00 data=shapes_det   # detectors: COCO mAP\n"
+        "  zoo eval mobileclip2_s0.dfndr2b data=digits --labels zero,one,two,three,four,five,six,seven,eight,nine\n\n"
+        "Image-text models (mobileclip*) classify zero-shot into the data's classes, prompted by their names or --labels.\n"
         "Classifiers: metrics.json (top-1, top-5, loss, per-class accuracy, confusion matrix) and confusion_matrix.png.\n"
         "Detectors: metrics.json (mAP@[.5:.95], mAP@.5, mAP@.75, per-class AP), per_class_ap.png, predictions.png.\n"
         "Written to --out (default: RUN/eval-<data> for a run directory, else runs/eval/<model>/<time>)."
@@ -61,7 +63,8 @@ EXAMPLES = {
         "  zoo export mobilenetv3_large_100 --format litert              # .tflite for the LiteRT interpreter\n"
         "  zoo export nextvit_small --format tensorrt --half   # needs a CUDA GPU and tensorrt\n"
         "  zoo export runs/matvit_ti_digits/<time> --budget-ms 2   # MatFormer: the largest Mix'n'Match model within 2 ms\n"
-        "  zoo export runs/sew_resnet18_digits/<time> --per-step   # SNN: one timestep, states in and out (early exit)"
+        "  zoo export runs/sew_resnet18_digits/<time> --per-step   # SNN: one timestep, states in and out (early exit)\n"
+        "  zoo export mobileclip2_s0.dfndr2b --labels \"cat,dog\"   # zero-shot classifier: image in, class scores out"
     ),
     "quantize": (
         "Post-training int8 without a training run: calibrates on --calib training images of the data config (evaluation\n"
@@ -86,6 +89,8 @@ EXAMPLES = {
         "  zoo bench mobileone_s0 --backends onnxruntime,openvino,executorch,litert --precision fp32,bf16,int8 --best"
     ),
     "predict": (
+        "Classifiers: each image through the model's evaluation transform; OUT/<stem>.png shows its --top-k classes'\n"
+        "probabilities. Image-text models (mobileclip*) classify into --labels, zero-shot.\n"
         "Detectors: letterboxes each image to the model's input size (or --imgsz), keeps detections with score >= --conf,\n"
         "maps them back to the original pixels and writes OUT/<stem>.png (boxes drawn) and OUT/predictions.json.\n"
         "Segmentation models: the class map in the original pixels, as OUT/<stem>.png (classes over the image) and\n"
@@ -95,7 +100,8 @@ EXAMPLES = {
         "  zoo predict yolov10n.coco bus.jpg --out preds/\n"
         "  zoo predict runs/yolov10n_shapes/2026-01-01_12-00-00 photos/*.jpg --out preds/ --conf 0.4\n"
         "  zoo predict hf-hub:org/name street.png --out preds/ --imgsz 320\n"
-        "  zoo predict runs/lraspp_mobilenetv3_large_shapes/2026-01-01_12-00-00 scene.png --out masks/"
+        "  zoo predict runs/lraspp_mobilenetv3_large_shapes/2026-01-01_12-00-00 scene.png --out masks/\n"
+        "  zoo predict mobileclip2_s0.dfndr2b photo.jpg --labels \"forklift,pallet,person\" --out preds/"
     ),
     "card": (
         "Renders a Hugging Face model card (YAML front matter with licence, tags, datasets, pipeline_tag and, for a run,\n"
@@ -165,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="a run directory, a zoo.save folder, hf-hub:org/name, or a registered name")
     p.add_argument("overrides", nargs="*", metavar="data=NAME [data.KEY=VALUE ...]", help="the data config and overrides")
     p.add_argument("--out", help="where to write metrics.json and confusion_matrix.png")
+    p.add_argument("--labels", help="image-text models: the names to prompt with, one per data class in order (default: the data's)")
 
     p = command("export", "Export a model or run to ONNX, OpenVINO, ExecuTorch, LiteRT, CoreML or TensorRT, verified in its runtime.")
     p.add_argument("source", help="a registered name, a run directory, a zoo.save folder or hf-hub:org/name")
@@ -178,6 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.add_argument("--no-simplify", dest="simplify", action="store_false", help="skip onnxslim")
     p.add_argument("--image-input", action="store_true", help="coreml: take RGB images and normalise inside the model")
+    p.add_argument("--labels", help="image-text models: comma-separated class names; exports the zero-shot classifier (class scores out)")
     p.add_argument("--out", help="output path (default: RUN/export/model.EXT or exports/NAME.EXT)")
     p.add_argument("--budget-ms", type=float, help="MatFormer models: measure the Mix'n'Match settings here (batch 1) "
                    "and export the largest one within this latency (a PNG of the search is written next to it)")
@@ -219,11 +227,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/bench", help="folder for <machine>.json and .png")
     p.set_defaults(run=_cmd_bench)
 
-    p = command("predict", "Detect objects or segment images: annotated PNGs, class maps and predictions.json in original pixels.")
+    p = command("predict", "Classify, detect objects or segment images: annotated PNGs, class maps and predictions.json.")
     p.add_argument("source", metavar="MODEL", help="a registered name (arch.tag for weights), a run directory, a zoo.save folder or hf-hub:org/name")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, GIF, WebP)")
     p.add_argument("--out", required=True, help="folder for <stem>.png and predictions.json")
     p.add_argument("--conf", type=float, default=0.25, help="keep detections with score >= CONF (default 0.25)")
+    p.add_argument("--labels", help="comma-separated class names: an image-text model classifies into them (zero-shot)")
+    p.add_argument("--top-k", type=int, default=5, help="classifiers: the most probable classes to list (default 5)")
     p.add_argument("--imgsz", type=int, help="square input size (default: the model's)")
     p.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
@@ -426,6 +436,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
               f"among {len(searched['results'])} Mix'n'Match settings")
         out = out or default_path(model.zoo_spec.name, args.format, args.source)
         source = zoo.matformer.extract(model, best["setting"])
+    if args.labels is not None:  # an image-text model as a zero-shot classifier of these names
+        import zoo
+
+        source = zoo.load(args.source, labels=_labels(args.labels))
+        out = out or default_path(source.zoo_spec.name, args.format, args.source)
     result = export(source, args.format, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic, half=args.half,
                     precision=args.precision, opset=args.opset, simplify=args.simplify, out=out, image_input=args.image_input)
     print(result.summary())
@@ -515,18 +530,34 @@ def _cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _labels(text: str | None) -> list[str] | None:
+    """``--labels "cat,dog"`` as a list of names."""
+    if text is None:
+        return None
+    from zoo.errors import BadArgumentError
+
+    labels = [name.strip() for name in text.split(",")]
+    if not all(labels):
+        raise BadArgumentError(f"--labels needs class names separated by commas, not {text!r}")
+    return labels
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from zoo.predict import PREDICTIONS_NAME, predict
     from zoo.registry import list_models
 
+    labels = _labels(args.labels)
     results = predict(args.source, args.images, args.out, conf=args.conf, imgsz=args.imgsz, batch_size=args.batch,
-                      device=args.device)
+                      device=args.device, labels=labels, top_k=args.top_k)
     if args.source in list_models() and not Path(args.source).exists():
         print(f"note: {args.source} names no weights tag, so its weights are untrained; see `zoo info {args.source}` for tags",
               file=sys.stderr)
     for r in results:
+        if "top" in r:  # a classifier's
+            print(f"{r['file']}: " + ", ".join(f"{t['label']} {t['probability']:.1%}" for t in r["top"]))
+            continue
         if "pixels" in r:  # a segmentation model's
             shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(r["pixels"].items(), key=lambda kv: -kv[1]))
             print(f"{r['file']} ({r['width']}x{r['height']}): {shares}; class map {r['classes']}")

@@ -370,10 +370,10 @@ def plot_predictions(samples, class_names: Sequence[str], path: Path, title: str
 # -- `zoo eval` -------------------------------------------------------------------------------------
 
 
-def data_module(spec, overrides: Sequence[str], *, with_train: bool = True):
+def data_module(spec, overrides: Sequence[str], *, with_train: bool = True, match_classes: bool = True):
     """The data module ``zoo eval`` (and ``zoo quantize``) builds for ``spec`` from ``data=NAME data.KEY=VALUE``
-    overrides, in the model's own preprocessing unless asked otherwise; checked against the model's classes.
-    Returns ``(data, cfg)``."""
+    overrides, in the model's own preprocessing unless asked otherwise; checked against the model's classes (unless
+    ``match_classes=False``: a zero-shot model takes the data's). Returns ``(data, cfg)``."""
     from hydra import compose, initialize_config_dir
 
     from zoo.config import check_group_choice, conf_dir
@@ -406,6 +406,8 @@ def data_module(spec, overrides: Sequence[str], *, with_train: bool = True):
                         f"is {', '.join(sources)}; e.g. data={row.default_data}), not data={cfg.data.source}")
     DataModule = row.part("data_module")
     data = DataModule(cfg.data, spec, seed=cfg.seed, with_train=with_train)
+    if not match_classes:
+        return data, cfg
     if spec.num_classes != data.num_classes:  # a language model's vocabulary against the data's
         raise DataError(f"{spec.name} predicts {spec.num_classes} classes but the data has {data.num_classes}; evaluate on matching data")
     if spec.labels is not None and list(spec.labels) != list(data.classes):
@@ -423,10 +425,23 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="zoo eval", add_help=False)
     parser.add_argument("source")
     parser.add_argument("--out")
+    parser.add_argument("--labels")
     args, overrides = parser.parse_known_args(argv)
     model = zoo.load(args.source).eval()
     spec = model.zoo_spec
-    data, cfg = data_module(spec, overrides, with_train=False)
+    from zoo.api import zero_shot
+    from zoo.errors import DataError
+
+    zero = zero_shot(model) and (not spec.num_classes or args.labels is not None)
+    data, cfg = data_module(spec, overrides, with_train=False, match_classes=not zero)
+    if zero:  # an image-text model classifies into the data's classes, prompted by their names (or --labels)
+        names = [n.strip() for n in args.labels.split(",")] if args.labels else list(data.classes)
+        if len(names) != data.num_classes or not all(names):
+            raise DataError(f"--labels must name the data's {data.num_classes} classes in order ({', '.join(data.classes[:10])}), "
+                            f"comma-separated; got {len(names)} names")
+        model = zoo.load(args.source, labels=names).eval()
+        print(f"zero-shot: {data.num_classes} classes prompted as " + ", ".join(names[:10]) + (", ..." if len(names) > 10 else ""))
+        spec = model.zoo_spec
     source = Path(args.source)
     if args.out:
         out = Path(args.out)

@@ -1,5 +1,9 @@
-"""Run a detector or a segmentation model on image files: annotated PNGs plus ``predictions.json``, in the original
-image's pixels.
+"""Run a classifier, a detector or a segmentation model on image files: annotated PNGs plus ``predictions.json``, in
+the original image's pixels.
+
+A classifier sees each image through its evaluation transform (timm's, with the model's preprocessing) and each
+image gets its top classes' probabilities drawn beside it; an image-text model (``mobileclip*``) classifies into
+the ``labels`` given (zero-shot).
 
 Every zoo detector takes the same letterboxed square input and returns ``[B, max_det, 6]`` rows
 ``(x1, y1, x2, y2, score, class)`` in that square's pixels, so one function serves them all: letterbox,
@@ -45,8 +49,11 @@ def predict(
     device: str | torch.device | None = None,
     pretrained: bool | None = None,
     progress: bool | None = None,
+    labels: Sequence[str] | None = None,
+    top_k: int = 5,
 ) -> list[dict[str, Any]]:
-    """Detect objects in ``images``; write ``out/<stem>.png`` (boxes drawn) and ``out/predictions.json``.
+    """Classify, detect or segment ``images``; write ``out/<stem>.png`` (scores, boxes or classes drawn) and
+    ``out/predictions.json``.
 
     Args:
         model_or_source: a detector from :func:`zoo.load`, or anything ``zoo.load`` accepts (a registered
@@ -60,9 +67,13 @@ def predict(
         pretrained: for a registered name, download its published weights. Default: only when the name
             has a weights tag (``yolov10n.coco``); a bare name is the untrained architecture.
         progress: show a progress bar (default: when there are more than a few images).
+        labels: class names for a source loaded here (``zoo.load(..., labels=...)``): an image-text model becomes a
+            zero-shot classifier of them.
+        top_k: classifiers: how many of the most probable classes each image lists.
 
     Returns one dict per image (the entries of ``predictions.json``): ``file``, ``output``, ``width``,
-    ``height`` and ``detections`` (``box`` [x1, y1, x2, y2] in original pixels, ``score``, ``class``, ``label``).
+    ``height`` and, for classifiers, ``top`` (``label``, ``class``, ``probability``, most probable first); for detectors
+    ``detections`` (``box`` [x1, y1, x2, y2] in original pixels, ``score``, ``class``, ``label``).
     """
     if not 0 <= conf <= 1:
         raise BadArgumentError(f"conf must be between 0 and 1, not {conf}")
@@ -75,10 +86,15 @@ def predict(
         raise BadArgumentError("no images given: pass one or more image files")
     for path in paths:  # a bad file fails before any model is loaded or output written
         _check_image(path)
-    model = _predictor(model_or_source, pretrained)
+    if top_k < 1:
+        raise BadArgumentError(f"top_k must be >= 1, not {top_k}")
+    model = _predictor(model_or_source, pretrained, labels)
     spec = model.zoo_spec
     size = _input_size(spec, imgsz)
     segmenting = spec.task == "segmentation"
+    if spec.task == "classification" and not spec.num_classes:
+        raise BadArgumentError(f"{spec.name} has no classifier (it returns embeddings); give it classes with --labels "
+                               "\"cat,dog\" (image-text models) or load a trained run")
     out = Path(out).expanduser()
     outputs = _output_names(paths, out)
 
@@ -93,6 +109,11 @@ def predict(
             for start in range(0, len(paths), batch_size):
                 batch = list(range(start, min(start + batch_size, len(paths))))
                 originals = [_read_image(paths[i]) for i in batch]
+                if spec.task == "classification":
+                    for i, image, probs in zip(batch, originals, _classify(model, originals, size, device, spec)):
+                        results.append(_finish_classification(paths[i], outputs[i], image, probs, labels, top_k))
+                        advance()
+                    continue
                 if segmenting:
                     for i, image, classes in zip(batch, originals, _segment(model, originals, size, device, spec)):
                         results.append(_finish_segmentation(paths[i], outputs[i], image, classes, labels or []))
@@ -104,7 +125,7 @@ def predict(
     finally:
         model.train(was_training)
     document = {"model": spec.name + (f".{spec.tag}" if spec.tag else ""), "imgsz": size, "images": results}
-    if not segmenting:
+    if spec.task == "detection":
         document["conf"] = conf
     atomic_write_json(out / PREDICTIONS_NAME, document)
     return results
@@ -180,11 +201,58 @@ def _finish_segmentation(path: Path, output: Path, image: torch.Tensor, classes:
     }
 
 
+def _classify(model, originals: list[torch.Tensor], size: int, device: torch.device, spec) -> torch.Tensor:
+    """Class probabilities ``[B, num_classes]``: each image through the evaluation transform of the model's
+    preprocessing (resize, centre crop, normalise), as ``zoo eval`` sees it."""
+    from timm.data import create_transform
+    from torchvision.transforms.v2 import functional as TF
+
+    transform = create_transform(input_size=(3, size, size), interpolation=spec.interpolation, mean=spec.mean, std=spec.std,
+                                 crop_pct=spec.crop_pct, is_training=False)
+    x = torch.stack([transform(TF.to_pil_image(image)) for image in originals]).to(device)
+    with torch.no_grad():
+        logits = model(x).float().cpu()
+    if logits.ndim != 2 or logits.shape[1] != spec.num_classes:
+        raise BadArgumentError(f"{spec.name} returned {tuple(logits.shape)}, not [B, {spec.num_classes}] class scores")
+    return logits.softmax(-1)
+
+
+def _finish_classification(path: Path, output: Path, image: torch.Tensor, probs: torch.Tensor, labels: list[str] | None,
+                           top_k: int) -> dict[str, Any]:
+    """Write the image with its top classes' probabilities as bars beside it; its JSON entry."""
+    values, classes = probs.topk(min(top_k, probs.numel()))
+    top = [{"label": _label(labels, int(k)), "class": int(k), "probability": round(float(v), 4)} for v, k in zip(values, classes)]
+    _write_png(output, draw_scores(image, top))
+    return {"file": str(path), "output": str(output), "width": int(image.shape[2]), "height": int(image.shape[1]), "top": top}
+
+
+def draw_scores(image: torch.Tensor, top: list[dict[str, Any]]) -> torch.Tensor:
+    """The image (shown at most 512 px high) with a panel beside it: one bar per class, its label and probability."""
+    from PIL import Image, ImageDraw, ImageFont
+    from torchvision.transforms.v2 import functional as TF
+
+    scale = min(1.0, 512 / image.shape[1])
+    shown = TF.resize(image, [max(1, round(image.shape[1] * scale)), max(1, round(image.shape[2] * scale))], antialias=True)
+    height = max(shown.shape[1], 34 * len(top) + 16)
+    canvas = Image.new("RGB", (shown.shape[2] + 320, height), (255, 255, 255))
+    canvas.paste(Image.fromarray(shown.permute(1, 2, 0).numpy()), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    font_path = _font()
+    font = ImageFont.truetype(font_path, 14) if font_path else ImageFont.load_default()
+    left = shown.shape[2] + 12
+    for row, entry in enumerate(top):
+        y = 10 + 34 * row
+        colour = PALETTE[entry["class"] % len(PALETTE)]
+        draw.rectangle([left, y + 16, left + round(290 * entry["probability"]), y + 28], fill=colour)
+        draw.text((left, y), f"{entry['label']}  {entry['probability']:.1%}", fill=(0, 0, 0), font=font)
+    return TF.pil_to_tensor(canvas)
+
+
 # -- model -----------------------------------------------------------------------------------------
 
 
-def _predictor(model_or_source: Any, pretrained: bool | None):
-    """The model, loaded if given as a source; refuses anything that is not a zoo detector or segmentation model."""
+def _predictor(model_or_source: Any, pretrained: bool | None, labels: Sequence[str] | None = None):
+    """The model, loaded if given as a source; refuses a task predict cannot draw."""
     if isinstance(model_or_source, (str, os.PathLike)):
         import zoo
 
@@ -196,15 +264,17 @@ def _predictor(model_or_source: Any, pretrained: bool | None):
             _refuse_task(get_spec(registered), source)  # before building (or downloading) anything
             if pretrained is None:
                 pretrained = split_name(registered)[1] is not None
-            model = zoo.load(source, pretrained=pretrained)
+            model = zoo.load(source, pretrained=pretrained, labels=labels)
         else:
-            model = zoo.load(source)
+            model = zoo.load(source, labels=labels)
     else:
+        if labels is not None:
+            raise BadArgumentError("labels are for a source predict loads; for a model you loaded, pass them to zoo.load")
         model = model_or_source
     spec = getattr(model, "zoo_spec", None)
     if spec is None:
-        raise BadArgumentError("predict takes a detector or segmentation model made by zoo.load (it carries model.zoo_spec) "
-                               "or a model source")
+        raise BadArgumentError("predict takes a classifier, detector or segmentation model made by zoo.load (it carries "
+                               "model.zoo_spec) or a model source")
     _refuse_task(spec, spec.name)
     return model
 
@@ -219,10 +289,10 @@ def _registered_name(source: str) -> str | None:
 
 
 def _refuse_task(spec, source: str) -> None:
-    if spec.task not in ("detection", "segmentation"):
+    if spec.task not in ("classification", "detection", "segmentation"):
         raise BadArgumentError(
-            f"{source} is a {spec.task} model; predict draws the boxes of detection models and the class maps of segmentation "
-            "models (see `zoo list --task detection`, `zoo list --task segmentation`)"
+            f"{source} is a {spec.task} model; predict draws the classes of classifiers, the boxes of detection models and "
+            "the class maps of segmentation models (see `zoo list --task ...`)"
         )
 
 
@@ -240,11 +310,13 @@ def _device(model, device: str | torch.device | None) -> torch.device:
 
 
 def _input_size(spec, imgsz: int | None) -> int:
-    """The square side: the model's own, or ``--imgsz`` checked as every export and detector checks it."""
+    """The square side: the model's own, or ``--imgsz`` checked as every export checks it (and, for the dense tasks,
+    as detectors check it: a multiple of the coarsest stride)."""
     from zoo.data.letterbox import check_img_size
     from zoo.export import checked_input_size as checked
 
-    return check_img_size(checked(spec, imgsz)[-1], "--imgsz")
+    side = checked(spec, imgsz)[-1]
+    return side if spec.task == "classification" else check_img_size(side, "--imgsz")
 
 
 # -- images ----------------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
     )
 
 
-def _in_head(key: str, head: Iterable[str]) -> bool:
+def in_head(key: str, head: Iterable[str]) -> bool:
     return any(key == h or key.startswith(h + ".") for h in head)
 
 
@@ -123,7 +123,7 @@ def keep_matching_classes(
     own = model.state_dict()
     fitted = dict(state_dict)
     for key, value in state_dict.items():
-        if not _in_head(key, head) or key not in own or tuple(own[key].shape) == tuple(value.shape):
+        if not in_head(key, head) or key not in own or tuple(own[key].shape) == tuple(value.shape):
             continue
         target = own[key]
         extra = value.shape[0] - len(theirs)
@@ -156,9 +156,9 @@ def apply_state_dict(
     own = model.state_dict()
     mismatched = [k for k in own.keys() & state_dict.keys() if tuple(own[k].shape) != tuple(state_dict[k].shape)]
     differing = set(mismatched) | (own.keys() ^ state_dict.keys())  # num_classes=0 removes the head's keys
-    if reset_head and head and any(_in_head(k, head) for k in differing):
+    if reset_head and head and any(in_head(k, head) for k in differing):
         ours, theirs = head_classes(own, head), head_classes(state_dict, head)
-        state_dict = {k: v for k, v in state_dict.items() if not _in_head(k, head)}
+        state_dict = {k: v for k, v in state_dict.items() if not in_head(k, head)}
         if ours is None:
             message = f"classifier head ({', '.join(head)}) removed: the model returns pooled features; {source} had {theirs} classes."
         else:
@@ -171,8 +171,8 @@ def apply_state_dict(
             UserWarning,
             stacklevel=3,
         )
-        own = {k: v for k, v in own.items() if not _in_head(k, head)}
-        mismatched = [k for k in mismatched if not _in_head(k, head)]
+        own = {k: v for k, v in own.items() if not in_head(k, head)}
+        mismatched = [k for k in mismatched if not in_head(k, head)]
     missing = sorted(own.keys() - state_dict.keys())
     unexpected = sorted(state_dict.keys() - own.keys())
     if missing or unexpected or mismatched:
@@ -188,7 +188,7 @@ def apply_state_dict(
             )
         hint = ""
         n = head_classes(state_dict, head)
-        if mismatched and head and all(_in_head(k, head) for k in mismatched) and n is not None:
+        if mismatched and head and all(in_head(k, head) for k in mismatched) and n is not None:
             hint = f" The weights have a {n}-class head: pass num_classes={n}, or pass your num_classes explicitly to reset the head."
         raise WeightsError(
             f"{source} do not fit the model, nothing was loaded: {'; '.join(parts)}.{hint}"

@@ -60,15 +60,16 @@ def register_timm(
     reported: tuple[Reported, ...],
     weights: tuple[WeightTag, ...],
     converter_module: str | None = None,
+    builder_arch: str | None = None,
     **fields: Any,
 ) -> ModelSpec:
-    """Register a timm architecture under its timm name."""
+    """Register a timm architecture under its timm name (or under ``arch``, built as timm's ``builder_arch``)."""
     return register_spec(
         ModelSpec(
             name=arch,
             family=family,
             task="classification",
-            builder=TimmBuilder(arch),
+            builder=TimmBuilder(builder_arch or arch),
             weights=weights,
             paper=paper,
             reported=reported,

@@ -1,0 +1,116 @@
+"""MobileCLIP / MobileCLIP2 whole: official-layout weights through the Hub stand-in, zero-shot parity with open_clip,
+one-tower loading, tower sizes against the papers, zoo.save round trips. (The zero-shot classifier's exports:
+tests/test_export.py.)"""
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save as safetensors_bytes
+
+import zoo
+from zoo.errors import BadArgumentError
+from zoo.models.mobileclip import MobileCLIP
+
+open_clip = pytest.importorskip("open_clip")
+
+NAME, CONFIG, REPO = "mobileclip2_s0", "MobileCLIP2-S0", "timm/MobileCLIP2-S0-OpenCLIP"
+LABELS = ["forklift", "pallet", "person"]
+
+
+@pytest.fixture(scope="module")
+def official():
+    """open_clip's own model, random weights (seeded; BatchNorm statistics and logit scale moved off their defaults)
+    in the layout the official repos publish."""
+    torch.manual_seed(0)
+    model = open_clip.create_model(CONFIG).eval()
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            if name.endswith(("running_mean", "running_var")):
+                buffer.copy_(torch.rand_like(buffer) + (0.5 if name.endswith("var") else -0.5))
+        model.logit_scale.fill_(4.2)
+    return model
+
+
+@pytest.fixture
+def served(hub, official):
+    hub.add(REPO, {"open_clip_model.safetensors": safetensors_bytes({k: v.contiguous() for k, v in official.state_dict().items()})})
+    return hub
+
+
+def open_clip_logits(model, images, labels, templates) -> torch.Tensor:
+    """Zero-shot logits as open_clip computes them (its classifier builder, its encoders, its temperature)."""
+    from open_clip.zero_shot_classifier import build_zero_shot_classifier
+
+    with torch.no_grad():
+        classifier = build_zero_shot_classifier(model, open_clip.get_tokenizer(CONFIG), labels, templates)
+        return model.logit_scale.exp() * model.encode_image(images, normalize=True) @ classifier
+
+
+def test_zero_shot_logits_equal_open_clips_on_the_official_weights(hub_env, served, official):
+    from open_clip.zero_shot_metadata import SIMPLE_IMAGENET_TEMPLATES
+
+    model = zoo.load(NAME, pretrained=True, labels=LABELS).eval()
+    assert model.zoo_spec.labels == tuple(LABELS) and model.zoo_spec.tag == "dfndr2b"
+    images = torch.rand(2, 3, 256, 256)
+    with torch.no_grad():
+        ours = model(images)
+    theirs = open_clip_logits(official, images, LABELS, SIMPLE_IMAGENET_TEMPLATES)
+    assert ours.shape == (2, 3)
+    assert (ours - theirs).abs().max().item() <= 1e-5
+    assert served.count("GET", REPO, "open_clip_model.safetensors") == 1
+
+    # each tower alone, from the same download (cache hit), equals open_clip's encoder
+    image_tower = zoo.load(NAME, pretrained=True, tower="image").eval()
+    text_tower = zoo.load(NAME, pretrained=True, tower="text").eval()
+    assert image_tower.text is None and text_tower.visual is None
+    tokens = text_tower.tokenize(["a photo of a forklift", "two pallets"])
+    with torch.no_grad():
+        assert torch.allclose(image_tower(images), official.encode_image(images, normalize=True), atol=1e-6)
+        assert torch.allclose(text_tower(tokens), official.encode_text(tokens, normalize=True), atol=1e-6)
+    assert served.count("GET", REPO, "open_clip_model.safetensors") == 1
+
+
+def test_user_templates_and_a_saved_classifier_keep_their_head(tmp_path):
+    torch.manual_seed(0)
+    templates = ["a photo of a {}.", "a blurry photo of a {}."]
+    model = zoo.load(NAME, labels=LABELS, templates=templates).eval()
+    images = torch.rand(1, 3, 256, 256)
+    with torch.no_grad():
+        expected = model.logit_scale.exp() * model.encode_image(images) @ torch.stack(
+            [torch.nn.functional.normalize(model.encode_text(model.tokenize([t.format(c) for t in templates])).mean(0), dim=0)
+             for c in LABELS]).T
+        assert (model(images) - expected).abs().max().item() <= 1e-5
+
+    zoo.save(model, tmp_path / "clip")
+    again = zoo.load(tmp_path / "clip").eval()  # the head is read from the weights, not recomputed
+    assert again.zoo_spec.labels == tuple(LABELS) and again.templates == tuple(templates)
+    with torch.no_grad():
+        assert torch.equal(again(images), model(images))
+    relabelled = zoo.load(tmp_path / "clip", labels=["cat", "dog"]).eval()  # new labels: a new zero-shot head
+    with torch.no_grad():
+        assert relabelled(images).shape == (1, 2)
+        assert torch.allclose(relabelled.head.weight[0], torch.nn.functional.normalize(
+            relabelled.encode_text(relabelled.tokenize([t.format("cat") for t in templates])).mean(0), dim=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", zoo.list_models("mobileclip*"))
+def test_each_tower_has_the_papers_parameter_count(name):
+    """Counted on the meta device (no memory, no time); the FastViT towers in their deploy form, as the papers count."""
+    spec = zoo.info(name)
+    with torch.device("meta"):
+        model = MobileCLIP(spec.builder.config)
+    for tower, module in (("image", model.visual), ("text", model.text)):
+        reported = spec.reported_value(f"{tower}_params")
+        measured = sum(p.numel() for p in module.parameters())
+        assert abs(measured - reported.value * 1e6) <= 0.01 * reported.value * 1e6 + reported.rounding * 1e6, (tower, measured, reported)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"tower": "audio"}, "tower must be one of both, image, text"),
+    ({"templates": ["a photo"]}, "templates must be prompts with one {}"),
+    ({"templates": "fancy"}, "templates must be 'simple', 'openai'"),
+    ({"tower": "text", "labels": ["cat"]}, "the text tower has no classifier"),
+])
+def test_bad_arguments_say_what_to_pass(kwargs, message):
+    with pytest.raises(BadArgumentError, match=message.replace("{", r"\{").replace("(", r"\(")):
+        zoo.load(NAME, **kwargs)
