@@ -3,6 +3,9 @@ one-tower loading, tower sizes against the papers, zoo.save round trips. (The ze
 tests/test_export.py.)"""
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save as safetensors_bytes
@@ -114,3 +117,41 @@ def test_each_tower_has_the_papers_parameter_count(name):
 def test_bad_arguments_say_what_to_pass(kwargs, message):
     with pytest.raises(BadArgumentError, match=message.replace("{", r"\{").replace("(", r"\(")):
         zoo.load(NAME, **kwargs)
+
+
+def test_embed_writes_each_towers_normalised_rows_with_their_names(tmp_path):
+    from PIL import Image
+    from safetensors import safe_open
+
+    from zoo.data.classification import eval_transform
+    from zoo.embed import embed
+
+    torch.manual_seed(0)
+    model = zoo.load(NAME).eval()
+    (tmp_path / "photos").mkdir()
+    for name, colour in (("b.png", (0, 0, 255)), ("a.jpg", (255, 0, 0))):
+        Image.new("RGB", (90, 60), colour).save(tmp_path / "photos" / name)
+    (tmp_path / "notes.txt").write_text("a red square\n\n  a blue square \n")
+
+    result = embed(model, tmp_path / "photos", tmp_path / "images.safetensors")
+    with safe_open(str(tmp_path / "images.safetensors"), "pt") as f:
+        rows, meta = f.get_tensor("embeddings"), f.metadata()
+    assert meta["kind"] == "image" and json.loads(meta["items"]) == ["a.jpg", "b.png"] == result["items"]
+    transform = eval_transform(model.zoo_spec.preprocessing())
+    with torch.no_grad():
+        expected = model.encode_image(torch.stack([transform(Image.open(tmp_path / "photos" / n).convert("RGB"))
+                                                   for n in ("a.jpg", "b.png")]))
+    assert torch.allclose(rows, expected, atol=1e-5) and torch.allclose(rows.norm(dim=1), torch.ones(2))
+
+    result = embed(model, tmp_path / "notes.txt", tmp_path / "texts.npy")
+    assert result["items"] == ["a red square", "a blue square"]  # blank lines skipped, spaces trimmed
+    with torch.no_grad():
+        expected = model.encode_text(model.tokenize(result["items"]))
+    assert torch.allclose(torch.from_numpy(np.load(tmp_path / "texts.npy")), expected, atol=1e-5)
+    assert (tmp_path / "texts.json").is_file()
+
+    with pytest.raises(BadArgumentError, match="must end in .safetensors or .npy"):
+        embed(model, tmp_path / "notes.txt", tmp_path / "texts.csv")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(zoo.errors.DataError, match="holds no images"):
+        embed(model, tmp_path / "empty", tmp_path / "x.npy")

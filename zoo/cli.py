@@ -103,6 +103,15 @@ EXAMPLES = {
         "  zoo predict runs/lraspp_mobilenetv3_large_shapes/2026-01-01_12-00-00 scene.png --out masks/\n"
         "  zoo predict mobileclip2_s0.dfndr2b photo.jpg --labels \"forklift,pallet,person\" --out preds/"
     ),
+    "embed": (
+        "Image-text models (mobileclip*) embed images with the image tower and texts with the text tower, into one\n"
+        "space: rows compare by dot product. Other classifiers embed images as pooled features. A folder is read in name\n"
+        "order, a text file one text per line; .safetensors keeps the item names in its metadata, .npy gets <stem>.json.\n\n"
+        "examples:\n"
+        "  zoo embed mobileclip2_s0.dfndr2b photos/ --out photos.safetensors\n"
+        "  zoo embed mobileclip2_s0.dfndr2b queries.txt --out queries.npy\n"
+        "  zoo embed runs/quickstart/2026-01-01_12-00-00 photos/ --out features.npy"
+    ),
     "card": (
         "Renders a Hugging Face model card (YAML front matter with licence, tags, datasets, pipeline_tag and, for a run,\n"
         "model-index results; then architecture, params/MACs, speed from `zoo bench` JSON, recipe, compression, exports,\n"
@@ -238,6 +247,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     p.set_defaults(run=_cmd_predict)
+
+    p = command("embed", "Embed a folder of images or a text file: L2-normalised vectors in one .safetensors or .npy file.")
+    p.add_argument("source", metavar="MODEL", help="a registered name (arch.tag for weights), a run directory, a zoo.save folder or hf-hub:org/name")
+    p.add_argument("inputs", metavar="IMAGES_OR_TEXT", help="a folder of images, or a text file with one text per line")
+    p.add_argument("--out", required=True, help="the .safetensors or .npy file to write")
+    p.add_argument("--batch", type=int, default=32, help="items per forward pass (default 32)")
+    p.set_defaults(run=_cmd_embed)
 
     p = command("card", "Write a model card (Hugging Face format) for a registered model or a run.")
     p.add_argument("source", nargs="?", metavar="NAME_OR_RUN", help="a registered name (arch or arch.tag), a run directory or a zoo.save folder")
@@ -527,6 +543,14 @@ def _cmd_push(args: argparse.Namespace) -> int:
     for name in result["files"]:
         print(f"  {name}")
     print(f"load it with: zoo.load(\"hf-hub:{result['repo_id']}" + (f"@{result['revision']}" if result["revision"] != "main" else "") + "\")")
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from zoo.embed import embed
+
+    result = embed(args.source, args.inputs, args.out, batch_size=args.batch)
+    print(f"wrote {result['count']} {result['kind']} embeddings ({result['dim']}-d, L2-normalised) to {result['out']}")
     return 0
 
 

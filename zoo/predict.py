@@ -204,11 +204,11 @@ def _finish_segmentation(path: Path, output: Path, image: torch.Tensor, classes:
 def _classify(model, originals: list[torch.Tensor], size: int, device: torch.device, spec) -> torch.Tensor:
     """Class probabilities ``[B, num_classes]``: each image through the evaluation transform of the model's
     preprocessing (resize, centre crop, normalise), as ``zoo eval`` sees it."""
-    from timm.data import create_transform
     from torchvision.transforms.v2 import functional as TF
 
-    transform = create_transform(input_size=(3, size, size), interpolation=spec.interpolation, mean=spec.mean, std=spec.std,
-                                 crop_pct=spec.crop_pct, is_training=False)
+    from zoo.data.classification import eval_transform
+
+    transform = eval_transform({**spec.preprocessing(), "input_size": (3, size, size)})
     x = torch.stack([transform(TF.to_pil_image(image)) for image in originals]).to(device)
     with torch.no_grad():
         logits = model(x).float().cpu()

@@ -51,12 +51,13 @@ class ImageDataset(Dataset):
         item = self.split.images[index]
         if self.image_key is not None:  # a Hugging Face dataset row
             item = item[self.image_key]
-        image = _open(item) if isinstance(item, (str, os.PathLike)) else item
+        image = open_image(item) if isinstance(item, (str, os.PathLike)) else item
         image = image.convert("RGB")
         return (self.transform(image) if self.transform else image), int(self.split.labels[index])
 
 
-def _open(path: str | os.PathLike) -> Image.Image:
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """The image file, read now (a damaged file fails here, named)."""
     try:
         image = Image.open(path)
         image.load()
@@ -66,6 +67,16 @@ def _open(path: str | os.PathLike) -> Image.Image:
 
 
 # -- sources ---------------------------------------------------------------------------------------
+
+
+def eval_transform(preprocessing: dict) -> Callable:
+    """timm's evaluation transform for a model's preprocessing (resize, centre crop, normalise): a PIL image in, a
+    tensor out, as ``zoo eval``, ``zoo predict`` and ``zoo embed`` show images to a classifier."""
+    from timm.data import create_transform
+
+    pre = preprocessing
+    return create_transform(input_size=tuple(pre["input_size"]), interpolation=pre["interpolation"], mean=pre["mean"],
+                            std=pre["std"], crop_pct=pre["crop_pct"], is_training=False)
 
 
 def load_digits_splits(val_fraction: float, seed: int, upsample: int = 32) -> tuple[Split, Split, list[str]]:
@@ -253,9 +264,9 @@ class ClassificationDataModule(L.LightningDataModule):
         from timm.data import create_transform
 
         pre, aug = self.preprocessing(), self.cfg.get("augment", {}) or {}
-        common = dict(input_size=pre["input_size"], interpolation=pre["interpolation"], mean=pre["mean"], std=pre["std"])
         if not training:
-            return create_transform(is_training=False, crop_pct=pre["crop_pct"], **common)
+            return eval_transform(pre)
+        common = dict(input_size=pre["input_size"], interpolation=pre["interpolation"], mean=pre["mean"], std=pre["std"])
         return create_transform(
             is_training=True,
             scale=tuple(aug.get("scale", (0.08, 1.0))),
