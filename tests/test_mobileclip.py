@@ -4,6 +4,7 @@ tests/test_export.py.)"""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -155,3 +156,90 @@ def test_embed_writes_each_towers_normalised_rows_with_their_names(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(zoo.errors.DataError, match="holds no images"):
         embed(model, tmp_path / "empty", tmp_path / "x.npy")
+
+
+# -- image-text training and retrieval -------------------------------------------------------------------------------
+
+
+def test_retrieval_recall_counts_repeated_captions_by_hand():
+    """4 images captioned a, b, a, c against the 3 distinct captions; the similarities below, ranked by hand."""
+    from zoo.metrics import retrieval_recall
+
+    similarity = torch.tensor([[0.0, 0.6, -0.4], [0.2, 0.7, -0.2], [0.3, -0.5, 0.25], [0.2, 0.9, -0.6]])
+    images, texts = similarity, torch.eye(3)  # image @ text.T reproduces the table
+    scores = retrieval_recall(images, texts, ["a", "b", "a", "c"], ks=(1, 2))
+    # image to text, top 1: b (miss), b (hit), a (hit), b (miss); top 2 adds a for image 0, and c is last for image 3
+    assert scores["i2t_r1"] == 0.5 and scores["i2t_r2"] == 0.75
+    # text to image, top 1: a -> image 2 (an "a": hit), b -> image 3 (a "c": miss), c -> image 2 (miss)
+    assert scores["t2i_r1"] == pytest.approx(1 / 3) and scores["t2i_r2"] == pytest.approx(2 / 3)
+    with pytest.raises(BadArgumentError, match="3 distinct captions"):
+        retrieval_recall(images, torch.eye(2), ["a", "b", "a", "c"])
+
+
+def test_clip_loss_is_clips_with_unique_captions_and_shares_repeats():
+    from zoo.tasks.image_text import clip_loss
+
+    torch.manual_seed(0)
+    image = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    text = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    scale = torch.tensor(2.0)
+    logits = scale.exp() * image @ text.T
+    expected = (torch.nn.functional.cross_entropy(logits, torch.arange(4)) + torch.nn.functional.cross_entropy(logits.T, torch.arange(4))) / 2
+    assert torch.allclose(clip_loss(image, text, scale, ["a", "b", "c", "d"]), expected)
+    # images 0 and 2 share a caption: each of them matches both texts, half each
+    targets = torch.tensor([[0.5, 0, 0.5, 0], [0, 1, 0, 0], [0.5, 0, 0.5, 0], [0, 0, 0, 1]])
+    shared = (torch.nn.functional.cross_entropy(logits, targets) + torch.nn.functional.cross_entropy(logits.T, targets)) / 2
+    assert torch.allclose(clip_loss(image, text, scale, ["a", "b", "a", "d"]), shared)
+    assert torch.allclose(clip_loss(image, text, torch.tensor(9.0), ["a", "b", "c", "d"]),
+                          clip_loss(image, text, torch.tensor(math.log(100.0)), ["a", "b", "c", "d"]))  # capped at 100
+
+
+def test_shape_captions_say_what_is_drawn_and_where():
+    from zoo.data.shapes import CAPTION_COLOURS, caption_sample
+
+    places = {"top left": (16, 16), "top right": (48, 16), "bottom left": (16, 48), "bottom right": (48, 48), "centre": (32, 32)}
+    seen = set()
+    for index in range(40):
+        image, caption = caption_sample(3, "train", index, 64)
+        words = caption.split(" at the ")
+        colour = words[0].split()[1]
+        x, y = places[words[1]]
+        assert image.getpixel((x, y)) == CAPTION_COLOURS[colour], caption  # the shape covers its place's centre
+        seen.add(caption)
+    assert caption_sample(3, "train", 7, 64)[1] == caption_sample(3, "train", 7, 64)[1]
+    assert len(seen) > 25 and not any(c.startswith("a orange") for c in seen)  # "an orange"
+
+
+def test_image_text_task_trains_and_locks_towers():
+    from zoo.tasks.image_text import ImageTextTask, clip_loss
+
+    torch.manual_seed(0)
+    captions = ["a red circle at the centre", "a blue square at the top left", "a green cross at the bottom right", "a red circle at the centre"]
+    images = torch.rand(4, 3, 32, 32)
+    task = ImageTextTask(zoo.load(NAME, text_context=8), lock_text=True)
+    frozen = {k: v.clone() for k, v in task.model.text.state_dict().items()}
+    optimizer = torch.optim.AdamW([p for p in task.model.parameters() if p.requires_grad], lr=1e-3)
+    task.model.train()
+    losses = []
+    for _ in range(4):
+        image, text = task._embed(task.model, images, captions)
+        loss = clip_loss(image, text, task.model.logit_scale, captions)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert all(torch.equal(v, task.model.text.state_dict()[k]) for k, v in frozen.items())
+    with pytest.raises(zoo.errors.ConfigError, match="not an image-text model"):
+        ImageTextTask(zoo.load("mobilenetv3_small_100"))
+
+
+def test_zoo_eval_reports_retrieval_on_captions(tmp_path, capsys):
+    from zoo.cli import main
+
+    assert main(["eval", NAME, "data=shape_captions", "data.val_images=24", "data.batch_size=12", "--out", str(tmp_path)]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["pairs"] == 24 and {"i2t_r1", "t2i_r1", "i2t_r10"} <= metrics.keys()
+    assert metrics["i2t_r1"] <= metrics["i2t_r5"] <= metrics["i2t_r10"]
+    assert (tmp_path / "retrievals.png").stat().st_size > 10_000
+    assert "image-to-text R@1" in capsys.readouterr().out

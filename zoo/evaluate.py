@@ -370,6 +370,85 @@ def plot_predictions(samples, class_names: Sequence[str], path: Path, title: str
 # -- `zoo eval` -------------------------------------------------------------------------------------
 
 
+@torch.no_grad()
+def evaluate_retrieval(
+    model: nn.Module,
+    loader: DataLoader,
+    class_names: Sequence[str] = (),
+    out_dir: str | Path | None = None,
+    *,
+    title: str = "",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Embed every (image, caption) pair of ``loader`` with an image-text model; retrieval recall@1/5/10 both ways over
+    the distinct captions (:func:`zoo.metrics.retrieval_recall`); optionally write ``metrics.json`` and
+    ``retrievals.png`` (the first images, each with its caption and the three captions it retrieves)."""
+    from zoo.metrics import retrieval_recall
+
+    model.eval()
+    device = next(model.parameters()).device
+    images, captions, shown = [], [], []
+    for x, texts in _batches(loader, progress):
+        images.append(model.encode_image(x.to(device)).float().cpu())
+        captions.extend(texts)
+        if len(shown) < 8:
+            shown.extend(x[: 8 - len(shown)].cpu())
+    gallery = sorted(set(captions))
+    text = torch.cat([model.encode_text(model.tokenize(gallery[i:i + 256]).to(device)).float().cpu()
+                      for i in range(0, len(gallery), 256)])
+    image_rows = torch.cat(images)
+    metrics = retrieval_recall(image_rows, text, captions)
+    metrics["headline"] = (f"image-to-text R@1 {metrics['i2t_r1']:.2%}  R@5 {metrics['i2t_r5']:.2%}   text-to-image R@1 "
+                           f"{metrics['t2i_r1']:.2%}  R@5 {metrics['t2i_r5']:.2%}   ({metrics['pairs']} pairs, {metrics['captions']} captions)")
+    if out_dir is not None:
+        out = Path(out_dir)
+        files = {"metrics": str(out / "metrics.json"), "retrievals": str(out / "retrievals.png")}
+        atomic_write_json(out / "metrics.json", {k: v for k, v in metrics.items() if k != "headline"})
+        top = (image_rows[: len(shown)] @ text.T).topk(min(3, len(gallery)), dim=1).indices
+        _plot_retrievals(shown, captions[: len(shown)], [[gallery[j] for j in row] for row in top.tolist()],
+                         getattr(getattr(model, "zoo_spec", None), "preprocessing", dict)(), out / "retrievals.png",
+                         title or metrics["headline"])
+        metrics["files"] = files
+    return metrics
+
+
+def _plot_retrievals(images, truths, retrieved, pre: dict, path: Path, title: str) -> None:
+    """One row per image: the image (un-normalised) beside its caption and the captions it retrieved, the right one in
+    green."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mean = torch.tensor(pre.get("mean", (0.0, 0.0, 0.0))).view(3, 1, 1)
+    std = torch.tensor(pre.get("std", (1.0, 1.0, 1.0))).view(3, 1, 1)
+    fig, axes = plt.subplots(len(images), 2, figsize=(7, 1.3 * len(images)), gridspec_kw={"width_ratios": [1, 4]}, squeeze=False)
+    for (ax_image, ax_text), image, truth, found in zip(axes, images, truths, retrieved):
+        ax_image.imshow((image * std + mean).clamp(0, 1).permute(1, 2, 0).numpy())
+        ax_image.axis("off")
+        ax_text.axis("off")
+        ax_text.text(0, 0.85, f"caption: {truth}", fontsize=8, weight="bold", transform=ax_text.transAxes)
+        for rank, text in enumerate(found, 1):
+            ax_text.text(0, 0.85 - 0.25 * rank, f"{rank}. {text}", fontsize=8, transform=ax_text.transAxes,
+                         color="tab:green" if text == truth else "tab:red")
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+def eval_row(spec, source: str):
+    """The task-table row that evaluates ``spec`` on data of ``source``: its own task's, or a task that also takes it
+    (an image-text model on captions: retrieval)."""
+    from zoo.task_table import TASKS
+
+    row = TASKS[spec.task]
+    if source in row.part("data_sources"):
+        return row
+    return next((r for r in TASKS.values() if r.also_trains and r.part("also_trains")(spec) and source in r.part("data_sources")),
+                row)
+
+
 def data_module(spec, overrides: Sequence[str], *, with_train: bool = True, match_classes: bool = True):
     """The data module ``zoo eval`` (and ``zoo quantize``) builds for ``spec`` from ``data=NAME data.KEY=VALUE``
     overrides, in the model's own preprocessing unless asked otherwise; checked against the model's classes (unless
@@ -400,6 +479,7 @@ def data_module(spec, overrides: Sequence[str], *, with_train: bool = True, matc
     for key in ("img_size", "crop_pct"):  # the model's own preprocessing unless asked otherwise
         if f"data.{key}" not in given and key in cfg.data:
             cfg.data[key] = None
+    row = eval_row(spec, cfg.data.source)
     sources = row.part("data_sources")
     if cfg.data.source not in sources:
         raise DataError(f"{spec.name} is a {spec.task} model; evaluate it on {row.data_kind} (a data config whose source "
@@ -434,6 +514,8 @@ def main(argv: list[str]) -> int:
 
     zero = zero_shot(model) and (not spec.num_classes or args.labels is not None)
     data, cfg = data_module(spec, overrides, with_train=False, match_classes=not zero)
+    row = eval_row(spec, cfg.data.source)
+    zero = zero and row.name == "classification"
     if zero:  # an image-text model classifies into the data's classes, prompted by their names (or --labels)
         names = [n.strip() for n in args.labels.split(",")] if args.labels else list(data.classes)
         if len(names) != data.num_classes or not all(names):
@@ -451,9 +533,7 @@ def main(argv: list[str]) -> int:
         out = Path("runs") / "eval" / spec.name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     title = f"{spec.name} on {cfg.data.source} (val)"
     print(f"{spec.name} on {data.describe()}")
-    from zoo.task_table import TASKS
-
-    metrics = TASKS[spec.task].part("evaluate")(model, data.val_dataloader(), data.classes, out, title=title)
+    metrics = row.part("evaluate")(model, data.val_dataloader(), data.classes, out, title=title)
     print(metrics["headline"])
     print("wrote " + ", ".join(metrics["files"].values()))
     return 0

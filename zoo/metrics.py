@@ -1,6 +1,6 @@
 """Task metrics the libraries do not report in the zoo's form: COCO-style detection metrics (mAP@[.5:.95], mAP@.5,
 ..., per-class AP) and segmentation scores (mean IoU, pixel accuracy, per-class IoU from torchmetrics' confusion
-matrix).
+matrix) and image-text retrieval recall (torchmetrics' hit rate, over captions that may repeat).
 
 torchmetrics' ``MeanAveragePrecision`` does the work with the ``faster_coco_eval`` backend (a C++
 reimplementation of pycocotools' ``COCOeval`` that gives the same numbers many times faster), and as a
@@ -242,3 +242,32 @@ def segmentation_scores(confusion: torch.Tensor, class_names: Sequence[str]) -> 
         "per_class_iou": {str(n): float(v) for n, v, ok in zip(class_names, iou, present) if ok},
         "per_class_acc": {str(n): float(v) for n, v in zip(class_names, accuracy) if not v.isnan()},
     }
+
+
+def retrieval_recall(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, captions: Sequence[str],
+                     ks: Sequence[int] = (1, 5, 10)) -> dict[str, Any]:
+    """Recall@k both ways for N (image, caption) pairs whose captions may repeat (a synthetic set's do).
+
+    ``text_embeddings`` holds one row per *distinct* caption, in ``sorted(set(captions))`` order: the text gallery.
+    Image to text: an image hits when its own caption is among its k most similar distinct captions. Text to image:
+    each distinct caption queries the N images and hits when any image it captions is among its k most similar. With
+    unique captions these are the usual CLIP retrieval recalls."""
+    from torchmetrics.retrieval import RetrievalHitRate
+
+    gallery = sorted(set(captions))
+    if text_embeddings.shape[0] != len(gallery):
+        raise BadArgumentError(f"text_embeddings has {text_embeddings.shape[0]} rows for {len(gallery)} distinct captions")
+    position = {c: i for i, c in enumerate(gallery)}
+    similarity = image_embeddings.float().cpu() @ text_embeddings.float().cpu().T  # [N, U]
+    relevant = torch.zeros_like(similarity, dtype=torch.bool)
+    relevant[torch.arange(len(captions)), torch.tensor([position[c] for c in captions])] = True
+
+    def hit_rate(scores: torch.Tensor, targets: torch.Tensor, k: int) -> float:  # one query per row
+        queries = torch.arange(scores.shape[0])[:, None].expand_as(scores)
+        return RetrievalHitRate(top_k=k)(scores.flatten(), targets.flatten(), indexes=queries.flatten()).item()
+
+    result: dict[str, Any] = {"pairs": len(captions), "captions": len(gallery)}
+    for k in ks:
+        result[f"i2t_r{k}"] = hit_rate(similarity, relevant, k)
+        result[f"t2i_r{k}"] = hit_rate(similarity.T, relevant.T, k)
+    return result

@@ -44,6 +44,7 @@ class TaskDef:
     pipeline_tag: str  # the Hugging Face Hub's task tag, for model cards
     output: str  # what the model returns, for model cards
     named_classes: bool = True  # the data's classes name the outputs (a byte vocabulary does not)
+    also_trains: str = ""  # "module:function(spec) -> bool": models registered under another task this one trains too
 
     def part(self, field: str) -> Any:
         """The object a ``"module:attribute"`` field names, imported now."""
@@ -124,5 +125,25 @@ TASKS: dict[str, TaskDef] = {
         pipeline_tag="text-generation",
         output="next-token prediction: logits `[B, T, vocab]`",
         named_classes=False,
+    ),
+    "image-text": TaskDef(
+        name="image-text",
+        lightning_module="zoo.tasks.image_text:ImageTextTask",
+        data_module="zoo.data.captions:CaptionDataModule",
+        data_sources="zoo.data.captions:SOURCES",
+        evaluate="zoo.evaluate:evaluate_retrieval",
+        monitor="val/i2t_r1",
+        mode="max",
+        summary={"val_i2t_r1": "i2t_r1", "val_t2i_r1": "t2i_r1", "val_i2t_r5": "i2t_r5"},
+        accuracy=("i2t_r1", "image-to-text R@1"),
+        headline="val/i2t_r1: {val_i2t_r1:.4f}  val/t2i_r1: {val_t2i_r1:.4f}",
+        result="val image-to-text R@1 {val_i2t_r1:.3f}, text-to-image R@1 {val_t2i_r1:.3f}",
+        example_recipe="mobileclip2_s0_shape_captions",
+        default_data="shape_captions",
+        data_kind="image-text pairs (images with captions)",
+        pipeline_tag="zero-shot-image-classification",
+        output="image and text embeddings `[B, D]`, L2-normalised, compared by dot product",
+        named_classes=False,
+        also_trains="zoo.tasks.image_text:trains",
     ),
 }

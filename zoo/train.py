@@ -125,6 +125,9 @@ def _task_row(cfg, spec):
     from zoo.task_table import TASKS
 
     recipe_kind = cfg.task.get("kind", "classification")
+    row = TASKS.get(recipe_kind)
+    if row is not None and spec.task != recipe_kind and row.also_trains and row.part("also_trains")(spec):
+        return row  # e.g. an image-text model, registered as a zero-shot classifier, in a contrastive recipe
     if spec.task not in TASKS:
         raise ConfigError(f"{spec.name} is a {spec.task} model; zoo train handles {', '.join(TASKS)} models")
     if spec.task != recipe_kind:
@@ -145,6 +148,7 @@ class Prepared:
     data: Any
     model: Any
     best: Any  # the ModelCheckpoint callback
+    row: Any = None  # the task table's row the run trains
 
 
 def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared:
@@ -244,7 +248,7 @@ def prepare(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Prepared
         )
     except (MisconfigurationException, TypeError, ValueError) as e:
         raise ConfigError(f"Lightning refused the trainer settings: {' '.join(str(e).split())}") from None
-    return Prepared(trainer, task, data, model, best)
+    return Prepared(trainer, task, data, model, best, row)
 
 
 def _mode(metric: str) -> str:
@@ -258,7 +262,6 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
     from omegaconf import OmegaConf
 
     import zoo
-    from zoo.task_table import TASKS
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -281,9 +284,9 @@ def run(cfg, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> dict[str, An
     if state_of(final).quantization:  # evaluate the int8 model zoo.load gives, not the QAT graph
         final = zoo.load(run_dir / "model")
     title = f"{cfg.recipe}: {cfg.model.name} on {cfg.data.source} (val)"
-    summary = {"recipe": cfg.recipe, "model": cfg.model.name, "task": model.zoo_spec.task, "data": data.describe(),
+    row = p.row
+    summary = {"recipe": cfg.recipe, "model": cfg.model.name, "task": row.name, "data": data.describe(),
                "epochs": trainer.current_epoch}
-    row = TASKS[model.zoo_spec.task]
     metrics = row.part("evaluate")(final, data.val_dataloader(), data.classes, run_dir / "eval", title=title)
     summary.update({key: metrics[name] for key, name in row.summary.items() if name in metrics})
     summary.update(_dynamic_confidence(final, data, run_dir / "eval"))

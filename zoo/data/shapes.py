@@ -177,3 +177,29 @@ def segmentation_sample(seed: int, split: str, index: int, size: int = 128,
     rasterised shapes themselves, so a perfect model reaches IoU 1 on every class."""
     scene_ = _scene(seed, split, index, size, scene)
     return scene_.image, scene_.class_map
+
+
+# -- captions --------------------------------------------------------------------------------------
+
+CAPTION_COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (50, 80, 225), "yellow": (235, 210, 40),
+                   "purple": (150, 60, 190), "orange": (245, 140, 30)}
+CAPTION_PLACES = ("top left", "top right", "bottom left", "bottom right", "centre")
+
+
+def caption_sample(seed: int, split: str, index: int, size: int = 64) -> tuple[Image.Image, str]:
+    """Image ``index`` of ``split``: one shape of a named colour in one of five places on grey noise, and its caption
+    ("a red circle at the top left", "an orange cross at the centre"): 6 colours x 4 shapes x 5 places = 120 captions, each image a random draw."""
+    rng = _rng(seed, split, index)
+    kind = CLASSES[int(rng.integers(len(CLASSES)))]
+    colour = list(CAPTION_COLOURS)[int(rng.integers(len(CAPTION_COLOURS)))]
+    place = CAPTION_PLACES[int(rng.integers(len(CAPTION_PLACES)))]
+    grey = rng.integers(60, 200)
+    pixels = np.clip(grey + rng.normal(0, 14, (size, size, 1)).repeat(3, 2), 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    side = rng.uniform(0.3, 0.42) * size
+    centre = {"top left": (0.25, 0.25), "top right": (0.75, 0.25), "bottom left": (0.25, 0.75), "bottom right": (0.75, 0.75),
+              "centre": (0.5, 0.5)}[place]
+    cx, cy = (c * size + rng.uniform(-0.05, 0.05) * size for c in centre)
+    draw_shape(ImageDraw.Draw(image), kind, (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2),
+               CAPTION_COLOURS[colour], rng.uniform(0, 2 * math.pi))
+    return image, f"{'an' if colour[0] in 'aeiou' else 'a'} {colour} {kind} at the {place}"

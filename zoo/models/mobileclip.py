@@ -69,9 +69,13 @@ def prompt_templates(templates: str | Sequence[str]) -> tuple:
 
 
 class MobileCLIP(nn.Module):
-    """An open_clip image-text model with a zero-shot (or trainable) classifier on its image embeddings."""
+    """An open_clip image-text model with a zero-shot (or trainable) classifier on its image embeddings.
 
-    def __init__(self, config: str, num_classes: int = 0, tower: str = "both", templates: str | Sequence[str] = "simple") -> None:
+    ``text_context`` builds the text tower for fewer token positions than the published 77 (the official weights then
+    do not load): a CPU recipe's short captions train several times faster."""
+
+    def __init__(self, config: str, num_classes: int = 0, tower: str = "both", templates: str | Sequence[str] = "simple",
+                 text_context: int | None = None) -> None:
         super().__init__()
         import open_clip
         from open_clip.model import CustomTextCLIP
@@ -85,6 +89,10 @@ class MobileCLIP(nn.Module):
         self.templates = prompt_templates(templates)
         cfg = dict(open_clip.get_model_config(config))
         cfg.pop("custom_text", None)
+        if text_context is not None:  # fewer text positions than the published 77: short captions train faster
+            if not isinstance(text_context, int) or not 4 <= text_context <= 77:
+                raise BadArgumentError(f"text_context must be a whole number of tokens from 4 to 77, not {text_context!r}")
+            cfg["text_cfg"] = {**cfg["text_cfg"], "context_length": text_context}
         clip = CustomTextCLIP(**cfg)
         self.config, self.tower = config, tower
         self.embed_dim = int(cfg["embed_dim"])
@@ -111,9 +119,16 @@ class MobileCLIP(nn.Module):
     def tokenize(self, texts: str | Sequence[str]) -> torch.Tensor:
         """Token ids ``[N, context_length]`` (open_clip's BPE tokenizer for this model)."""
         if self._tokenizer is None:
+            import logging
+
             import open_clip
 
-            self._tokenizer = open_clip.get_tokenizer(self.config)
+            root = logging.getLogger()
+            level, root.level = root.level, max(root.level, logging.WARNING)  # open_clip narrates its lookup at INFO
+            try:
+                self._tokenizer = open_clip.get_tokenizer(self.config, context_length=self.context_length)
+            finally:
+                root.setLevel(level)
         return self._tokenizer([texts] if isinstance(texts, str) else list(texts))
 
     @torch.no_grad()
