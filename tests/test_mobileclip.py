@@ -243,3 +243,17 @@ def test_zoo_eval_reports_retrieval_on_captions(tmp_path, capsys):
     assert metrics["i2t_r1"] <= metrics["i2t_r5"] <= metrics["i2t_r10"]
     assert (tmp_path / "retrievals.png").stat().st_size > 10_000
     assert "image-to-text R@1" in capsys.readouterr().out
+
+
+def test_zoo_eval_zero_shot_on_labelled_data_prompts_with_the_names_given(tmp_path, capsys):
+    from zoo.cli import main
+
+    names = "zero,one,two,three,four,five,six,seven,eight,nine"
+    argv = ["eval", NAME, "data=digits", "data.img_size=64", "data.val_fraction=0.05", "--out", str(tmp_path)]
+    assert main([*argv, "--labels", names]) == 0
+    out = capsys.readouterr().out
+    assert "zero-shot: 10 classes prompted as zero, one, two" in out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["classes"] == [str(d) for d in range(10)] and metrics["samples"] == 90  # the data's names in the report
+    assert main([*argv, "--labels", "zero,one"]) == 2
+    assert "--labels must name the data's 10 classes" in capsys.readouterr().err

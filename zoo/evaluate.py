@@ -405,9 +405,9 @@ def evaluate_retrieval(
         files = {"metrics": str(out / "metrics.json"), "retrievals": str(out / "retrievals.png")}
         atomic_write_json(out / "metrics.json", {k: v for k, v in metrics.items() if k != "headline"})
         top = (image_rows[: len(shown)] @ text.T).topk(min(3, len(gallery)), dim=1).indices
-        _plot_retrievals(shown, captions[: len(shown)], [[gallery[j] for j in row] for row in top.tolist()],
-                         getattr(getattr(model, "zoo_spec", None), "preprocessing", dict)(), out / "retrievals.png",
-                         title or metrics["headline"])
+        pre = model.zoo_spec.preprocessing() if hasattr(model, "zoo_spec") else {}
+        _plot_retrievals(shown, captions[: len(shown)], [[gallery[j] for j in row] for row in top.tolist()], pre,
+                         out / "retrievals.png", title or metrics["headline"])
         metrics["files"] = files
     return metrics
 
