@@ -402,9 +402,9 @@ def _training_section(spec, run: Path | None, summary) -> list[str]:
         return lines
     recipes = recipes_for(spec.name)
     if not recipes:
-        example = TASKS[spec.task].example_recipe
-        return lines + [(f"No recipe in this repo trains `{spec.name}` yet. Any {spec.task} recipe takes it: "
-                         f"`zoo train recipe={example} model.name={spec.name}`."), ""]
+        row = next((r for r in TASKS.values() if r.also_trains and r.part("also_trains")(spec)), TASKS[spec.task])
+        return lines + [(f"No recipe in this repo trains `{spec.name}` yet. Any {row.name} recipe takes it: "
+                         f"`zoo train recipe={row.example_recipe} model.name={spec.name}`."), ""]
     for r in recipes:
         lines += [f"- `zoo train recipe={r['recipe']}`" + (":" if r["measured"] else " (not measured yet)")]
         lines += [f"  - {line}" for line in r["measured"] if line and not line.startswith("(written")]
