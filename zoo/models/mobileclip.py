@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.errors import BadArgumentError
 from zoo.models.fastvit import MOBILECLIP
 from zoo.registry import (
     OPENAI_CLIP_MEAN,
@@ -53,8 +54,6 @@ TOWERS = ("both", "image", "text")
 
 def prompt_templates(templates: str | Sequence[str]) -> tuple:
     """``"simple"`` (open_clip's 7 ImageNet prompts), ``"openai"`` (CLIP's 80) or the user's ``"a photo of a {}."`` strings."""
-    from zoo.errors import BadArgumentError
-
     if isinstance(templates, str):
         from open_clip import zero_shot_metadata as meta
 
@@ -80,8 +79,6 @@ class MobileCLIP(nn.Module):
         import open_clip
         from open_clip.model import CustomTextCLIP
 
-        from zoo.errors import BadArgumentError
-
         if tower not in TOWERS:
             raise BadArgumentError(f"tower must be one of {', '.join(TOWERS)}, not {tower!r}")
         if tower == "text" and num_classes:
@@ -106,13 +103,13 @@ class MobileCLIP(nn.Module):
     # -- towers -------------------------------------------------------------------------------------
     def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         if self.visual is None:
-            raise RuntimeError("this model holds the text tower only (tower='text')")
+            raise BadArgumentError("this model holds the text tower only (tower='text'); load it with tower='both' or 'image'")
         features = self.visual(images)
         return nn.functional.normalize(features, dim=-1) if normalize else features
 
     def encode_text(self, tokens: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         if self.text is None:
-            raise RuntimeError("this model holds the image tower only (tower='image')")
+            raise BadArgumentError("this model holds the image tower only (tower='image'); load it with tower='both' or 'text'")
         features = self.text(tokens)
         return nn.functional.normalize(features, dim=-1) if normalize else features
 
@@ -124,7 +121,8 @@ class MobileCLIP(nn.Module):
             import open_clip
 
             root = logging.getLogger()
-            level, root.level = root.level, max(root.level, logging.WARNING)  # open_clip narrates its lookup at INFO
+            level = root.level
+            root.setLevel(max(level, logging.WARNING))  # open_clip narrates its tokenizer lookup at INFO
             try:
                 self._tokenizer = open_clip.get_tokenizer(self.config, context_length=self.context_length)
             finally:
@@ -132,19 +130,15 @@ class MobileCLIP(nn.Module):
         return self._tokenizer([texts] if isinstance(texts, str) else list(texts))
 
     @torch.no_grad()
-    def set_labels(self, labels: Sequence[str], templates: str | Sequence[str] | None = None) -> None:
+    def set_labels(self, labels: Sequence[str]) -> None:
         """Make the head the zero-shot classifier of ``labels``: each label's text embedding, averaged over the prompt
-        templates and normalised (open_clip's ``build_zero_shot_classifier``)."""
+        templates (the ``templates`` the model was built with) and normalised (open_clip's ``build_zero_shot_classifier``)."""
         from open_clip.zero_shot_classifier import build_zero_shot_classifier
-
-        from zoo.errors import BadArgumentError
 
         if self.text is None:
             raise BadArgumentError("labels need the text tower to embed them: load with tower='both'")
         if self.head is None or self.head.out_features != len(labels):
             raise BadArgumentError(f"the head has {self.head.out_features if self.head else 0} classes, not {len(labels)}")
-        if templates is not None:
-            self.templates = prompt_templates(templates)
         was_training = self.training
         self.eval()
         weights = build_zero_shot_classifier(self, self.tokenize, list(labels), self.templates,

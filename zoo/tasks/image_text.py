@@ -5,9 +5,9 @@ A model of this task has ``encode_image``, ``encode_text`` (both L2-normalised),
 symmetric cross-entropy over the batch's image-text similarities, scaled by ``exp(logit_scale)`` (capped at 100, as
 CLIP caps it), with every pair of equal captions counted as a match: a synthetic set's captions repeat within a batch,
 and treating a repeat as a negative would push apart what the data says is the same. ``lock_text=True`` trains the
-image tower against a frozen text tower (LiT: "locked-image text tuning" turned around, as LiT's ablations do),
-``lock_image=True`` the reverse; a locked text tower embeds each distinct caption once. Validation embeds every val pair and reports retrieval recall@1/5/10 both ways
-(:func:`zoo.metrics.retrieval_recall`).
+image tower against a frozen text tower (LiT's locking, applied to the other tower), ``lock_image=True`` the reverse; a
+locked text tower embeds each distinct caption once. Validation embeds every val pair and reports retrieval
+recall@1/5/10 both ways (:func:`zoo.metrics.retrieval_recall`).
 """
 from __future__ import annotations
 
