@@ -84,7 +84,10 @@ SMALLER["mobileclip2_s0"] = {"labels": ["forklift", "pallet"], "templates": ["a 
 
 
 def fresh(name: str, size: int | None) -> torch.nn.Module:
-    """The model by name; fresh DETRs get BatchNorm statistics first (see zoo.bench.settle_batchnorm)."""
+    """The model by name, its random weights from one seed (whatever ran before: an untrained MobileOne-S4's outputs
+    reach ~1e5, and an unlucky draw took its fp32 ONNX difference past the check); fresh DETRs get BatchNorm statistics
+    first (see zoo.bench.settle_batchnorm)."""
+    torch.manual_seed(0)
     model = zoo.load(name, **SMALLER.get(name, {})).eval()
     settle_batchnorm(model, size)
     return model
