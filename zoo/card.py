@@ -402,7 +402,7 @@ def _training_section(spec, run: Path | None, summary) -> list[str]:
         return lines
     recipes = recipes_for(spec.name)
     if not recipes:
-        row = next((r for r in TASKS.values() if r.also_trains and r.part("also_trains")(spec)), TASKS[spec.task])
+        row = next((r for r in TASKS.values() if r.trains(spec)), TASKS[spec.task])
         return lines + [(f"No recipe in this repo trains `{spec.name}` yet. Any {row.name} recipe takes it: "
                          f"`zoo train recipe={row.example_recipe} model.name={spec.name}`."), ""]
     for r in recipes:

@@ -445,7 +445,7 @@ def eval_row(spec, source: str):
     row = TASKS[spec.task]
     if source in row.part("data_sources"):
         return row
-    return next((r for r in TASKS.values() if r.also_trains and r.part("also_trains")(spec) and source in r.part("data_sources")),
+    return next((r for r in TASKS.values() if r.trains(spec) and source in r.part("data_sources")),
                 row)
 
 

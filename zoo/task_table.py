@@ -51,6 +51,10 @@ class TaskDef:
         module, _, attr = getattr(self, field).partition(":")
         return getattr(importlib.import_module(module), attr)
 
+    def trains(self, spec: Any) -> bool:
+        """Whether this task trains ``spec``, a model registered under another task (``also_trains``)."""
+        return bool(self.also_trains) and bool(self.part("also_trains")(spec))
+
 
 TASKS: dict[str, TaskDef] = {
     "classification": TaskDef(

@@ -126,7 +126,7 @@ def _task_row(cfg, spec):
 
     recipe_kind = cfg.task.get("kind", "classification")
     row = TASKS.get(recipe_kind)
-    if row is not None and spec.task != recipe_kind and row.also_trains and row.part("also_trains")(spec):
+    if row is not None and spec.task != recipe_kind and row.trains(spec):
         return row  # e.g. an image-text model, registered as a zero-shot classifier, in a contrastive recipe
     if spec.task not in TASKS:
         raise ConfigError(f"{spec.name} is a {spec.task} model; zoo train handles {', '.join(TASKS)} models")

@@ -21,7 +21,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from zoo.data import setting
+from zoo.data import loader, setting
 from zoo.errors import ConfigError, DataError
 from zoo.registry import ModelSpec
 
@@ -155,9 +155,7 @@ class CaptionDataModule(L.LightningDataModule):
         return self._loader(CaptionDataset(self.val_pairs, self.transform()), shuffle=False, drop_last=False)
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        workers = int(setting(self.cfg, "num_workers", 0))
-        return DataLoader(dataset, batch_size=int(self.cfg.batch_size), shuffle=shuffle, drop_last=drop_last, collate_fn=collate,
-                          num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+        return loader(dataset, self.cfg, shuffle=shuffle, drop_last=drop_last, collate_fn=collate)
 
     def describe(self) -> str:
         self._load()

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from zoo.data import loader
 from zoo.errors import DataError
 from zoo.registry import ModelSpec
 
@@ -297,17 +297,8 @@ class ClassificationDataModule(L.LightningDataModule):
         return self._loader(self._dataset(self.train_split, False), shuffle=False, drop_last=False)
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        workers = int(self.cfg.get("num_workers", 0))
         batch = min(int(self.cfg.batch_size), len(dataset)) if drop_last else int(self.cfg.batch_size)
-        return DataLoader(
-            dataset,
-            batch_size=batch,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+        return loader(dataset, self.cfg, batch_size=batch, shuffle=shuffle, drop_last=drop_last)
 
     def describe(self) -> str:
         self._load()

@@ -39,7 +39,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from zoo.data import setting
+from zoo.data import loader, setting
 from zoo.data.detection_sources import (
     CLIP_TOLERANCE,
     IMAGE_SUFFIXES,
@@ -268,17 +268,8 @@ class DetectionDataModule(L.LightningDataModule):
         return self._loader(DetectionDataset(self.train_split, self.transform(False)), shuffle=False, drop_last=False)
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool, collate_fn: Callable = collate) -> DataLoader:
-        workers = int(setting(self.cfg, "num_workers", 0))
-        return DataLoader(
-            dataset,
-            batch_size=int(self.cfg.batch_size),
-            shuffle=shuffle,
-            drop_last=drop_last,
-            num_workers=workers,
-            persistent_workers=workers > 0 and not self.close_mosaic,  # CloseMosaic reaches new workers only
-            pin_memory=torch.cuda.is_available(),
-            collate_fn=collate_fn,
-        )
+        return loader(dataset, self.cfg, shuffle=shuffle, drop_last=drop_last, collate_fn=collate_fn,
+                      keep_workers=not self.close_mosaic)  # CloseMosaic reaches new workers only
 
     def val_annotations(self) -> list[dict[str, Any]]:
         """Val ground truth as the val loader's targets: boxes in input pixels (after letterbox).

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from zoo.data import setting
+from zoo.data import loader, setting
 from zoo.data.detection_sources import IMAGE_SUFFIXES, DataProblem
 from zoo.errors import ConfigError, DataError, closest
 from zoo.registry import ModelSpec
@@ -358,9 +358,7 @@ class SegmentationDataModule(L.LightningDataModule):
         return self._loader(self._dataset(self.train_pairs, False), shuffle=False, drop_last=False)
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        workers = int(setting(self.cfg, "num_workers", 0))
-        return DataLoader(dataset, batch_size=int(self.cfg.batch_size), shuffle=shuffle, drop_last=drop_last,
-                          num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+        return loader(dataset, self.cfg, shuffle=shuffle, drop_last=drop_last)
 
     def describe(self) -> str:
         self._load()

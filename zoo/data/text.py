@@ -21,6 +21,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from zoo.data import loader
 from zoo.errors import DataError
 from zoo.registry import ModelSpec
 
@@ -141,9 +142,7 @@ class TextDataModule(L.LightningDataModule):
         return self._loader(Windows(self.val_bytes, self.context, self.cfg.get("val_windows")), shuffle=False)
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        workers = int(self.cfg.get("num_workers", 0))
-        return DataLoader(dataset, batch_size=int(self.cfg.batch_size), shuffle=shuffle, drop_last=shuffle,
-                          num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+        return loader(dataset, self.cfg, shuffle=shuffle, drop_last=shuffle)
 
     def describe(self) -> str:
         self._load()
