@@ -297,7 +297,7 @@ def test_extracted_matlm_saves_loads_and_exports_token_input(tmp_path):
     result = export(again, "onnx", dynamic=True, out=tmp_path / "lm.onnx")
     assert result.inputs[0]["name"] == "input_ids" and result.inputs[0]["dtype"] == "int64"
     assert all(result.verification[k]["ok"] for k in ("random", "real", "random_batch2"))
-    with pytest.raises(zoo.errors.BadArgumentError, match="language model"):
+    with pytest.raises(zoo.errors.BadArgumentError, match="32 token ids, not an image"):
         export(again, "onnx", imgsz=64, out=tmp_path / "x.onnx")
     with pytest.raises(zoo.errors.BadArgumentError, match="export it to onnx"):
         export(again, "coreml", out=tmp_path / "x.mlpackage")

@@ -97,6 +97,26 @@ def test_user_templates_and_a_saved_classifier_keep_their_head(tmp_path):
             relabelled.encode_text(relabelled.tokenize([t.format("cat") for t in templates])).mean(0), dim=0), atol=1e-6)
 
 
+def test_text_tower_exports_token_ids_to_embeddings_with_a_fixed_context(tmp_path):
+    """The text tower alone is an ONNX graph from int64 token ids [1, context] to the normalised embedding; the same
+    captions give the same embedding in onnxruntime as in PyTorch."""
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = zoo.load(NAME, tower="text", text_context=16).eval()
+    assert model.zoo_spec.input_size == (16,) and model.zoo_spec.vocab == 49408
+    result = zoo.export(model, "onnx", out=tmp_path / "text.onnx")
+    assert result.inputs == [{"name": "input_ids", "dtype": "int64", "shape": [1, 16]}]
+    assert result.metadata["tower"] == "text" and result.metadata["vocab_size"] == "49408"
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    tokens = model.tokenize(["a red circle at the top left"])
+    embedding = session.run(None, {"input_ids": tokens.numpy()})[0]
+    with torch.no_grad():
+        assert np.abs(embedding - model.encode_text(tokens).numpy()).max() <= 1e-5
+    assert abs(np.linalg.norm(embedding) - 1) <= 1e-5
+    with pytest.raises(BadArgumentError, match="token ids"):
+        zoo.export(model, "onnx", imgsz=64, out=tmp_path / "again.onnx")
+
+
 @pytest.mark.parametrize("name", zoo.list_models("mobileclip*"))
 def test_each_tower_has_the_papers_parameter_count(name):
     """Counted on the meta device (no memory, no time); the FastViT towers in their deploy form, as the papers count."""

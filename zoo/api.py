@@ -523,7 +523,11 @@ def _build(spec: ModelSpec, num_classes: int, kwargs: dict, replace_kwargs: bool
     input_size = (spec.input_size[0], *((size, size) if isinstance(size, int) else size)) if size else spec.input_size
     if model_kwargs.get("context_length"):  # language models: the number of tokens
         input_size = (int(model_kwargs["context_length"]),)
-    spec = dataclasses.replace(spec, num_classes=num_classes, default_kwargs=model_kwargs, labels=labels, input_size=tuple(input_size))
+    vocab_size = spec.vocab_size
+    if getattr(model, "token_input", None):  # a text encoder alone (an image-text model's text tower): (context, vocab)
+        input_size, vocab_size = (model.token_input[0],), model.token_input[1]
+    spec = dataclasses.replace(spec, num_classes=num_classes, default_kwargs=model_kwargs, labels=labels, input_size=tuple(input_size),
+                               vocab_size=vocab_size)
     model.zoo_spec = spec
     return model, spec
 

@@ -195,6 +195,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-simplify", dest="simplify", action="store_false", help="skip onnxslim")
     p.add_argument("--image-input", action="store_true", help="coreml: take RGB images and normalise inside the model")
     p.add_argument("--labels", help="image-text models: comma-separated class names; exports the zero-shot classifier (class scores out)")
+    p.add_argument("--tower", choices=("image", "text"), help="image-text models: export one tower: images -> image "
+                   "embeddings, or token ids (the model's fixed context) -> text embeddings")
     p.add_argument("--out", help="output path (default: RUN/export/model.EXT or exports/NAME.EXT)")
     p.add_argument("--budget-ms", type=float, help="MatFormer models: measure the Mix'n'Match settings here (batch 1) "
                    "and export the largest one within this latency (a PNG of the search is written next to it)")
@@ -452,11 +454,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
               f"among {len(searched['results'])} Mix'n'Match settings")
         out = out or default_path(model.zoo_spec.name, args.format, args.source)
         source = zoo.matformer.extract(model, best["setting"])
-    if args.labels is not None:  # an image-text model as a zero-shot classifier of these names
+    if args.labels is not None or args.tower:  # an image-text model as a zero-shot classifier of these names, or one tower
         import zoo
 
-        source = zoo.load(args.source, labels=_labels(args.labels))
-        out = out or default_path(source.zoo_spec.name, args.format, args.source)
+        source = zoo.load(args.source, **({"labels": _labels(args.labels)} if args.labels is not None else {}),
+                          **({"tower": args.tower} if args.tower else {}))
+        default = default_path(source.zoo_spec.name, args.format, args.source)
+        out = out or (default.with_name(f"{default.stem}_{args.tower}{default.suffix}") if args.tower else default)
     result = export(source, args.format, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic, half=args.half,
                     precision=args.precision, opset=args.opset, simplify=args.simplify, out=out, image_input=args.image_input)
     print(result.summary())

@@ -121,6 +121,7 @@ class ModelSpec:
     crop_pct: float = 0.875
     fixed_input_size: bool = False
     min_input_size: int | None = None  # smallest square side the model accepts (DETRs: enough encoder positions)
+    vocab_size: int = 0  # a text encoder's token ids (input_size is then (context length,)); language models: num_classes
     num_classes: int = 1000
     classifier: tuple[str, ...] = ()  # module names of the head(s) reset when num_classes changes
     weights: tuple[WeightTag, ...] = ()
@@ -157,8 +158,13 @@ class ModelSpec:
 
     @property
     def takes_tokens(self) -> bool:
-        """A language model: its input is token ids ``[B, input_size[0]]``, its classes its vocabulary."""
-        return self.task == "language-modeling"
+        """A language model or a text encoder: its input is token ids ``[B, input_size[0]]`` below :attr:`vocab`."""
+        return self.task == "language-modeling" or self.vocab_size > 0
+
+    @property
+    def vocab(self) -> int:
+        """How many token ids the model takes (a language model's classes are its vocabulary)."""
+        return self.vocab_size or (self.num_classes if self.task == "language-modeling" else 0)
 
     # -- weights ---------------------------------------------------------------------------------
     @property

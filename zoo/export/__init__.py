@@ -147,7 +147,7 @@ def export(
                                "(or zoo.export(..., precision='int8', calibration=batches))")
     elif precision == "int8" and fmt == "tensorrt":
         raise BadArgumentError("TensorRT builds int8 from a QAT run's Q/DQ graph; train with plugins=[qat] first")
-    if spec.takes_tokens and (fmt not in ("onnx", "tensorrt") or image_input):
+    if spec.takes_tokens and (image_input or spec.task == "language-modeling" and fmt not in ("onnx", "tensorrt")):
         raise BadArgumentError(f"{spec.name} is a language model (token ids in): export it to onnx, or to tensorrt "
                                f"from its ONNX graph; {fmt} export here takes image models")
     if dynamic and fmt in ("executorch", "litert", "coreml"):
@@ -291,7 +291,8 @@ def write_verified(path: Path, data: bytes, fmt: str, what: str, open_runner, sp
 
     stage_and_move(path, write)
     shape = list(next(iter(reference.values())).shape)
-    return ExportResult(path=path, format=fmt, inputs=[{"name": "images", "shape": [batch, *size], "dtype": "float32"}],
+    given = {"name": "input_ids", "dtype": "int64"} if spec.takes_tokens else {"name": "images", "dtype": "float32"}
+    return ExportResult(path=path, format=fmt, inputs=[{**given, "shape": [batch, *size]}],
                         outputs=[{"name": "output", "shape": shape, "dtype": "float32"}], verification=verification,
                         metadata=props, notes=notes)
 
@@ -361,8 +362,8 @@ def deploy_form(model):
 def checked_input_size(spec, imgsz: int | None) -> tuple[int, ...]:
     if spec.takes_tokens:
         if imgsz is not None:
-            raise BadArgumentError(f"{spec.name} is a language model: its input is {spec.input_size[0]} token ids, "
-                                   "not an image; drop --imgsz (build another context with context_length=)")
+            raise BadArgumentError(f"{spec.name}'s input is {spec.input_size[0]} token ids, not an image; drop --imgsz "
+                                   "(the context length is chosen when the model is built)")
         return tuple(spec.input_size)
     c, h, w = spec.input_size
     if imgsz is None:
@@ -413,7 +414,7 @@ def sample_inputs(spec, size: tuple[int, int, int], batch: int) -> dict[str, Any
     if spec.takes_tokens:  # random ids, and real text: this module's docstring as UTF-8 bytes, repeated
         random = example_input(spec, size, batch, generator)
         text = list(__doc__.encode("utf-8")) * (1 + size[0] // len(__doc__))
-        real = torch.tensor(text[: size[0]], dtype=torch.long).clamp_max(spec.num_classes - 1)
+        real = torch.tensor(text[: size[0]], dtype=torch.long).clamp_max(spec.vocab - 1)
         return {"random": random, "real": real.unsqueeze(0).expand(batch, -1).contiguous()}
     random = torch.randn(batch, *size, generator=generator)
     image = np.asarray(load_sample_image("flower.jpg"))
@@ -434,7 +435,7 @@ def example_input(spec, size: tuple[int, ...], batch: int, generator=None):
     import torch
 
     if spec.takes_tokens:
-        return torch.randint(0, spec.num_classes, (batch, *size), generator=generator)
+        return torch.randint(0, spec.vocab, (batch, *size), generator=generator)
     return torch.randn(batch, *size, generator=generator)
 
 
@@ -545,6 +546,8 @@ def metadata(spec, extra: dict[str, str] | None = None) -> dict[str, str]:
         "mean": json.dumps(list(spec.mean)),
         "std": json.dumps(list(spec.std)),
         "input_size": json.dumps(list(spec.input_size)),
+        **({"vocab_size": str(spec.vocab)} if spec.takes_tokens else {}),
+        **({"tower": str(spec.default_kwargs["tower"])} if "tower" in spec.default_kwargs else {}),
         **(extra or {}),
     }
 

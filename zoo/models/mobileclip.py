@@ -156,6 +156,11 @@ class MobileCLIP(nn.Module):
             return embeddings
         return self.logit_scale.exp() * self.head(embeddings)
 
+    @property
+    def token_input(self) -> tuple[int, int] | None:
+        """The text tower alone takes token ids: (context length, vocabulary size) for export and benchmarks."""
+        return (self.context_length, int(self.text.vocab_size)) if self.visual is None else None
+
     # -- feature maps (zoo.load(..., features_only=True)): the image trunk's ------------------------------
     @property
     def feature_info(self):
