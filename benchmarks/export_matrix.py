@@ -34,12 +34,14 @@ def run_one(name: str, formats: list[str]) -> dict[str, dict]:
     from zoo.export import FORMATS as SUFFIX
     from zoo.export import export
 
+    name, _, tower = name.partition(":")  # "mobileclip2_s0:text": an image-text model's text tower alone
     spec = zoo.info(name)
-    size = None if spec.fixed_input_size or spec.takes_tokens else max(64, spec.min_input_size or 0)
     # a segmenter whose attention is sized for its input is built for 64 px too (the same graph, smaller)
     built = {"img_size": 64} if spec.fixed_input_size and spec.task == "segmentation" else {}
     if name.startswith("mobileclip"):  # forward runs the image tower only: built without the text tower, the same graph
-        built = {"tower": "image"}
+        built = {"tower": tower or "image"}
+    spec = zoo.load(name, **built).zoo_spec if tower else spec
+    size = None if spec.fixed_input_size or spec.takes_tokens else max(64, spec.min_input_size or 0)
     rows = {}
     for fmt in formats:
         model = zoo.load(name, **built).eval()
@@ -73,7 +75,7 @@ def render(cache: dict) -> str:
 
     from zoo import __version__
 
-    names = zoo.list_models()
+    names = rows_of(zoo.list_models())
     header = "| model | task | " + " | ".join(FORMATS) + " | tensorrt |"
     lines = [
         "# Export matrix",
@@ -85,14 +87,16 @@ def render(cache: dict) -> str:
         "the run that produced the cell. Untrained weights at the smallest input the model takes.",
         "",
         "CoreML runs only on macOS: on Linux the conversion and the program's spec are checked. TensorRT needs a CUDA "
-        "GPU (`scripts/gpu_check.sh`); language models (`matlm_*`) take token ids and export to ONNX (and TensorRT from it).",
+        "GPU (`scripts/gpu_check.sh`); language models (`matlm_*`) take token ids and export to ONNX (and TensorRT from it). "
+        "Image-text models have a second row for their text tower (`NAME:text`: token ids at a fixed context of 77 in, "
+        "the text embedding out).",
         "",
         header,
         "|---|---|" + "---|" * (len(FORMATS) + 1),
     ]
     counts = {f: [0, 0] for f in FORMATS}
     for name in names:
-        spec = zoo.info(name)
+        task = "text tower" if name.endswith(":text") else zoo.info(name).task
         row = cache.get(name, {})
         cells = []
         for fmt in FORMATS:
@@ -108,12 +112,17 @@ def render(cache: dict) -> str:
             else:
                 reason = r["error"].replace("|", "/")
                 cells.append(f"no: {reason}")
-        lines.append(f"| `{name}` | {spec.task} | " + " | ".join(cells) + " | needs a CUDA GPU |")
+        lines.append(f"| `{name}` | {task} | " + " | ".join(cells) + " | needs a CUDA GPU |")
     runs = sorted({(r.get("date"), r.get("machine")) for r in cache.values() if r.get("date")})
     lines += ["", "Passed / run, per format: " + ", ".join(f"{f} {p}/{n}" for f, (p, n) in counts.items())
-              + f" (of {len(names)} registered models).", ""]
+              + f" (of {len(zoo.list_models())} registered models and {len(names) - len(zoo.list_models())} text towers).", ""]
     lines += [f"Measured {d} on {m}." for d, m in runs]
     return "\n".join(lines) + "\n"
+
+
+def rows_of(models: list[str]) -> list[str]:
+    """The matrix's rows: each model, and after each image-text model its text tower."""
+    return [row for name in models for row in (name, *((f"{name}:text",) if name.startswith("mobileclip") else ()))]
 
 
 def cache_from_doc(text: str) -> dict:
@@ -160,7 +169,7 @@ def main() -> None:
         cache = json.loads(CACHE.read_text())
     else:  # a fresh checkout: start from the committed matrix
         cache = cache_from_doc(DOC.read_text()) if DOC.is_file() else {}
-    names = args.models if args.models is not None else [n for n in zoo.list_models() if n not in cache]
+    names = args.models if args.models is not None else [n for n in rows_of(zoo.list_models()) if n not in cache]
     for i, name in enumerate(names, 1):
         started = time.perf_counter()
         proc = subprocess.run([sys.executable, __file__, "--one", name, "--formats", ",".join(formats)],

@@ -122,11 +122,112 @@ def test_each_tower_has_the_papers_parameter_count(name):
     """Counted on the meta device (no memory, no time); the FastViT towers in their deploy form, as the papers count."""
     spec = zoo.info(name)
     with torch.device("meta"):
-        model = MobileCLIP(spec.builder.config)
+        model = spec.builder()
     for tower, module in (("image", model.visual), ("text", model.text)):
         reported = spec.reported_value(f"{tower}_params")
         measured = sum(p.numel() for p in module.parameters())
         assert abs(measured - reported.value * 1e6) <= 0.01 * reported.value * 1e6 + reported.rounding * 1e6, (tower, measured, reported)
+
+
+def _apple_layout(state_dict: dict) -> dict:
+    """Our MobileCLIP-S0 weights in apple/ml-mobileclip's layout (``mobileclip_s0.pt``): timm's FastViT names back to
+    the original MCi ones (the inverse of the renames timm's converter documents), MCt's keys as they are."""
+    import re
+
+    blocks, downsamples, position = {0: 0, 1: 2, 2: 4, 3: 7}, {1: 1, 2: 3, 3: 5}, {3: 6}  # MCi0's flat network
+    out = {"logit_scale": state_dict["logit_scale"]}
+    for key, value in state_dict.items():
+        if key.startswith("text."):
+            out["text_encoder." + key.removeprefix("text.")] = value
+        elif key.startswith("visual.trunk."):
+            k = key.removeprefix("visual.trunk.")
+            if k == "head.fc.bias":
+                continue
+            if k == "head.fc.weight":
+                out["image_encoder.model.head.proj"] = value.T
+                continue
+            k = re.sub(r"^stages\.(\d)\.downsample\.proj", lambda m: f"network.{downsamples[int(m[1])]}.proj", k)
+            k = re.sub(r"^stages\.(\d)\.pos_emb\.pos_enc", lambda m: f"network.{position[int(m[1])]}.pe", k)
+            k = re.sub(r"^stages\.(\d)\.blocks", lambda m: f"network.{blocks[int(m[1])]}", k)
+            for theirs, ours in (("stem", "patch_embed"), ("conv_kxk", "rbr_conv"), ("conv_scale", "rbr_scale"),
+                                 ("identity", "rbr_skip"), ("final_conv", "conv_exp"), ("large_conv", "lkb_origin"),
+                                 ("mlp", "convffn"), ("se.fc1", "se.reduce"), ("se.fc2", "se.expand"), (".gamma", "")):
+                k = k.replace(theirs, ours)
+            out["image_encoder.model." + k] = value
+    return out
+
+
+def mct_reference(text, tokens: torch.Tensor) -> torch.Tensor:
+    """MCt written out from the layer table (docs/research/mobileclip.md), with torch's own attention module: an
+    independent check of the fused projection's row order, the RepMixer algebra and the end-of-text pooling."""
+    def bn(x, norm):
+        return torch.nn.functional.batch_norm(x, norm.running_mean, norm.running_var, norm.weight, norm.bias, eps=norm.eps)
+
+    def dwconv(x, conv):
+        return torch.nn.functional.conv2d(x, conv.weight, padding=(0, 5), groups=x.shape[1])
+
+    def repmixer(x, block):  # x: [B, L, D]
+        y = x.permute(0, 2, 1)[:, :, None]
+        mixer = block.token_mixer
+        mixed = bn(y, mixer.mixer.rbr_skip) + bn(dwconv(y, mixer.mixer.rbr_conv[0].conv), mixer.mixer.rbr_conv[0].bn)
+        y = y + mixer.layer_scale * (mixed - bn(y, mixer.norm.rbr_skip))
+        ffn = block.convffn
+        hidden = torch.nn.functional.gelu(ffn.fc1(bn(dwconv(y, ffn.conv.conv), ffn.conv.bn)))
+        y = y + block.layer_scale * ffn.fc2(hidden)
+        return y[:, :, 0].permute(0, 2, 1)
+
+    x = text.embedding_layer.weight[tokens] + text.positional_embedding.pos_embed.pos_embed[0, 0]
+    for layer in text.transformer:
+        if not hasattr(layer, "pre_norm_mha"):
+            x = repmixer(x, layer)
+            continue
+        attention = torch.nn.MultiheadAttention(512, 8, batch_first=True)
+        attention.in_proj_weight.data, attention.in_proj_bias.data = (layer.pre_norm_mha[1].qkv_proj.weight.data,
+                                                                      layer.pre_norm_mha[1].qkv_proj.bias.data)
+        attention.out_proj.weight.data, attention.out_proj.bias.data = (layer.pre_norm_mha[1].out_proj.weight.data,
+                                                                        layer.pre_norm_mha[1].out_proj.bias.data)
+        normed = layer.pre_norm_mha[0](x)
+        x = x + attention(normed, normed, normed, need_weights=False)[0]
+        x = x + layer.pre_norm_ffn[4](torch.nn.functional.gelu(layer.pre_norm_ffn[1](layer.pre_norm_ffn[0](x))))
+    x = text.final_layer_norm(x)
+    return torch.stack([x[i, int(tokens[i].argmax())] for i in range(len(tokens))]) @ text.projection_layer
+
+
+def test_mobileclip_s0_text_tower_is_mct_and_loads_apples_own_release(hub_env, hub, tmp_path):
+    """MCt has the release's 42,441,216 parameters and 109 keys, computes what its layer table says, and the whole
+    model loads from apple/MobileCLIP-S0's pickled state dict (image keys in the original MCi names) only when
+    pickles are allowed, then equals the model the weights came from."""
+    from zoo.errors import UnsafeWeightsError
+
+    torch.manual_seed(0)
+    source = zoo.load("mobileclip_s0").eval()
+    with torch.no_grad():
+        for name, buffer in source.named_buffers():
+            if name.endswith(("running_mean", "running_var")):
+                buffer.copy_(torch.rand_like(buffer) + (0.5 if name.endswith("var") else -0.5))
+        for name, p in source.named_parameters():
+            if "layer_scale" in name:
+                p.uniform_(0.1, 0.5)  # far from the 1e-5 start, so the RepMixer blocks count
+        source.visual.trunk.head.fc.bias.zero_()  # the release's projection has no bias
+    assert sum(p.numel() for p in source.text.parameters()) == 42_441_216 and len(source.text.state_dict()) == 109
+    tokens = source.tokenize(["a photo of a forklift", "two pallets on the floor"])
+    with torch.no_grad():
+        assert (source.text(tokens) - mct_reference(source.text, tokens)).abs().max().item() <= 1e-5
+
+    buffer = tmp_path / "mobileclip_s0.pt"
+    torch.save(_apple_layout(source.state_dict()), buffer)
+    hub.add("apple/MobileCLIP-S0", {"mobileclip_s0.pt": buffer.read_bytes()})
+    with pytest.raises(UnsafeWeightsError, match="allow_pickle=True"):
+        zoo.load("mobileclip_s0", pretrained=True)
+    loaded = zoo.load("mobileclip_s0", pretrained=True, allow_pickle=True, labels=LABELS).eval()
+    images = torch.rand(2, 3, 256, 256)
+    with torch.no_grad():
+        assert (loaded.encode_image(images) - source.encode_image(images)).abs().max().item() <= 1e-6
+        assert (loaded.encode_text(tokens) - source.encode_text(tokens)).abs().max().item() <= 1e-6
+        assert loaded.logit_scale.item() == source.logit_scale.item()
+    text_only = zoo.load("mobileclip_s0", pretrained=True, allow_pickle=True, tower="text").eval()
+    with torch.no_grad():
+        assert torch.equal(text_only(tokens), loaded.encode_text(tokens))
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

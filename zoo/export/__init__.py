@@ -291,7 +291,8 @@ def write_verified(path: Path, data: bytes, fmt: str, what: str, open_runner, sp
 
     stage_and_move(path, write)
     shape = list(next(iter(reference.values())).shape)
-    given = {"name": "input_ids", "dtype": "int64"} if spec.takes_tokens else {"name": "images", "dtype": "float32"}
+    ids = "int32" if fmt == "litert" else "int64"  # LiteRT keeps 32-bit I/O
+    given = {"name": "input_ids", "dtype": ids} if spec.takes_tokens else {"name": "images", "dtype": "float32"}
     return ExportResult(path=path, format=fmt, inputs=[{**given, "shape": [batch, *size]}],
                         outputs=[{"name": "output", "shape": shape, "dtype": "float32"}], verification=verification,
                         metadata=props, notes=notes)

@@ -96,12 +96,16 @@ def runner(path: Path, threads: int | None = None):
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     in_scale, in_zero = inp["quantization"]
     out_scale, out_zero = out["quantization"]
-    integer_in, integer_out = np.issubdtype(inp["dtype"], np.integer), np.issubdtype(out["dtype"], np.integer)
-    info = np.iinfo(inp["dtype"]) if integer_in else None
+    # a fully integer model takes its input quantized with the scale it records; token ids (no scale) are cast only
+    quantized_in = np.issubdtype(inp["dtype"], np.integer) and in_scale != 0
+    integer_out = np.issubdtype(out["dtype"], np.integer)
+    info = np.iinfo(inp["dtype"]) if quantized_in else None
 
     def run(x):
-        if integer_in:  # a fully integer model takes its input quantized with the scale it records
+        if quantized_in:
             x = np.clip(np.round(x / in_scale) + in_zero, info.min, info.max).astype(inp["dtype"])
+        elif x.dtype != inp["dtype"]:  # int64 token ids into the int32 input LiteRT keeps
+            x = x.astype(inp["dtype"])
         interpreter.set_tensor(inp["index"], x)
         interpreter.invoke()
         y = interpreter.get_tensor(out["index"])
