@@ -13,7 +13,6 @@ from safetensors.torch import save as safetensors_bytes
 
 import zoo
 from zoo.errors import BadArgumentError
-from zoo.models.mobileclip import MobileCLIP
 
 open_clip = pytest.importorskip("open_clip")
 
