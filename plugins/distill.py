@@ -18,6 +18,12 @@ for Semantic Segmentation", arXiv:1903.04197): the KL divergence of the softened
 averaged over the pixels, the student's logits first resized to the teacher's. Feature KD works as for classifiers;
 the cache is refused (a map of logits per image).
 
+Image-text models (a contrastive recipe; the teacher another image-text model, e.g. a larger MobileCLIP): the batch's
+image-to-text and text-to-image similarity distributions of the student are matched to the teacher's (KL divergence,
+each model's similarities scaled by its own learned temperature, both directions averaged), the distillation term of
+MobileCLIP's multi-modal reinforced training (Vasu et al., arXiv:2311.17049) with one teacher run live. Left out: the
+teacher ensemble, synthetic captions and their stored (reinforced) embeddings. The embeddings may differ in width.
+
 The teacher is any ``zoo.load`` source (a name, ``name.tag``, a run directory, a folder, ``hf-hub:``) or
 ``timm:<name>``; it runs frozen, in eval mode, on the student's batch re-normalised and resized to its
 own preprocessing. Nothing of the teacher or the adapters is saved with the student.
@@ -56,7 +62,7 @@ class Distill(Plugin):
     name = "distill"
     order = 20
     Config = DistillConfig
-    tasks = ("classification", "detection", "segmentation")
+    tasks = ("classification", "detection", "segmentation", "image-text")
     changes = "nothing: the saved and exported model is the student alone"
 
     def __init__(self, config: DistillConfig | None = None, **options) -> None:
@@ -80,6 +86,10 @@ class Distill(Plugin):
         super().check(plugins, task)
         if task == "detection" and (self.pairs or self.config.cache):
             raise ConfigError("for detectors distill uses the head outputs only: drop plugins.distill.features and cache")
+        self._task = task
+        if task == "image-text" and (self.pairs or self.config.cache):
+            raise ConfigError("for image-text models distill matches the batch's similarities: drop plugins.distill.features "
+                              "and cache")
         if task == "segmentation" and self.config.cache:
             raise ConfigError("plugins.distill.cache keeps one logit vector per image; a segmentation teacher gives a map per "
                               "image: drop plugins.distill.cache")
@@ -108,6 +118,14 @@ class Distill(Plugin):
                 f"teacher {self.config.teacher} is not a YOLOv10-family detector: detection distillation matches "
                 "head outputs anchor by anchor, so the teacher needs the same kind of dense head (any YOLOv10 scale)"
             )
+        if getattr(self, "_task", None) == "image-text":
+            if not all(hasattr(self.teacher, a) for a in ("encode_image", "encode_text", "tokenize", "logit_scale")) \
+                    or getattr(self.teacher, "tower", "both") != "both":
+                raise ConfigError(f"teacher {self.config.teacher} is not an image-text model with both towers: an image-text "
+                                  "student distils from another (e.g. plugins.distill.teacher=mobileclip2_s2)")
+            self._student_scale = student.logit_scale
+            pl_module.add_loss_term(self.name, self.loss)
+            return
         classes = tspec.num_classes if tspec is not None else getattr(self.teacher, "num_classes", None)
         if self.config.weight > 0 and classes != spec.num_classes:
             raise ConfigError(
@@ -159,6 +177,13 @@ class Distill(Plugin):
 
     # -- the loss ----------------------------------------------------------------------------------
     def loss(self, images: torch.Tensor, outputs: torch.Tensor, targets: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if getattr(self, "_task", None) == "image-text":  # outputs: the student's (image, text) embeddings; targets: captions
+            image, text = outputs
+            with torch.no_grad():
+                t_image = self.teacher.encode_image(self._teacher_input(images))
+                t_text = self.teacher.encode_text(self.teacher.tokenize(list(targets)).to(images.device))
+            kd = similarity_kd(image, text, self._student_scale, t_image, t_text, self.teacher.logit_scale)
+            return self.config.weight * kd, {"kd": kd.detach()}
         if isinstance(outputs, dict):  # a detector's training outputs: both head branches
             with torch.no_grad():
                 teacher = self.teacher.head_outputs(images)
@@ -227,6 +252,20 @@ class Distill(Plugin):
         self._teacher_feats.clear()
         self._trained_adapters = adapters
         return adapters
+
+
+def similarity_kd(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, t_image: torch.Tensor, t_text: torch.Tensor,
+                  t_scale: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of the batch's image-to-text and text-to-image softmaxes, averaged over both directions;
+    each side's cosine similarities are scaled by ``exp`` of its own ``logit_scale`` (capped at 100, as CLIP does)."""
+    cap = torch.log(torch.tensor(100.0))
+    student = scale.clamp(max=cap).exp() * image.float() @ text.float().T
+    teacher = t_scale.clamp(max=cap).exp() * t_image.float() @ t_text.float().T
+
+    def kl(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), reduction="batchmean", log_target=True)
+
+    return (kl(student, teacher) + kl(student.T, teacher.T)) / 2
 
 
 def pixel_kd(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:

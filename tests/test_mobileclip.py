@@ -354,6 +354,53 @@ def test_image_text_task_trains_and_locks_towers():
         ImageTextTask(zoo.load("mobilenetv3_small_100"))
 
 
+def test_distill_matches_the_batchs_similarities_to_a_clip_teachers():
+    """The image-text distillation term is KL(teacher || student) of both similarity softmaxes, zero for the teacher's
+    own embeddings; its gradient moves a student towards a teacher of another text tower (MobileCLIP-S0's MCt)."""
+    from zoo.errors import ConfigError
+    from zoo.plugins.distill import Distill, similarity_kd
+    from zoo.tasks.image_text import ImageTextTask
+
+    torch.manual_seed(0)
+    captions = ["a red circle at the centre", "a blue square at the top left", "a green cross at the bottom right",
+                "a yellow triangle at the top right"]
+    images = torch.rand(4, 3, 64, 64)
+    task = ImageTextTask(zoo.load(NAME, text_context=8))
+    plugin = Distill(teacher="mobileclip_s0", pretrained=False)
+    plugin.check([plugin], "image-text")
+    plugin.setup(None, task, "fit")
+    teacher = plugin.teacher
+    with torch.no_grad():
+        teacher.logit_scale.fill_(math.log(100.0))  # a confident teacher: its similarities far from the student's
+        t_image, t_text = teacher.encode_image(images), teacher.encode_text(teacher.tokenize(captions))
+        own = similarity_kd(t_image, t_text, teacher.logit_scale, t_image, t_text, teacher.logit_scale)
+        image, text = task._embed(task.model, images, captions)
+        s = task.model.logit_scale.exp() * image @ text.T
+        t = teacher.logit_scale.exp() * t_image @ t_text.T
+        by_hand = sum((p.softmax(-1) * (p.log_softmax(-1) - q.log_softmax(-1))).sum(-1).mean() for p, q in ((t, s), (t.T, s.T))) / 2
+        assert abs(own.item()) < 1e-6
+        assert similarity_kd(image, text, task.model.logit_scale, t_image, t_text, teacher.logit_scale).item() == pytest.approx(
+            by_hand.item(), rel=1e-5)
+    task.model.eval()  # BatchNorm's running statistics, as the teacher's: the loss is a function of the weights alone
+    before, items = plugin.loss(images, task._embed(task.model, images, captions), captions)
+    before.backward()
+    grads = {n: p.grad for n, p in task.model.named_parameters() if p.grad is not None}
+    assert any(n.startswith("visual.") for n in grads) and any(n.startswith("text.") for n in grads)
+    norm = torch.sqrt(sum((g ** 2).sum() for g in grads.values()))
+    with torch.no_grad():  # a short step down the gradient: the student's similarities move towards the teacher's
+        for n, p in task.model.named_parameters():
+            if n in grads:
+                p -= 1e-3 * grads[n] / norm
+        after, _ = plugin.loss(images, task._embed(task.model, images, captions), captions)
+    assert after.item() < before.item() and items["kd"].item() == before.item()
+    classifier = Distill(teacher="mobilenetv3_small_100", pretrained=False)
+    classifier.check([classifier], "image-text")
+    with pytest.raises(ConfigError, match="not an image-text model with both towers"):
+        classifier.setup(None, task, "fit")
+    with pytest.raises(ConfigError, match="drop plugins.distill.features"):
+        Distill(teacher="mobileclip_s0", features=["a:b"]).check([], "image-text")
+
+
 def test_zoo_eval_reports_retrieval_on_captions(tmp_path, capsys):
     from zoo.cli import main
 

@@ -94,7 +94,7 @@ class ImageTextTask(TaskBase):
         images, captions = batch
         image, text = self._embed(self.model, images, captions)
         loss = clip_loss(image, text, self.model.logit_scale, captions)
-        loss = loss + self.plugin_losses(images, image, text, images.shape[0])
+        loss = loss + self.plugin_losses(images, (image, text), captions, images.shape[0])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=images.shape[0])
         self.log("train/temperature", 1 / self.model.logit_scale.detach().clamp(max=MAX_LOGIT_SCALE).exp(), on_step=True,
                  on_epoch=False, batch_size=images.shape[0])
