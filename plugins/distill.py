@@ -21,8 +21,10 @@ the cache is refused (a map of logits per image).
 Image-text models (a contrastive recipe; the teacher another image-text model, e.g. a larger MobileCLIP): the batch's
 image-to-text and text-to-image similarity distributions of the student are matched to the teacher's (KL divergence,
 each model's similarities scaled by its own learned temperature, both directions averaged), the distillation term of
-MobileCLIP's multi-modal reinforced training (Vasu et al., arXiv:2311.17049) with one teacher run live. Left out: the
-teacher ensemble, synthetic captions and their stored (reinforced) embeddings. The embeddings may differ in width.
+MobileCLIP's multi-modal reinforced training (Vasu et al., arXiv:2311.17049; open_clip's ``DistillClipLoss`` is its
+cross-entropy form, which has the same gradient) with one teacher run live. Left out: the teacher ensemble, synthetic
+captions and their stored (reinforced) embeddings. The embeddings may differ in width; ``temperature`` applies to class
+logits only.
 
 The teacher is any ``zoo.load`` source (a name, ``name.tag``, a run directory, a folder, ``hf-hub:``) or
 ``timm:<name>``; it runs frozen, in eval mode, on the student's batch re-normalised and resized to its
