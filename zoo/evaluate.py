@@ -1,6 +1,7 @@
 """Evaluation: classifiers (top-1/top-5, loss, per-class accuracy, confusion matrix), detectors (COCO
-mAP@[.5:.95], mAP@.5, per-class AP, a sheet of predictions) and language models (loss, bits per token,
-perplexity; per granularity for MatFormer models), as JSON and PNGs; and ``zoo eval``."""
+mAP@[.5:.95], mAP@.5, per-class AP, a sheet of predictions), segmenters (mIoU), depth models (RMSE, AbsRel, delta1..3,
+a sheet in metres), image-text models (retrieval recall) and language models (loss, bits per token, perplexity; per
+granularity for MatFormer models), as JSON and PNGs; and ``zoo eval``."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -275,6 +276,87 @@ def evaluate_segmentation(
     metrics["headline"] = (f"mIoU {metrics['miou']:.4f}   pixel accuracy {metrics['pixel_acc']:.4f}   "
                            f"mean accuracy {metrics['mean_acc']:.4f}   ({metrics['images']} images)")
     return metrics
+
+
+def evaluate_depth(
+    model: nn.Module,
+    loader: DataLoader,
+    class_names: Sequence[str] = (),
+    out_dir: str | Path | None = None,
+    *,
+    title: str = "",
+    progress: bool = True,
+    max_depth: float | None = None,
+) -> dict[str, Any]:
+    """Depth errors of a depth model over ``loader``, each image's over its valid pixels, averaged over the images
+    (:func:`zoo.metrics.depth_errors`); optionally ``metrics.json`` and ``predictions.png`` (the first images, their
+    ground truth and the prediction in one colour scale with a colour bar in metres)."""
+    from zoo.errors import DataError
+    from zoo.metrics import DEPTH_METRICS, depth_errors
+    from zoo.tasks.depth import MIN_DEPTH, upsample_depth
+
+    model.eval()
+    device = next(model.parameters()).device
+    if max_depth is None:
+        max_depth = getattr(getattr(loader, "dataset", None), "max_depth", 10.0)
+    per_image: dict[str, list[torch.Tensor]] = {k: [] for k in DEPTH_METRICS}
+    shown: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for images, depth in _batches(loader, progress):
+        with torch.no_grad():
+            pred = model(images.to(device)).float().cpu()
+        if pred.ndim != 4 or pred.shape[1] != 1:
+            name = getattr(getattr(model, "zoo_spec", None), "name", type(model).__name__)
+            raise DataError(f"{name} returns {tuple(pred.shape)}, not [B, 1, H, W] depth: evaluate it on data of its own task")
+        pred = upsample_depth(pred, depth.shape[-2:]).clamp(MIN_DEPTH, max_depth)
+        for name, values in depth_errors(pred, depth).items():
+            per_image[name].append(values)
+        shown.extend(zip(images, depth[:, 0], pred[:, 0]))
+        shown = shown[:6]
+    values = {k: torch.cat(v) for k, v in per_image.items()}
+    scored = ~values["rmse"].isnan()
+    metrics: dict[str, Any] = {k: float(v[scored].mean()) if scored.any() else float("nan") for k, v in values.items()}
+    metrics.update(images=len(loader.dataset), images_with_depth=int(scored.sum()), max_depth=max_depth, unit="metres")
+    heading = title or f"RMSE {metrics['rmse']:.3f} m, delta1 {metrics['delta1']:.3f}"
+    if out_dir is not None:
+        out = Path(out_dir)
+        atomic_write_json(out / "metrics.json", metrics)
+        mean, std = _normalisation(model)
+        plot_depths(shown, mean, std, max_depth, out / "predictions.png", title=heading)
+        metrics["files"] = {"metrics": str(out / "metrics.json"), "predictions": str(out / "predictions.png")}
+    metrics["headline"] = (f"RMSE {metrics['rmse']:.4f} m   AbsRel {metrics['absrel']:.4f}   delta1 {metrics['delta1']:.4f}   "
+                           f"delta2 {metrics['delta2']:.4f}   ({metrics['images_with_depth']} images with depth)")
+    return metrics
+
+
+def plot_depths(samples, mean: Sequence[float], std: Sequence[float], max_depth: float, path: Path, title: str = "") -> Path:
+    """One row per image: the image, its ground truth and the prediction in one perceptual colour map (near: dark,
+    far: bright; pixels without ground truth grey), one colour bar in metres for the sheet."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = max(len(samples), 1)
+    fig, axes = plt.subplots(rows, 3, figsize=(9.6, 3 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, column in zip(axes[0], ("image", "ground truth", "prediction")):
+        ax.set_title(column, fontsize=9)
+    cmap = matplotlib.colormaps["magma"].with_extremes(bad="0.6")
+    shown = None
+    for row, (image, truth, pred) in zip(axes, samples):
+        pixels = (image * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]).clamp(0, 1)
+        row[0].imshow(pixels.permute(1, 2, 0).numpy())
+        row[1].imshow(torch.where(truth > 0, truth, torch.nan).numpy(), cmap=cmap, vmin=0, vmax=max_depth)
+        shown = row[2].imshow(pred.numpy(), cmap=cmap, vmin=0, vmax=max_depth)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.9, 1 - 0.35 / fig.get_figheight()))
+    if shown is not None:
+        bar = fig.colorbar(shown, cax=fig.add_axes((0.91, 0.15, 0.02, 0.7)))
+        bar.set_label("depth (m)")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
 
 
 def _normalisation(model: nn.Module) -> tuple[Sequence[float], Sequence[float]]:

@@ -1,6 +1,7 @@
 """Task metrics the libraries do not report in the zoo's form: COCO-style detection metrics (mAP@[.5:.95], mAP@.5,
 ..., per-class AP) and segmentation scores (mean IoU, pixel accuracy, per-class IoU from torchmetrics' confusion
-matrix) and image-text retrieval recall (torchmetrics' hit rate, over captions that may repeat).
+matrix), image-text retrieval recall (torchmetrics' hit rate, over captions that may repeat) and monocular depth errors
+(the NYU Depth v2 set of Eigen et al., which no library computes over valid pixels per image).
 
 torchmetrics' ``MeanAveragePrecision`` does the work with the ``faster_coco_eval`` backend (a C++
 reimplementation of pycocotools' ``COCOeval`` that gives the same numbers many times faster), and as a
@@ -271,3 +272,34 @@ def retrieval_recall(image_embeddings: torch.Tensor, text_embeddings: torch.Tens
         result[f"i2t_r{k}"] = hit_rate(similarity, relevant, k)
         result[f"t2i_r{k}"] = hit_rate(similarity.T, relevant.T, k)
     return result
+
+
+DEPTH_METRICS = ("rmse", "mae", "absrel", "log10", "delta1", "delta2", "delta3")
+
+
+def depth_errors(pred: torch.Tensor, target: torch.Tensor, min_depth: float = 1e-3) -> dict[str, torch.Tensor]:
+    """Each image's depth errors over its valid pixels (``target > 0``), as Eigen et al. (arXiv:1406.2283) defined them
+    and FastDepth reports them: RMSE and mean absolute error in metres, mean absolute relative error ``|p - t| / t``,
+    mean ``|log10 p - log10 t|``, and the fraction of pixels with ``max(p / t, t / p)`` below 1.25, 1.25^2, 1.25^3.
+    ``pred`` and ``target`` are ``[B, 1, H, W]`` metres; predictions are clamped to ``min_depth`` first (logs and
+    ratios need them positive). Returns ``{name: [B]}``; an image without valid pixels gets NaN."""
+    if pred.shape != target.shape:
+        raise BadArgumentError(f"depth prediction {tuple(pred.shape)} and ground truth {tuple(target.shape)} differ in shape")
+    p = pred.detach().double().flatten(1).clamp(min=min_depth)
+    t = target.detach().double().flatten(1)
+    valid = t > 0
+    count = valid.sum(1).double()
+    t = torch.where(valid, t, torch.ones_like(t))
+
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        return torch.where(valid, x, torch.zeros_like(x)).sum(1) / count
+
+    ratio = torch.maximum(p / t, t / p)
+    errors = {
+        "rmse": mean((p - t) ** 2).sqrt(),
+        "mae": mean((p - t).abs()),
+        "absrel": mean((p - t).abs() / t),
+        "log10": mean((p.log10() - t.log10()).abs()),
+        **{f"delta{k}": mean((ratio < 1.25 ** k).double()) for k in (1, 2, 3)},
+    }
+    return {k: v.float() for k, v in errors.items()}

@@ -10,7 +10,8 @@ Every zoo detector takes the same letterboxed square input and returns ``[B, max
 run, keep ``score >= conf``, map the boxes back with :meth:`Letterbox.to_original`, draw, write. A segmentation
 model sees the image resized to its square input (as in its evaluation), its logits are resized back to the
 original pixels, and each image gets an overlay and its class map (``<stem>_classes.png``: one class index per
-pixel, coloured by a palette, readable as a label mask).
+pixel, coloured by a palette, readable as a label mask). A depth model is run the same way; each image gets its depth
+beside it in a perceptual colour map with a scale in metres, and the raw depth in metres as ``<stem>_depth.npy``.
 """
 from __future__ import annotations
 
@@ -114,6 +115,11 @@ def predict(
                         results.append(_finish_classification(paths[i], outputs[i], image, probs, labels, top_k))
                         advance()
                     continue
+                if spec.task == "depth":
+                    for i, image, depth in zip(batch, originals, _segment(model, originals, size, device, spec)):
+                        results.append(_finish_depth(paths[i], outputs[i], image, depth))
+                        advance()
+                    continue
                 if segmenting:
                     for i, image, classes in zip(batch, originals, _segment(model, originals, size, device, spec)):
                         results.append(_finish_segmentation(paths[i], outputs[i], image, classes, labels or []))
@@ -169,7 +175,7 @@ def _finish(path: Path, output: Path, image: torch.Tensor, boxed: tuple[Any, tor
 
 def _segment(model, originals: list[torch.Tensor], size: int, device: torch.device, spec) -> list[torch.Tensor]:
     """Each image resized to ``size`` x ``size`` and normalised as in training, run, and its logits resized back:
-    one ``[H, W]`` class map per image in its original pixels."""
+    one ``[H, W]`` class map per image in its original pixels (a depth model's: its ``[H, W]`` depth in metres)."""
     from torchvision.transforms.v2 import functional as TF
 
     x = torch.stack([TF.resize(image, [size, size], antialias=True) for image in originals]).float().div(255)
@@ -177,9 +183,42 @@ def _segment(model, originals: list[torch.Tensor], size: int, device: torch.devi
     with torch.no_grad():
         logits = model(x).float().cpu()
     if logits.ndim != 4 or logits.shape[1] != spec.num_classes:
-        raise BadArgumentError(f"{spec.name} returned {tuple(logits.shape)}, not [B, {spec.num_classes}, H, W] logits")
-    return [torch.nn.functional.interpolate(lg[None], size=tuple(image.shape[-2:]), mode="bilinear", align_corners=False)[0].argmax(0)
-            for lg, image in zip(logits, originals)]
+        raise BadArgumentError(f"{spec.name} returned {tuple(logits.shape)}, not [B, {spec.num_classes}, H, W] "
+                               + ("depth" if spec.task == "depth" else "logits"))
+    resized = [torch.nn.functional.interpolate(lg[None], size=tuple(image.shape[-2:]), mode="bilinear", align_corners=False)[0]
+               for lg, image in zip(logits, originals)]
+    return [r[0] if spec.task == "depth" else r.argmax(0) for r in resized]
+
+
+def _finish_depth(path: Path, output: Path, image: torch.Tensor, depth: torch.Tensor) -> dict[str, Any]:
+    """Write the image beside its coloured depth (with a colour bar in metres) and the raw depth as ``.npy``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    depth = depth.clamp(min=0)
+    height, width = image.shape[1:]
+    fig, axes = plt.subplots(1, 2, figsize=(2 * 4.2 * width / max(height, width) + 0.8, 4.2 * height / max(height, width)))
+    axes[0].imshow(image.permute(1, 2, 0).numpy())
+    shown = axes[1].imshow(depth.numpy(), cmap="magma", vmin=0)
+    for ax in axes:
+        ax.axis("off")
+    fig.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.02).set_label("depth (m)")
+    fig.tight_layout()
+    atomic_write(output, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    raw_path = output.with_name(f"{output.stem}_depth.npy")
+
+    def write_raw(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save given a name would add its own .npy to the temporary one
+            np.save(f, depth.numpy().astype(np.float32), allow_pickle=False)
+
+    atomic_write(raw_path, write_raw)
+    return {"file": str(path), "output": str(output), "depth": str(raw_path), "width": int(width), "height": int(height),
+            "depth_m": {"min": round(float(depth.min()), 3), "median": round(float(depth.median()), 3),
+                        "max": round(float(depth.max()), 3)}}
 
 
 def _finish_segmentation(path: Path, output: Path, image: torch.Tensor, classes: torch.Tensor, labels: list[str]) -> dict[str, Any]:
@@ -289,10 +328,10 @@ def _registered_name(source: str) -> str | None:
 
 
 def _refuse_task(spec, source: str) -> None:
-    if spec.task not in ("classification", "detection", "segmentation"):
+    if spec.task not in ("classification", "detection", "segmentation", "depth"):
         raise BadArgumentError(
-            f"{source} is a {spec.task} model; predict draws the classes of classifiers, the boxes of detection models and "
-            "the class maps of segmentation models (see `zoo list --task ...`)"
+            f"{source} is a {spec.task} model; predict draws the classes of classifiers, the boxes of detection models, "
+            "the class maps of segmentation models and the depth of depth models (see `zoo list --task ...`)"
         )
 
 
