@@ -590,6 +590,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(r["pixels"].items(), key=lambda kv: -kv[1]))
             print(f"{r['file']} ({r['width']}x{r['height']}): {shares}; class map {r['classes']}")
             continue
+        if "depth_m" in r:  # a depth model's
+            d = r["depth_m"]
+            print(f"{r['file']} ({r['width']}x{r['height']}): depth {d['min']:.2f}-{d['max']:.2f} m (median {d['median']:.2f}); "
+                  f"raw metres {r['depth']}")
+            continue
         n = len(r["detections"])
         counts: dict[str, int] = {}
         for d in r["detections"]:

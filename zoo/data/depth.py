@@ -5,10 +5,11 @@ Three sources behind :class:`DepthDataModule`:
 - ``shapes``: synthetic rooms (:func:`zoo.data.shapes.depth_sample`: a floor, a back wall and shapes standing at
   known distances, exact depth), generated from a seed, no download.
 - ``folder``: NYU Depth v2 exported the usual way: ``root/images/{train,val}/NAME.jpg|png`` with
-  ``root/depth/{train,val}/NAME.png`` (16-bit, ``data.depth_scale`` units per metre: 1000 for millimetres) or
-  ``NAME.npy`` (float metres, or units when ``depth_scale`` is set for it).
-- ``hf``: a Hugging Face ``datasets`` dataset with an image column and a depth column (an image or an array),
-  read with the same ``depth_scale``.
+  ``root/depth/{train,val}/NAME.png`` or ``NAME.npy``.
+- ``hf``: a Hugging Face ``datasets`` dataset with an image column and a depth column (an image or an array).
+
+Integer depth maps (16-bit PNGs) are divided by ``data.depth_scale``, their units per metre (1000 for millimetres);
+float maps (``.npy``, 32-bit images) are metres already.
 
 A pixel is valid when its depth is finite, above 0 and at most ``data.max_depth``; the loss and the metrics use valid
 pixels only. Training augmentation is FastDepth's (Wofk et al., arXiv:1903.03273, after Ma and Karaman): a random
@@ -48,8 +49,7 @@ AUGMENT_DEFAULTS: dict[str, Any] = {
 
 
 def to_metres(depth: np.ndarray, scale: float | None, name: str) -> np.ndarray:
-    """A stored depth map as float32 metres: integer maps (16-bit PNGs) divided by ``scale``; float maps as they are
-    unless ``scale`` is given."""
+    """A stored depth map as float32 metres: integer maps (16-bit PNGs) divided by ``scale``, float maps as they are."""
     depth = np.asarray(depth)
     if depth.ndim == 3:
         if depth.shape[-1] != 1 and not (depth[..., :3] == depth[..., :1]).all():
@@ -61,7 +61,7 @@ def to_metres(depth: np.ndarray, scale: float | None, name: str) -> np.ndarray:
         if not scale:
             raise DataError(f"{name}: an integer depth map needs data.depth_scale (units per metre: 1000 for millimetres)")
         return depth.astype(np.float32) / float(scale)
-    return depth.astype(np.float32) / float(scale) if scale else depth.astype(np.float32)
+    return depth.astype(np.float32)
 
 
 @dataclass

@@ -12,6 +12,9 @@ Systems", ICRA 2019, arXiv:1903.03273.
   are added to the decoder's of the same stride and width.
 - ``fastdepth_pruned``: the same network with the narrower layers NetAdapt left (the widths of the released pruned
   model's 38 convolutions); the skip partners keep equal widths.
+- ``init_depth=`` (metres) starts the final BatchNorm's shift there instead of 0, for training from scratch: the
+  output then starts near the scenes' depth rather than at ReLU's ~0.4 m, which otherwise takes thousands of steps to
+  climb (not in the paper, whose encoder starts from ImageNet weights; a load of trained weights replaces it).
 - ``fastdepth_<backbone>``: the decoder on a zoo backbone read through ``forward_intermediates`` (its maps at
   strides 32, 8, 4 and 2 where it has them); a skip whose width differs from the decoder's goes through a 1x1
   convolution with BatchNorm first (not in the paper, which adds maps of equal width).
@@ -70,12 +73,14 @@ def _separable(cin: int, cout: int, stride: int) -> nn.Sequential:
 class _NNConv5(nn.Module):
     """The decoder's stages ``decode_conv1..5`` (5x5 depthwise + 1x1, each then upsampled 2x) and ``decode_conv6``."""
 
-    def _build_decoder(self, bottom: int, widths: Sequence[int], kernel: int = 5) -> None:
+    def _build_decoder(self, bottom: int, widths: Sequence[int], kernel: int = 5, init_depth: float | None = None) -> None:
         cin = bottom
         for i, width in enumerate(widths, 1):
             setattr(self, f"decode_conv{i}", nn.Sequential(_conv_bn_relu(cin, cin, kernel, groups=cin), _conv_bn_relu(cin, width, 1)))
             cin = width
         self.decode_conv6 = _conv_bn_relu(cin, 1, 1)
+        if init_depth is not None:  # trained from scratch, the output starts near the scene's depth, not at ~0.4 m
+            nn.init.constant_(self.decode_conv6[1].bias, float(init_depth))
         self.stages = len(widths)
 
     def _decode(self, x: torch.Tensor, skips: dict[int, torch.Tensor], size: Sequence[int]) -> torch.Tensor:
@@ -94,7 +99,8 @@ class FastDepth(_NNConv5):
     ``conv1``, ``conv3`` and ``conv5``. ``widths``: the 14 encoder and 5 decoder output widths (NetAdapt's narrower
     ones for ``fastdepth_pruned``); each skip's two ends must have the same width."""
 
-    def __init__(self, num_classes: int = 1, widths: Sequence[int] | None = None, kernel: int = 5) -> None:
+    def __init__(self, num_classes: int = 1, widths: Sequence[int] | None = None, kernel: int = 5,
+                 init_depth: float | None = None) -> None:
         super().__init__()
         widths = tuple(widths) if widths is not None else tuple(c for c, _ in MOBILENET) + DECODER
         if num_classes != 1 or len(widths) != len(MOBILENET) + len(DECODER):
@@ -113,7 +119,7 @@ class FastDepth(_NNConv5):
         for i, ((_, stride), cout) in enumerate(zip(MOBILENET, widths)):
             setattr(self, f"conv{i}", _conv_bn_relu(cin, cout, 3, stride, act=nn.ReLU6) if i == 0 else _separable(cin, cout, stride))
             cin = cout
-        self._build_decoder(cin, widths[len(MOBILENET):], kernel)
+        self._build_decoder(cin, widths[len(MOBILENET):], kernel, init_depth)
         self.num_classes = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,7 +134,8 @@ class FastDepth(_NNConv5):
 class BackboneFastDepth(_NNConv5):
     """The NNConv5 decoder on a zoo backbone's maps (``backbone``: :class:`zoo.models.seg_heads.TimmFeatures`)."""
 
-    def __init__(self, arch: str, num_classes: int = 1, widths: Sequence[int] = DECODER, kernel: int = 5) -> None:
+    def __init__(self, arch: str, num_classes: int = 1, widths: Sequence[int] = DECODER, kernel: int = 5,
+                 init_depth: float | None = None) -> None:
         super().__init__()
         from zoo.models.seg_heads import TimmFeatures
 
@@ -148,7 +155,7 @@ class BackboneFastDepth(_NNConv5):
             str(s): (nn.Identity() if c == decoder_width[s] else
                      nn.Sequential(nn.Conv2d(c, decoder_width[s], 1, bias=False), nn.BatchNorm2d(decoder_width[s])))
             for s, c in zip(self.skip_strides, self.backbone.channels)})
-        self._build_decoder(self.backbone.channels[-1], widths, kernel)
+        self._build_decoder(self.backbone.channels[-1], widths, kernel, init_depth)
         self.num_classes = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,7 +181,7 @@ class FastDepthBuilder:
 
     def __call__(self, num_classes: int = 1, **kwargs: Any) -> nn.Module:
         if self.backbone is None:
-            return FastDepth(num_classes, widths=self.widths, **kwargs)
+            return FastDepth(num_classes, **{"widths": self.widths, **kwargs})
         return BackboneFastDepth(self.backbone, num_classes, **kwargs)
 
 
