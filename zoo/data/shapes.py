@@ -214,14 +214,16 @@ def depth_sample(seed: int, split: str, index: int, size: int = 128) -> tuple[Im
     """Image ``index`` of ``split``: ``(image, depth [H, W] float32 metres)`` of a room seen by a pinhole camera.
 
     A checkered floor recedes to a back wall; one to four shapes stand upright on the floor, each flat and facing the
-    camera at a known distance. Everything follows from the camera (height, focal length, horizon row): a floor pixel
-    ``v`` rows below the horizon is ``height * focal / v`` away, and a shape ``z`` metres away stands on the floor row of
-    depth ``z`` with a height in pixels of ``metres * focal / z``, so the cues a monocular model learns are the real
-    ones (floor position, size, texture scale, haze). The depth map is exact: every pixel's own distance."""
+    camera at a known distance. Everything follows from the camera: a floor pixel ``v`` rows below the horizon is
+    ``height * focal / v`` away, and a shape ``z`` metres away stands on the floor row of depth ``z`` with a height in
+    pixels of ``metres * focal / z``, so the cues a monocular model learns are the real ones (floor position, size,
+    texture scale, haze). As on a robot, the camera's focal length and height are fixed (a monocular image cannot tell
+    a tall camera from a near floor) and its pitch (the horizon row) varies; the floor tiles are 0.6 m. The depth map is
+    exact: every pixel's own distance."""
     rng = _rng(seed, f"depth-{split}", index)
-    focal = size * rng.uniform(0.8, 1.1)
+    focal = float(size)
     horizon = size * rng.uniform(0.25, 0.45)
-    height = rng.uniform(1.0, 1.6)
+    height = rng.uniform(1.25, 1.35)
     wall = rng.uniform(5.0, DEPTH_MAX - 0.5)
     rows = np.arange(size, dtype=np.float64)[:, None] + 0.5
     cols = np.arange(size, dtype=np.float64)[None, :] + 0.5
@@ -229,7 +231,7 @@ def depth_sample(seed: int, split: str, index: int, size: int = 128) -> tuple[Im
     depth = np.broadcast_to(np.where(rows > horizon, np.minimum(height * focal / below, wall), wall), (size, size)).copy()
     floor = (rows > horizon) & (depth < wall)
     # floor: tiles of `tile` metres on the ground plane, seen in perspective
-    tile = rng.uniform(0.4, 0.9)
+    tile = 0.6
     ground_x = (cols - size / 2) * depth / focal
     checker = ((np.floor(ground_x / tile) + np.floor(depth / tile)) % 2).astype(bool)
     tones = rng.integers(40, 220, (2, 3))
