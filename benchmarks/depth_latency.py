@@ -70,7 +70,7 @@ def main() -> None:
             base = 1000 / times[(BASELINE, "eager")]["p50_ms"]
             for (name, backend), t in times.items():
                 fps = 1000 / t["p50_ms"]
-                rows.append({"model": name, "backend": backend, "threads": threads, "p50_ms": t["p50_ms"], "fps": fps,
+                rows.append({"model": name, "form": backend, "threads": threads, "p50_ms": t["p50_ms"], "fps": fps,
                              "vs_fastdepth_eager": fps / base})
             print(f"timed {threads} thread(s)", flush=True)
     sizes = {n: (sum(p.numel() for p in loaded[n].parameters()), count_macs(loaded[n], x)) for n in models}
@@ -91,13 +91,13 @@ def main() -> None:
         cells = []
         for t in args.threads:
             b = best[(name, t)]
-            cells.append(f"{b['fps']:.0f} ({b['backend']}, {b['vs_fastdepth_eager']:.2f}x)")
+            cells.append(f"{b['fps']:.0f} ({b['form']}, {b['vs_fastdepth_eager']:.2f}x)")
         lines.append(f"| `{name}` | {sizes[name][0] / 1e6:.2f}M | {sizes[name][1] / 1e9:.2f} | " + " | ".join(cells) + " |")
     spec = zoo.info("fastdepth_pruned")
     cpu, gpu, fps = (spec.reported_value(k) for k in ("latency_ms", "latency_ms_gpu", "fps"))
-    lines += ["", (f"Reported for the released `fastdepth_pruned` on a Jetson TX2 (TVM-compiled, batch 1, {cpu.source}): "
+    lines += ["", (f"Reported for the released `fastdepth_pruned` ({cpu.source}): "
                    f"{1000 / cpu.value:.0f} fps on its CPU ({cpu.value} ms), {1000 / gpu.value:.0f} fps on its GPU "
-                   f"({gpu.value} ms); the abstract rounds these to 27 and {fps.value:g} fps.")]
+                   f"({gpu.value} ms); its abstract gives 27 and {fps.value:g} fps.")]
     print("\n" + "\n".join(lines))
     atomic_write_json(Path(args.out), {"machine": m, "imgsz": args.imgsz, "runs": args.runs, "results": rows,
                                        "sizes": {n: {"params": p, "macs": mc} for n, (p, mc) in sizes.items()}})

@@ -97,7 +97,7 @@ def bench_documents(dirs: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
             except (OSError, ValueError):
                 continue
             if not (isinstance(doc, dict) and isinstance(doc.get("machine"), dict) and isinstance(doc.get("results"), list)
-                    and all(isinstance(r, dict) and "backend" in r for r in doc["results"])):
+                    and all(isinstance(r, dict) and "backend" in r and "input_size" in r for r in doc["results"])):
                 continue  # another script's JSON (benchmarks/*.py)
             key = path.stem
             if key not in merged:

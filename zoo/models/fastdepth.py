@@ -139,9 +139,8 @@ class BackboneFastDepth(_NNConv5):
         super().__init__()
         from zoo.models.seg_heads import TimmFeatures
 
-        probe = TimmFeatures(arch, (0,))
-        info = probe.model.feature_info
-        del probe
+        with torch.device("meta"):  # the backbone's strides, from a build that allocates nothing
+            info = TimmFeatures(arch, (0,)).model.feature_info
         by_stride = {int(f["reduction"]): i for i, f in enumerate(info)}
         if 32 not in by_stride:
             from zoo.errors import BadArgumentError
