@@ -21,7 +21,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from zoo.data import loader, setting
+from zoo.data import image_counts, loader, setting
 from zoo.errors import ConfigError, DataError
 from zoo.registry import ModelSpec
 
@@ -117,12 +117,9 @@ class CaptionDataModule(L.LightningDataModule):
         c, source = self.cfg, setting(self.cfg, "source")
         if source == "shape_captions":
             seed, size = int(setting(c, "data_seed", self.seed)), int(setting(c, "image_size", 64))
-            counts = {k: setting(c, k, 0) for k in ("train_images", "val_images")}
-            for key, count in counts.items():
-                if not isinstance(count, int) or count < 1:
-                    raise DataError(f"data.{key} must be a positive number of images, not {count!r}")
-            train = ShapeCaptions(seed, "train", counts["train_images"], size)
-            val = ShapeCaptions(seed, "val", counts["val_images"], size)
+            n_train, n_val = image_counts(c)
+            train = ShapeCaptions(seed, "train", n_train, size)
+            val = ShapeCaptions(seed, "val", n_val, size)
         elif source == "caption_folder":
             root = Path(str(setting(c, "root", ""))).expanduser()
             if not setting(c, "root") or not root.is_dir():

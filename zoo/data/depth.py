@@ -34,7 +34,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from zoo.data import loader, setting
+from zoo.data import hf_split, image_counts, loader, setting
 from zoo.data.detection_sources import IMAGE_SUFFIXES, DataProblem
 from zoo.errors import ConfigError, DataError, closest
 from zoo.registry import ModelSpec
@@ -124,19 +124,7 @@ def folder_pairs(root: Path, split: str, scale: float | None) -> tuple[DepthPair
 
 
 def hf_pairs(path: str, image_column: str, depth_column: str, split: str, scale: float | None) -> DepthPairs:
-    import datasets
-
-    try:
-        ds = datasets.load_from_disk(path) if Path(path).expanduser().exists() else datasets.load_dataset(path)
-    except Exception as e:  # noqa: BLE001 - whatever datasets raises, one line naming the dataset
-        raise DataError(f"cannot load Hugging Face dataset {path!r}: {type(e).__name__}: {e}") from None
-    if not isinstance(ds, datasets.DatasetDict) or split not in ds:
-        have = ", ".join(ds) if isinstance(ds, datasets.DatasetDict) else "none (a single Dataset)"
-        raise DataError(f"dataset {path!r} has no split {split!r}; splits: {have} (set data.train_split / data.val_split)")
-    rows = ds[split]
-    for column in (image_column, depth_column):
-        if column not in rows.column_names:
-            raise DataError(f"dataset {path!r} has no column {column!r}; columns: {', '.join(rows.column_names)}")
+    rows = hf_split(path, split, (image_column, depth_column))
     return DepthPairs(rows, rows, scale, (image_column, depth_column))
 
 
@@ -230,12 +218,9 @@ class DepthDataModule(L.LightningDataModule):
         problems: list[DataProblem] = []
         if source == "shapes":
             seed, size = int(setting(c, "data_seed", self.seed)), int(setting(c, "image_size", 128))
-            counts = {k: setting(c, k, 0) for k in ("train_images", "val_images")}
-            for key, count in counts.items():
-                if not isinstance(count, int) or count < 1:
-                    raise DataError(f"data.{key} must be a positive number of images, not {count!r}")
-            train = ShapesDepth(seed, "train", counts["train_images"], size)
-            val = ShapesDepth(seed, "val", counts["val_images"], size)
+            n_train, n_val = image_counts(c)
+            train = ShapesDepth(seed, "train", n_train, size)
+            val = ShapesDepth(seed, "val", n_val, size)
         elif source in ("folder", "hf"):
             scale = setting(c, "depth_scale")
             scale = float(scale) if scale else None

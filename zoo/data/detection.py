@@ -39,7 +39,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from zoo.data import loader, setting
+from zoo.data import image_counts, loader, setting
 from zoo.data.detection_sources import (
     CLIP_TOLERANCE,
     IMAGE_SUFFIXES,
@@ -170,15 +170,12 @@ class DetectionDataModule(L.LightningDataModule):
             from zoo.data.shapes import CLASSES, SCENES
 
             seed, size = int(setting(c, "data_seed", self.seed)), int(setting(c, "image_size", 128))
-            counts = {k: setting(c, k, 0) for k in ("train_images", "val_images")}
-            for key, count in counts.items():
-                if not isinstance(count, int) or count < 1:
-                    raise DataError(f"data.{key} must be a positive number of images, not {count!r}")
+            n_train, n_val = image_counts(c)
             scene = str(setting(c, "scene", "normal"))
             if scene not in SCENES:
                 raise ConfigError(f"data.scene={scene!r}: the shapes scenes are {', '.join(SCENES)}")
-            train = ShapesSplit(seed, "train", counts["train_images"], size, scene)
-            val = ShapesSplit(seed, "val", counts["val_images"], size, scene)
+            train = ShapesSplit(seed, "train", n_train, size, scene)
+            val = ShapesSplit(seed, "val", n_val, size, scene)
             classes = tuple(CLASSES)
         elif source == "coco":
             root = self._root("a COCO folder, e.g. data.root=/data/coco with train2017/, val2017/ and annotations/")

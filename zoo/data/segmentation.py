@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from zoo.data import loader, setting
+from zoo.data import hf_split, image_counts, loader, setting
 from zoo.data.detection_sources import IMAGE_SUFFIXES, DataProblem
 from zoo.errors import ConfigError, DataError, closest
 from zoo.registry import ModelSpec
@@ -159,19 +159,7 @@ def folder_pairs(root: Path, split: str) -> tuple[Pairs, list[DataProblem]]:
 
 
 def hf_pairs(path: str, image_column: str, mask_column: str, split: str) -> Pairs:
-    import datasets
-
-    try:
-        ds = datasets.load_from_disk(path) if Path(path).expanduser().exists() else datasets.load_dataset(path)
-    except Exception as e:  # noqa: BLE001 - whatever datasets raises, one line naming the dataset
-        raise DataError(f"cannot load Hugging Face dataset {path!r}: {type(e).__name__}: {e}") from None
-    if not isinstance(ds, datasets.DatasetDict) or split not in ds:
-        have = ", ".join(ds) if isinstance(ds, datasets.DatasetDict) else "none (a single Dataset)"
-        raise DataError(f"dataset {path!r} has no split {split!r}; splits: {have} (set data.train_split / data.val_split)")
-    rows = ds[split]
-    for column in (image_column, mask_column):
-        if column not in rows.column_names:
-            raise DataError(f"dataset {path!r} has no column {column!r}; columns: {', '.join(rows.column_names)}")
+    rows = hf_split(path, split, (image_column, mask_column))
     return Pairs(rows, rows, (image_column, mask_column))
 
 
@@ -286,13 +274,10 @@ class SegmentationDataModule(L.LightningDataModule):
             seed, size, scene = int(setting(c, "data_seed", self.seed)), int(setting(c, "image_size", 128)), str(setting(c, "scene", "normal"))
             if scene not in SCENES:
                 raise ConfigError(f"data.scene={scene!r}: the shapes scenes are {', '.join(SCENES)}")
-            counts = {k: setting(c, k, 0) for k in ("train_images", "val_images")}
-            for key, count in counts.items():
-                if not isinstance(count, int) or count < 1:
-                    raise DataError(f"data.{key} must be a positive number of images, not {count!r}")
+            n_train, n_val = image_counts(c)
             classes = SEGMENTATION_CLASSES
-            train = ShapesPairs(seed, "train", counts["train_images"], size, scene)
-            val = ShapesPairs(seed, "val", counts["val_images"], size, scene)
+            train = ShapesPairs(seed, "train", n_train, size, scene)
+            val = ShapesPairs(seed, "val", n_val, size, scene)
         elif source in ("folder", "hf"):
             root = None
             if source == "folder":
