@@ -80,6 +80,7 @@ class Distill(Plugin):
         if c.cache is not None and self.pairs:
             raise ConfigError("plugins.distill.cache holds logits only; feature KD needs the teacher's features every step")
         self.teacher: nn.Module | None = None
+        self._task: str | None = None  # the recipe's task, from check()
         self._cache: dict[str, torch.Tensor] = {}
         self._student_feats: dict[str, torch.Tensor] = {}
         self._teacher_feats: dict[str, torch.Tensor] = {}
@@ -120,7 +121,7 @@ class Distill(Plugin):
                 f"teacher {self.config.teacher} is not a YOLOv10-family detector: detection distillation matches "
                 "head outputs anchor by anchor, so the teacher needs the same kind of dense head (any YOLOv10 scale)"
             )
-        if getattr(self, "_task", None) == "image-text":
+        if self._task == "image-text":
             if not all(hasattr(self.teacher, a) for a in ("encode_image", "encode_text", "tokenize", "logit_scale")) \
                     or getattr(self.teacher, "tower", "both") != "both":
                 raise ConfigError(f"teacher {self.config.teacher} is not an image-text model with both towers: an image-text "
@@ -179,7 +180,7 @@ class Distill(Plugin):
 
     # -- the loss ----------------------------------------------------------------------------------
     def loss(self, images: torch.Tensor, outputs: torch.Tensor, targets: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if getattr(self, "_task", None) == "image-text":  # outputs: the student's (image, text) embeddings; targets: captions
+        if self._task == "image-text":  # outputs: the student's (image, text) embeddings; targets: captions
             image, text = outputs
             with torch.no_grad():
                 t_image = self.teacher.encode_image(self._teacher_input(images))

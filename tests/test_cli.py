@@ -51,7 +51,7 @@ def test_info_text_and_json(capsys):
     [
         (["info", "efficientformer_l2"], "Closest registered names: efficientformer_l7, efficientformer_l3, efficientformer_l1"),
         (["info", "mobileone_s0.imagenet"], "Valid tags: apple_in1k"),
-        (["list", "--task", "depth"], "valid tasks: classification"),
+        (["list", "--task", "optical-flow"], "valid tasks: classification"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
