@@ -60,3 +60,13 @@ def hf_split(path: str, split: str, columns: Sequence[str]) -> Any:
         if column not in rows.column_names:
             raise DataError(f"dataset {path!r} has no column {column!r}; columns: {', '.join(rows.column_names)}")
     return rows
+
+
+def square_side(cfg: Any, spec: Any, smallest: int) -> int:
+    """``data.img_size`` (the model's own input side when unset), checked to be a whole number >= ``smallest``."""
+    from zoo.errors import ConfigError
+
+    size = setting(cfg, "img_size") or spec.input_size[-1]
+    if not isinstance(size, int) or size < smallest:
+        raise ConfigError(f"data.img_size={size!r}: give the square side the model sees, at least {smallest} pixels")
+    return size

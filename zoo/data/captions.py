@@ -21,8 +21,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from zoo.data import image_counts, loader, setting
-from zoo.errors import ConfigError, DataError
+from zoo.data import image_counts, loader, setting, square_side
+from zoo.errors import DataError
 from zoo.registry import ModelSpec
 
 SOURCES = ("shape_captions", "caption_folder")
@@ -96,10 +96,7 @@ class CaptionDataModule(L.LightningDataModule):
     def __init__(self, cfg: Any, spec: ModelSpec, seed: int = 0, *, with_train: bool = True) -> None:
         super().__init__()
         self.cfg, self.spec, self.seed, self.with_train = cfg, spec, seed, with_train
-        size = setting(cfg, "img_size") or spec.input_size[-1]
-        if not isinstance(size, int) or size < 16:
-            raise ConfigError(f"data.img_size={size!r}: give the square side the model sees, at least 16 pixels")
-        self.img_size = size
+        self.img_size = square_side(cfg, spec, 16)
         self.train_pairs = self.val_pairs = None
         self._loaded = False
 

@@ -34,7 +34,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from zoo.data import hf_split, image_counts, loader, setting
+from zoo.data import hf_split, image_counts, loader, setting, square_side
 from zoo.data.detection_sources import IMAGE_SUFFIXES, DataProblem
 from zoo.errors import ConfigError, DataError, closest
 from zoo.registry import ModelSpec
@@ -188,10 +188,7 @@ class DepthDataModule(L.LightningDataModule):
     def __init__(self, cfg: Any, spec: ModelSpec, seed: int = 0, *, with_train: bool = True) -> None:
         super().__init__()
         self.cfg, self.spec, self.seed, self.with_train = cfg, spec, seed, with_train
-        size = setting(cfg, "img_size") or spec.input_size[-1]
-        if not isinstance(size, int) or size < 32:
-            raise ConfigError(f"data.img_size={size!r}: give the square side the model sees, at least 32 pixels")
-        self.img_size = size
+        self.img_size = square_side(cfg, spec, 32)
         self.max_depth = float(setting(cfg, "max_depth", 10.0))
         if self.max_depth <= 0:
             raise ConfigError(f"data.max_depth={self.max_depth}: the farthest valid depth in metres, above 0")
