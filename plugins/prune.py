@@ -48,7 +48,7 @@ class Prune(Plugin):
     name = "prune"
     order = 10
     Config = PruneConfig
-    tasks = ("classification", "segmentation")
+    tasks = ("classification", "segmentation", "depth")
     changes = "the model's layer widths: saved and exported smaller (config.json records the pruned shapes)"
 
     def __init__(self, config: PruneConfig | None = None, **options) -> None:

@@ -189,7 +189,7 @@ def register_fastdepth(name: str, builder: FastDepthBuilder, description: str, r
     fields = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, **fields}
     return register_spec(ModelSpec(
         name=name, family="fastdepth", task="depth", builder=builder, num_classes=1, input_size=(3, 224, 224),
-        interpolation="bilinear", crop_pct=1.0, min_input_size=32,
+        interpolation="bilinear", crop_pct=1.0, min_input_size=32, classifier=("decode_conv6",),  # pruning keeps its 1 channel
         paper=FASTDEPTH, reported=reported, convert_state_dict=official_weights, description=description, **fields,
     ))
 
