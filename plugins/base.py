@@ -88,7 +88,8 @@ class Plugin(L.Callback):
     def check(self, plugins: Sequence[Plugin], task: str) -> None:
         """Refuse a combination this plugin cannot take part in (raise ConfigError with the reason)."""
         if task not in self.tasks:
-            raise ConfigError(f"plugin {self.name!r} supports {' and '.join(self.tasks)} models, not {task}")
+            names = ", ".join(self.tasks[:-1]) + " and " * (len(self.tasks) > 1) + self.tasks[-1]
+            raise ConfigError(f"plugin {self.name!r} supports {names} models, not {task}")
 
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to continue this plugin's schedule (Lightning keeps it in the checkpoint);

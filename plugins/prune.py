@@ -3,10 +3,11 @@
 Torch-Pruning (VainF/Torch-Pruning, MIT) traces the dependency graph, so removing a conv's output
 channels also removes the matching BatchNorm entries and the next layer's inputs: the result is a
 genuinely smaller dense model. Channels are ranked globally by magnitude, first-order Taylor
-(|weight x gradient|) or BatchNorm scale, and removed in ``steps`` rounds spread over the first
-``until`` share of training (the rest fine-tunes). After each round the optimizer is rebuilt for the new
-parameters (the learning-rate schedule follows the global step, so it continues where it was) and the
-EMA restarts from the pruned weights.
+(|weight x gradient|) or BatchNorm scale, and removed in ``steps`` rounds spread between the ``start``
+and ``until`` shares of training (before ``start`` the model trains dense, so the ranking sees trained
+weights, as NetAdapt prunes a trained network; after ``until`` it fine-tunes). After each round the
+optimizer is rebuilt for the new parameters (the learning-rate schedule follows the global step, so it
+continues where it was) and the EMA restarts from the pruned weights.
 
 The saved model records its pruned shapes in ``config.json`` (``zoo.load`` rebuilds them before loading
 the weights): no pickled modules.
@@ -40,7 +41,8 @@ class PruneConfig:
     target: str = "macs"  # "macs" or "params"
     importance: str = "magnitude"  # magnitude, taylor (|w x grad|) or bn_scale; channels ranked globally
     steps: int = 4  # pruning rounds
-    until: float = 0.5  # rounds happen within this share of the epochs; the rest fine-tunes
+    start: float = 0.0  # share of the epochs trained dense before the first round (pruning a trained model)
+    until: float = 0.5  # rounds happen before this share of the epochs; the rest fine-tunes
     mode: str = "channels"  # channels (a smaller dense model), unstructured or 2:4 (zeroed weights)
 
 
@@ -62,8 +64,8 @@ class Prune(Plugin):
             raise ConfigError(f"plugins.prune.importance must be one of {', '.join(IMPORTANCE)}, not {c.importance!r}")
         if c.mode not in MODES:
             raise ConfigError(f"plugins.prune.mode must be one of {', '.join(MODES)}, not {c.mode!r}")
-        if c.steps < 1 or not 0 < c.until <= 1:
-            raise ConfigError("plugins.prune.steps must be >= 1 and plugins.prune.until in (0, 1]")
+        if c.steps < 1 or not 0 <= c.start < c.until <= 1:
+            raise ConfigError("plugins.prune.steps must be >= 1 and 0 <= plugins.prune.start < plugins.prune.until <= 1")
         self.done = 0
         self.history: list[dict[str, float]] = []
         self.masks: dict[str, torch.Tensor] = {}
@@ -81,9 +83,7 @@ class Prune(Plugin):
         c, h, w = pl_module.model.zoo_spec.input_size
         self.example = torch.randn(1, c, h, w)
         self.base = self._measure(pl_module.model)
-        epochs = max(int(trainer.max_epochs or 1), 1)
-        last = max(1, math.floor(epochs * self.config.until))
-        self.schedule = sorted({min(last - 1, round(k * last / self.config.steps)) for k in range(self.config.steps)})
+        self.schedule = rounds(max(int(trainer.max_epochs or 1), 1), self.config.start, self.config.until, self.config.steps)
         self.on_resume(pl_module, lambda state: self._resume(state, pl_module))
 
     def state_dict(self) -> dict:
@@ -179,6 +179,14 @@ class Prune(Plugin):
         if self.history:  # the last round's measurement (a later plugin, e.g. qat, may have captured the model)
             kept = self.history[-1][self.config.target] / self.base
             rank_zero_info(f"prune: {self.config.target} kept {kept:.1%} of {self.base:,.0f} ({len(self.history)} rounds, {self.config.importance})")
+
+
+def rounds(epochs: int, start: float, until: float, steps: int) -> list[int]:
+    """The epochs that begin with a pruning round: up to ``steps`` of them, spread evenly from the ``start`` share of
+    the epochs to before the ``until`` share, at least one."""
+    first = math.floor(epochs * start)
+    last = max(first + 1, math.floor(epochs * until))
+    return sorted({min(last - 1, first + round(k * (last - first) / steps)) for k in range(steps)})
 
 
 @contextlib.contextmanager

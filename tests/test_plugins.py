@@ -61,11 +61,24 @@ def test_a_plugin_is_a_lightning_callback_built_from_keywords_in_plain_lightning
     assert sum(p.numel() for p in task.model.parameters()) < 0.8 * before  # half the MACs gone: fewer weights
 
 
+def test_pruning_rounds_spread_from_start_to_before_until():
+    from zoo.plugins.prune import rounds
+
+    assert rounds(8, 0.0, 0.5, 4) == [0, 1, 2, 3]
+    assert rounds(8, 0.25, 0.5, 2) == [2, 3]  # two dense epochs first: the ranking sees trained weights
+    assert rounds(12, 0.25, 0.75, 3) == [3, 5, 7]
+    assert rounds(1, 0.0, 0.5, 4) == [0]  # at least one round
+
+
 def test_unknown_plugins_and_impossible_combinations_are_refused():
     with pytest.raises(ConfigError, match=r"unknown plugin 'distil' \(did you mean 'distill'\?\)"):
         build({"distil": {}}, "classification")
-    with pytest.raises(ConfigError, match="supports classification and segmentation models, not detection"):
+    with pytest.raises(ConfigError, match="supports classification, segmentation and depth models, not detection"):
         build({"prune": {}}, "detection")
+    with pytest.raises(ConfigError, match="supports classification models, not depth"):
+        build({"timesteps": {}}, "depth")
+    with pytest.raises(ConfigError, match="0 <= plugins.prune.start < plugins.prune.until"):
+        build({"prune": {"start": 0.5, "until": 0.5}}, "depth")
     with pytest.raises(ConfigError, match="head outputs only"):
         build({"distill": {"teacher": "x", "features": ["a:b"]}}, "detection")
 
