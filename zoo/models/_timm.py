@@ -52,6 +52,14 @@ def timm_tag(arch: str, tag: str, *, license: str = "apache-2.0", dataset: str =
     return WeightTag(tag=tag, hf_hub_id=fields.pop("hf_hub_id", f"timm/{arch}.{tag}"), license=license, dataset=dataset, **fields)
 
 
+def backbone_tag(arch: str, tag: str, *, head: str = "head", **fields: Any) -> WeightTag:
+    """A classifier's ImageNet weights (``timm/<arch>.<tag>``) as a ``<tag>_backbone`` tag of a model that puts its
+    own ``head`` on that backbone (the family's converter moves the keys)."""
+    return timm_tag(arch, f"{tag}_backbone", hf_hub_id=f"timm/{arch}.{tag}",
+                    dataset=f"imagenet-1k (backbone only; the {head} starts fresh)",
+                    description=f"the backbone's ImageNet weights (timm/{arch}.{tag}); train the {head} before use", **fields)
+
+
 def register_timm(
     arch: str,
     *,

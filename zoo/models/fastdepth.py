@@ -17,7 +17,8 @@ Systems", ICRA 2019, arXiv:1903.03273.
   climb (not in the paper, whose encoder starts from ImageNet weights; a load of trained weights replaces it).
 - ``fastdepth_<backbone>``: the decoder on a zoo backbone read through ``forward_intermediates`` (its maps at
   strides 32, 8, 4 and 2 where it has them); a skip whose width differs from the decoder's goes through a 1x1
-  convolution with BatchNorm first (not in the paper, which adds maps of equal width).
+  convolution with BatchNorm first (not in the paper, which adds maps of equal width). ``pretrained=True`` fills the
+  backbone with its ImageNet weights (the ``<tag>_backbone`` tag); the decoder starts fresh.
 
 The output contract of the depth task: ``[B, 1, H, W]`` depth in metres at the input's resolution, in training and
 in eval mode alike. The official models take RGB in [0, 1] (no mean or std), so these do too; the variants on zoo
@@ -38,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.models._timm import backbone_tag
 from zoo.registry import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, Paper, Reported, register_spec
 
 FASTDEPTH = Paper(
@@ -220,9 +222,11 @@ register_fastdepth(
               Reported("fps", 178, "", _ABSTRACT, "", 224, "Jetson TX2 GPU; 27 fps on its CPU")),
     **_OFFICIAL,
 )
-for _arch in ("mobilenetv3_large_100", "mobileone_s0"):
+# backbone, its timm ImageNet tag and that repo's licence (the paper's encoder starts from ImageNet weights too)
+for _arch, _tag, _license in (("mobilenetv3_large_100", "ra_in1k", "apache-2.0"), ("mobileone_s0", "apple_in1k", "mobileone-license")):
     register_fastdepth(
         f"fastdepth_{_arch}", FastDepthBuilder(backbone=_arch),
         f"FastDepth's NNConv5 decoder (additive skips at strides 8, 4 and 2) on the zoo's {_arch} (its maps through "
         "forward_intermediates; a 1x1 convolution with BatchNorm where a skip's width differs from the decoder's).",
+        weights=(backbone_tag(_arch, _tag, head="decoder", license=_license, crop_pct=1.0),),
     )

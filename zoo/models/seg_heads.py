@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.models._timm import TimmBuilder
+from zoo.models._timm import TimmBuilder, backbone_tag
 from zoo.models.efficientformer import EFFICIENTFORMER, EFFICIENTFORMER_V2
 from zoo.models.nas_mobile import MOBILENETV3
 from zoo.models.nextvit import NEXTVIT
@@ -216,17 +216,11 @@ def register_segmentation(name: str, backbone: str, indices: tuple[int, ...], he
     ))
 
 
-def _imagenet_backbone(arch: str, tag: str, **fields: Any) -> WeightTag:
-    return WeightTag(tag=f"{tag}_backbone", hf_hub_id=f"timm/{arch}.{tag}", license=fields.pop("license", "apache-2.0"),
-                     dataset="imagenet-1k (backbone only; the head starts fresh)",
-                     description=f"the backbone's ImageNet weights (timm/{arch}.{tag}); train the head before use", **fields)
-
-
 register_segmentation(
     "lraspp_mobilenetv3_large", "mobilenetv3_large_100", (2, 4), "lraspp",
     paper=MOBILENETV3,
     num_classes=21,  # torchvision's default (VOC's 20 and background), which its documented size is for
-    weights=(_imagenet_backbone("mobilenetv3_large_100", "ra_in1k"),),
+    weights=(backbone_tag("mobilenetv3_large_100", "ra_in1k"),),
     reported=(Reported("miou", 57.9, "%", "torchvision docs, lraspp_mobilenet_v3_large COCO_WITH_VOC_LABELS_V1", "coco-val2017 (VOC's 20 classes)",
                        520, "torchvision's own training of its variant (last stage dilated to stride 16), 21 classes"),
               Reported("params", 3.221538, "M", "torchvision docs, lraspp_mobilenet_v3_large (21 classes)")),
@@ -246,7 +240,7 @@ for _arch, _miou, _params in _NEXTVIT:
     register_segmentation(
         f"semfpn_{_arch}", _arch, (0, 1, 2, 3), "semantic_fpn",
         paper=NEXTVIT,
-        weights=(_imagenet_backbone(_arch, "bd_in1k", crop_pct=1.0),),
+        weights=(backbone_tag(_arch, "bd_in1k", crop_pct=1.0),),
         reported=(Reported("miou", _miou, "%", _source, "ade20k", 512),
                   Reported("params", _params, "M", _source, "", 512,
                            "1.07M more than this model; Next-ViT's 1000-class ImageNet classifier, which this model does "
@@ -277,7 +271,7 @@ for _arch, _paper, _miou, _params, _source in _EFFICIENTFORMER:
     register_segmentation(
         f"semfpn_{_arch}", _arch, (0, 1, 2, 3), "semantic_fpn",
         paper=_paper, fixed_size=True, out_norm=_v1,
-        weights=(_imagenet_backbone(_arch, "snap_dist_in1k", crop_pct=1.0),),
+        weights=(backbone_tag(_arch, "snap_dist_in1k", crop_pct=1.0),),
         reported=((Reported("miou", _miou, "%", _source, "ade20k", 512),) if _miou else ())
         + (Reported("backbone_params", _params, "M", _V1_PARAMS if _v1 else _V2_PARAMS, "", None,
                     "the backbone as an ImageNet classifier; the paper prints no count for the whole segmentor"),),
