@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,6 +97,37 @@ def test_folder_depth_reads_16_bit_millimetres_and_float_metres(tmp_path):
         next(iter(DepthDataModule(cfg, zoo.info("fastdepth")).val_dataloader()))
 
 
+def test_hugging_face_depth_reads_float_arrays_as_metres_and_16_bit_images_by_the_scale(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from omegaconf import OmegaConf
+
+    from zoo.data.depth import DepthDataModule
+
+    metres = np.full((24, 32), 1.5, np.float32)
+    metres[:, :8] = 0  # no reading
+    rows = {"rgb": [Image.new("RGB", (32, 24), (200, 90, 30))] * 2, "depth": [metres] * 2}
+    floats = datasets.Features({"rgb": datasets.Image(), "depth": datasets.Array2D((24, 32), "float32")})
+    datasets.DatasetDict({split: datasets.Dataset.from_dict(rows, features=floats) for split in ("train", "validation")}
+                         ).save_to_disk(str(tmp_path / "floats"))
+    cfg = OmegaConf.load(Path(zoo.__file__).parents[1] / "conf" / "data" / "depth_hf.yaml")
+    cfg.path, cfg.image_column, cfg.img_size, cfg.batch_size, cfg.num_workers = str(tmp_path / "floats"), "rgb", 32, 2, 0
+    images, depth = next(iter(DepthDataModule(cfg, zoo.info("fastdepth")).val_dataloader()))
+    assert images.shape == (2, 3, 32, 32) and depth.shape == (2, 1, 32, 32)
+    assert torch.all(depth[..., :8] == 0) and torch.allclose(depth[..., 8:], torch.tensor(1.5))  # the same 32 columns
+
+    millimetres = Image.fromarray((metres * 1000).astype(np.uint16))
+    rows["depth"] = [millimetres] * 2
+    pngs = datasets.Features({"rgb": datasets.Image(), "depth": datasets.Image()})
+    datasets.DatasetDict({split: datasets.Dataset.from_dict(rows, features=pngs) for split in ("train", "validation")}
+                         ).save_to_disk(str(tmp_path / "pngs"))
+    cfg.path, cfg.depth_scale = str(tmp_path / "pngs"), 1000
+    _, depth = next(iter(DepthDataModule(cfg, zoo.info("fastdepth")).val_dataloader()))
+    assert torch.all(depth[..., :8] == 0) and torch.allclose(depth[..., 8:], torch.tensor(1.5))
+    cfg.depth_column = "distance"
+    with pytest.raises(zoo.errors.DataError, match="has no column 'distance'; columns: rgb, depth"):
+        DepthDataModule(cfg, zoo.info("fastdepth")).setup()
+
+
 def test_fastdepth_sizes_and_the_releases_key_layout(tmp_path):
     """Convolution weights and MACs computed from the official layer table (pins: docs/research/fastdepth.md §2b); the
     pruned model's MACs against the official README's 0.37 G; the release's state-dict layout loads, and a pickled
@@ -127,13 +159,24 @@ def test_fastdepth_sizes_and_the_releases_key_layout(tmp_path):
         zoo.load("fastdepth", widths=(16,) * 14 + (32, 64, 16, 16, 16))
 
 
-def test_fastdepth_on_zoo_backbones_keeps_the_output_contract():
+def test_fastdepth_on_zoo_backbones_keeps_the_output_contract_and_takes_imagenet_weights():
     model = zoo.load("fastdepth_mobilenetv3_large_100").eval()
     assert model.skip_strides == (2, 4, 8)
     assert {s: type(p).__name__ for s, p in model.skip_proj.items()} == {"2": "Sequential", "4": "Sequential", "8": "Sequential"}
+    x = torch.rand(2, 3, 96, 96)
     with torch.no_grad():
-        depth = model(torch.rand(2, 3, 96, 96))
+        depth = model(x)
     assert depth.shape == (2, 1, 96, 96) and depth.min() >= 0
+
+    # the backbone tag's classifier weights fill the encoder: its maps become the classifier's, the decoder is untouched
+    assert model.zoo_spec.weight("ra_in1k_backbone").hf_hub_id == "timm/mobilenetv3_large_100.ra_in1k"
+    classifier = zoo.load("mobilenetv3_large_100").eval()
+    decoder = model.decode_conv1[0][0].weight.clone()
+    model.load_state_dict(model.zoo_spec.convert_state_dict(classifier.state_dict(), model))
+    with torch.no_grad():
+        ours = model.backbone(x)[-1]
+        theirs = classifier.forward_intermediates(x, indices=[model.backbone.indices[-1]], intermediates_only=True)[0]
+    assert torch.equal(ours, theirs) and torch.equal(model.decode_conv1[0][0].weight, decoder)
 
 
 @pytest.fixture(scope="module")
@@ -141,12 +184,18 @@ def depth_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("depth")
     argv = ["train", "recipe=fastdepth_shapes", f"out_dir={out}", "data.train_images=32", "data.val_images=8",
             "data.image_size=64", "data.img_size=64", "data.batch_size=8", "trainer.max_epochs=1",
-            "trainer.enable_progress_bar=false", "model.name=fastdepth_pruned"]
+            "trainer.enable_progress_bar=false", "model.name=fastdepth_pruned", "plugins=[prune]"]
     assert cli(argv) == 0
     return next((out / "fastdepth_shapes").iterdir())
 
 
 def test_a_depth_run_evaluates_predicts_in_metres_and_exports(depth_run, tmp_path, capsys):
+    """The run pruned half of fastdepth_pruned's MACs (prune plugin): everything below works on the narrower model."""
+    from zoo.bench import count_macs
+
+    pruned, x = zoo.load(str(depth_run)).eval(), torch.rand(1, 3, 64, 64)
+    assert count_macs(pruned, x) < 0.6 * count_macs(zoo.load("fastdepth_pruned").eval(), x)
+    assert pruned.decode_conv6[0].out_channels == 1 and pruned(x).shape == (1, 1, 64, 64)
     summary = json.loads((depth_run / "summary.json").read_text())
     assert summary["task"] == "depth" and {"val_delta1", "val_rmse", "val_absrel"} <= summary.keys()
     assert cli(["eval", str(depth_run), "data=shapes_depth", "data.val_images=8", "data.image_size=64", "data.img_size=64",
