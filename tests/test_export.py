@@ -52,7 +52,8 @@ def family_smallest(images_only: bool = False) -> list[str]:
 RUNTIME_MODELS = {"efficientformer": "efficientformerv2_s0", "fastdepth": "fastdepth_pruned", "fastvit": "mobileclip2_s0", "matformer": "matvit_ti",
                   "mobileclip": "mobileclip2_s0", "mobiledet": "mobiledet_cpu", "mobileone": "mobileone_s0", "nas_mobile": "mobilenetv3_small_100",
                   "nextvit": "nextvit_small", "pp_mobileseg": "pp_mobileseg_tiny", "rtdetr": "dfine_n",
-                  "seg_heads": "lraspp_mobilenetv3_large", "snn": "sew_resnet18", "yolov10": "yolov10n"}
+                  "seg_heads": "lraspp_mobilenetv3_large", "simplenet": "simplenetv1_small_m1_05", "snn": "sew_resnet18",
+                  "yolov10": "yolov10n"}
 
 
 # MobileDets keep TF's post-processing in the graph (per-class NMS: data-dependent shapes), which ExecuTorch cannot
