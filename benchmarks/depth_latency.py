@@ -115,7 +115,9 @@ def main() -> None:
     ]
     for name in args.models:
         label = labels[name]
-        cells = [f"{runs[name][1]['delta1']:.3f}", f"{runs[name][1]['rmse']:.3f}"] if name in runs else ["-", "-"] if runs else []
+        cells = []
+        if runs:  # a name among trained runs has no accuracy of its own
+            cells = [f"{runs[name][1]['delta1']:.3f}", f"{runs[name][1]['rmse']:.3f}"] if name in runs else ["-", "-"]
         for t in args.threads:
             b = best[(label, t)]
             cells.append(f"{b['fps']:.0f} ({b['form']}, {b['vs_baseline_eager']:.2f}x)")

@@ -60,7 +60,7 @@ class SimpleNet(nn.Module):
                  width: float = 1.0, drop_rate: float = 0.0, conv_drop: float = 0.0, in_chans: int = 3) -> None:
         super().__init__()
         modules: list[nn.Module] = []
-        cin, stride, self.feature_info = in_chans, 1, []
+        cin, stride, self.feature_info, self.stage_ends = in_chans, 1, [], []  # stage_ends: feature_info's indices
         for i, entry in enumerate(layers):
             if entry == POOL:
                 modules += [nn.MaxPool2d(2, 2), nn.Dropout2d(conv_drop)]
@@ -74,9 +74,10 @@ class SimpleNet(nn.Module):
                         nn.ReLU(inplace=True), nn.Dropout2d(conv_drop)]
             info = {"num_chs": cout, "reduction": stride, "module": f"features.{len(modules) - 2}"}  # after the ReLU
             if self.feature_info and self.feature_info[-1]["reduction"] == stride:
-                self.feature_info[-1] = info  # each stride's last map
+                self.feature_info[-1], self.stage_ends[-1] = info, len(modules) - 2  # each stride's last map
             else:
                 self.feature_info.append(info)
+                self.stage_ends.append(len(modules) - 2)
             cin = cout
         self.features = nn.Sequential(*modules)
         self.num_features, self.num_classes = cin, num_classes
@@ -102,9 +103,9 @@ class SimpleNet(nn.Module):
         from timm.models._features import feature_take_indices
 
         take, last = feature_take_indices(len(self.feature_info), indices)
-        ends = {int(self.feature_info[t]["module"].split(".")[1]): t for t in take}
+        ends = {self.stage_ends[t] for t in take}
         out = []
-        for i, module in enumerate(self.features[: int(self.feature_info[last]["module"].split(".")[1]) + 1]):
+        for i, module in enumerate(self.features[: self.stage_ends[last] + 1]):
             x = module(x)
             if i in ends:
                 out.append(x)
