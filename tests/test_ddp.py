@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent(
                 indices = list(iter(trainer.train_dataloader.sampler))
                 (out / f"rank{trainer.global_rank}_epoch{trainer.current_epoch}.json").write_text(json.dumps(indices))
 
-    overrides = [f"out_dir={out}", "data=digits", f"data.batch_size={batch}", "trainer.max_epochs=6",
+    overrides = [f"out_dir={out}", "data=digits", f"data.batch_size={batch}", "trainer.max_epochs=4",
                  "trainer.enable_progress_bar=false",
                  "trainer.accelerator=cpu", f"trainer.devices={devices}", "optim.lr=0.005", "trainer.log_every_n_steps=1"]
     if devices > 1:
@@ -47,11 +47,11 @@ def train(tmp_path, devices: int, batch: int) -> dict:
     return {"summary": json.loads((out / "summary.json").read_text()), "out": out, "log": proc.stdout + proc.stderr}
 
 
-@pytest.mark.slow(reason="two full 6-epoch digits runs, DDP and one process, so their accuracies can be compared")
+@pytest.mark.slow(reason="two full 4-epoch digits runs, DDP and one process, so their accuracies can be compared")
 def test_ddp_two_cpu_processes(tmp_path):
     ddp = train(tmp_path, devices=2, batch=32)  # 2 ranks x 32 = the single process's 64
     assert "distributed_backend=gloo" in ddp["log"] and "All distributed processes registered" in ddp["log"]
-    for epoch in range(6):
+    for epoch in range(4):
         ranks = [json.loads((ddp["out"] / f"rank{r}_epoch{epoch}.json").read_text()) for r in (0, 1)]
         assert len(ranks[0]) == len(ranks[1]) == 719
         # Disjoint shards covering all 1437 training images; DistributedSampler repeats one to even them out.
@@ -59,7 +59,7 @@ def test_ddp_two_cpu_processes(tmp_path):
         assert set(ranks[0]) | set(ranks[1]) == set(range(1437))
     single = train(tmp_path, devices=1, batch=64)
     a, b = ddp["summary"], single["summary"]
-    assert a["epochs"] == b["epochs"] == 6
+    assert a["epochs"] == b["epochs"] == 4
     assert b["val_top1"] > 0.9  # both runs learn, so the comparison means something
     # Different shuffles and per-rank BatchNorm statistics: equal within tolerance, not bit for bit.
     assert abs(a["val_top1"] - b["val_top1"]) <= 0.04, (a["val_top1"], b["val_top1"])
