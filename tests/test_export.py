@@ -49,7 +49,7 @@ def family_smallest(images_only: bool = False) -> list[str]:
 # One model per family file in zoo/models/ (the smallest that exercises the file's distinctive parts: the detectors
 # rather than their classifier backbones, MobileNetV3's hard-swish and squeeze-excite for the NAS-era file; MobileCLIP2-S0
 # for both MobileCLIP files: timm's fastvit_mci0 image tower under the zero-shot head).
-RUNTIME_MODELS = {"efficientformer": "efficientformerv2_s0", "fastdepth": "fastdepth_pruned", "fastvit": "mobileclip2_s0", "matformer": "matvit_ti",
+RUNTIME_MODELS = {"efficientformer": "efficientformerv2_s0", "efficientvmamba": "efficientvmamba_tiny", "fastdepth": "fastdepth_pruned", "fastvit": "mobileclip2_s0", "matformer": "matvit_ti",
                   "mobileclip": "mobileclip2_s0", "mobiledet": "mobiledet_cpu", "mobileone": "mobileone_s0", "nas_mobile": "mobilenetv3_small_100",
                   "nextvit": "nextvit_small", "pp_mobileseg": "pp_mobileseg_tiny", "rtdetr": "dfine_n",
                   "seg_heads": "lraspp_mobilenetv3_large", "simplenet": "simplenetv1_small_m1_05", "snn": "sew_resnet18",
@@ -68,7 +68,7 @@ CANNOT = {("mobiledet_cpu", "executorch"): "ExecuTorch cannot convert this model
 
 # Small models whose graph another model here already exports with the same code (other widths, or a backbone that
 # exports as a classifier): the export matrix (docs/export_matrix.md) verifies them; CI spends its time elsewhere.
-SAME_CODE = {"fastdepth": "fastdepth_pruned", "fastdepth_mobileone_s0": "fastdepth_mobilenetv3_large_100 and mobileone_s0"}
+SAME_CODE = {"efficientvmamba_small": "efficientvmamba_tiny", "fastdepth": "fastdepth_pruned", "fastdepth_mobileone_s0": "fastdepth_mobilenetv3_large_100 and mobileone_s0"}
 
 
 def ci_onnx_models() -> list[str]:
