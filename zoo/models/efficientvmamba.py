@@ -91,30 +91,31 @@ def selective_scan(u, delta, A, B, C, D, delta_bias, chunk: int | None = None):
     chunks = -(-length // steps)
     pad = chunks * steps - length  # padded steps come after every real one, so they change none of them
 
-    def steps_first(x: torch.Tensor, width: int) -> torch.Tensor:  # [b, K*width, L] -> [steps, b, K, chunks, width]
-        x = F.pad(x, (0, pad)).reshape(b, groups, width, chunks, steps)
-        return x.permute(4, 0, 1, 3, 2).contiguous()  # each step's slice contiguous: the loops read whole blocks
+    def steps_first(x: torch.Tensor, width: int) -> torch.Tensor:  # [b, K*width, L] -> [steps, b*K, chunks, width]
+        x = F.pad(x, (0, pad)).reshape(b * groups, width, chunks, steps)
+        return x.permute(3, 0, 2, 1).contiguous()  # each step's slice contiguous: the loops read whole blocks
 
-    dt = steps_first(F.softplus(delta + delta_bias[:, None]), d)[..., None]  # [s, b, K, c, d, 1]
+    # five dimensions at most (CoreML's limit): [step, batch x group, chunk, channel, state]
+    dt = steps_first(F.softplus(delta + delta_bias[:, None]), d)[..., None]  # [s, bK, c, d, 1]
     dtu = dt * steps_first(u, d)[..., None]
-    B = steps_first(B.reshape(b, groups * states, length), states)[:, :, :, :, None, :]  # [s, b, K, c, 1, N]
-    C = steps_first(C.reshape(b, groups * states, length), states)[:, :, :, :, None, :]  # [s, b, K, c, 1, N]
-    A = A.reshape(groups, 1, d, states)
-    decay = (dt * A).exp_()  # [s, b, K, c, d, N]; in place: the product is not needed again, a second buffer is
+    B = steps_first(B.reshape(b, groups * states, length), states)[:, :, :, None]  # [s, bK, c, 1, N]
+    C = steps_first(C.reshape(b, groups * states, length), states)[:, :, :, None]
+    A = A.reshape(groups, d, states).repeat(b, 1, 1)[:, None]  # [bK, 1, d, N]
+    decay = (dt * A).exp_()  # [s, bK, c, d, N]; in place: the product is not needed again, a second buffer is
     h = dtu[0] * B[0]
     for t in range(1, steps):  # every chunk from a zero state: its own contribution to its end state
-        h = torch.addcmul(decay[t] * h, dtu[t], B[t])
+        h = decay[t] * h + dtu[t] * B[t]
     whole = (dt.sum(0) * A).exp_()  # each chunk's total decay
-    entering, carry = [], torch.zeros_like(h[:, :, 0])
+    entering, carry = [], torch.zeros_like(h[:, 0])
     for i in range(chunks):
         entering.append(carry)
-        carry = torch.addcmul(h[:, :, i], whole[:, :, i], carry)
-    h = torch.stack(entering, 2)
+        carry = h[:, i] + whole[:, i] * carry
+    h = torch.stack(entering, 1)
     out = []
     for t in range(steps):  # again from each chunk's true entering state, reading y out
-        h = torch.addcmul(decay[t] * h, dtu[t], B[t])
+        h = decay[t] * h + dtu[t] * B[t]  # (not addcmul, which CoreML's converter lacks)
         out.append((h * C[t]).sum(-1))
-    y = torch.stack(out).permute(1, 2, 4, 3, 0).reshape(b, kd, chunks * steps)[..., :length]
+    y = torch.stack(out).permute(1, 3, 2, 0).reshape(b, kd, chunks * steps)[..., :length]  # [bK, d, c, s] -> [b, Kd, L]
     return y + D[:, None] * u
 
 
@@ -185,8 +186,8 @@ class ChannelGate(nn.Module):
         self.channel_select = nn.Linear(dim // 8, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = self.norm(x).mean((1, 2), keepdim=True)
-        return x * torch.sigmoid(self.channel_select(self.act(self.global_reduce(pooled))))
+        pooled = self.norm(x).mean((1, 2))  # [B, C]: LiteRT lowers a linear on [B, 1, 1, C] to an invalid matmul
+        return x * torch.sigmoid(self.channel_select(self.act(self.global_reduce(pooled))))[:, None, None]
 
 
 class AtrousScan(nn.Module):
@@ -229,9 +230,10 @@ class AtrousScan(nn.Module):
                               Bs.contiguous(), Cs.contiguous(), self.Ds.float(), self.dt_projs_bias.float().reshape(-1))
         ys = ys.reshape(b, DIRECTIONS, d, h2 * w2)
         across, down = ys[:, 0::2].reshape(b, 2, d, h2, w2), ys[:, 1::2].reshape(b, 2, d, w2, h2).transpose(3, 4)
-        row = torch.stack([across[:, 0], across[:, 1]], -1)  # even rows [B, D, h2, w2, 2]: even and odd columns
-        col = torch.stack([down[:, 0], down[:, 1]], -1)  # odd rows, scanned column by column, back in row order
-        y = torch.stack([row, col], 3).reshape(b, d, 2 * h2, 2 * w2)[:, :, :height, :width]
+        # even rows: even and odd columns interleaved; odd rows (scanned column by column) likewise; then the rows
+        row = torch.stack([across[:, 0], across[:, 1]], -1).reshape(b, d, h2, 2 * w2)
+        col = torch.stack([down[:, 0], down[:, 1]], -1).reshape(b, d, h2, 2 * w2)
+        y = torch.stack([row, col], 3).reshape(b, d, 2 * h2, 2 * w2)[:, :, :height, :width]  # 5 dimensions at most
         return y.permute(0, 2, 3, 1).to(x.dtype)
 
 
