@@ -342,7 +342,10 @@ def _summary_section(spec, summary, weights, folder: Path | None, repo_id: str |
     elif weights and zero_shot:
         load = f'zoo.load("{spec.name}.{weights.tag}", labels=["forklift", "pallet", "person"])'
     elif weights:
-        load = f'zoo.load("{spec.name}.{weights.tag}", pretrained=True)'
+        from zoo.weights import PICKLE_SUFFIXES
+
+        pickled = ", allow_pickle=True" if weights.filename.endswith(PICKLE_SUFFIXES) else ""  # read as tensors only
+        load = f'zoo.load("{spec.name}.{weights.tag}", pretrained=True{pickled})'
     else:
         load = f'zoo.load("{spec.name}")'
     return lines + ["", "```python", "import zoo", "", f"model = {load}.eval(){note}", "```", ""]

@@ -396,7 +396,7 @@ class EfficientVMambaBuilder:
     depths: tuple[int, ...]
 
     def __call__(self, num_classes: int = 1000, **kwargs: Any) -> EfficientVMamba:
-        return EfficientVMamba(self.dims, self.depths, num_classes, **kwargs)
+        return EfficientVMamba(**{"dims": self.dims, "depths": self.depths, **kwargs}, num_classes=num_classes)
 
 
 def official_weights(state_dict: dict, model: nn.Module) -> dict:
