@@ -114,3 +114,20 @@ def test_pretrained_reads_the_releases_pickled_checkpoint_only_when_allowed(hub_
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), source(x))
+
+
+@pytest.mark.parametrize("name", ["efficientvmamba_tiny", "efficientvmamba_small"])
+def test_macs_plus_the_scans_elementwise_work_give_the_reported_flops(name):
+    """The README's GFLOPs count the selective scan's elementwise work too (VMamba's counter: 9 L D N per scan),
+    which torch's flop counter does not see; with it added, the zoo's model comes to the reported figure."""
+    from zoo.bench import count_macs
+
+    model = zoo.load(name).eval()
+    macs = count_macs(model, torch.rand(1, 3, 224, 224))
+    scans = 0
+    for stage, side in ((0, 56), (1, 28)):  # the EVSS stages' maps at 224
+        for block in model.layers[stage].blocks:
+            inner = block.op.out_norm.normalized_shape[0]
+            scans += 9 * side * side * inner * evm.STATES  # four directions of a quarter of the map each
+    reported = zoo.info(name).reported_value("flops")
+    assert abs((macs + scans) / 1e9 - reported.value) <= reported.rounding, (macs, scans)
