@@ -111,6 +111,11 @@ def test_pretrained_reads_the_releases_pickled_checkpoint_only_when_allowed(hub_
         zoo.load("efficientvmamba_tiny", pretrained=True)
     model = zoo.load("efficientvmamba_tiny", pretrained=True, allow_pickle=True).eval()
     assert model.zoo_spec.tag == "in1k"
+    from zoo.card import _summary_section
+
+    spec = zoo.info("efficientvmamba_tiny")
+    example = "\n".join(_summary_section(spec, None, spec.weight(), None, None))  # the card's example says so too
+    assert 'zoo.load("efficientvmamba_tiny.in1k", pretrained=True, allow_pickle=True)' in example
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), source(x))

@@ -101,7 +101,7 @@ def selective_scan(u, delta, A, B, C, D, delta_bias, chunk: int | None = None):
     B = steps_first(B.reshape(b, groups * states, length), states)[:, :, :, None]  # [s, bK, c, 1, N]
     C = steps_first(C.reshape(b, groups * states, length), states)[:, :, :, None]
     A = A.reshape(groups, d, states).repeat(b, 1, 1)[:, None]  # [bK, 1, d, N]
-    decay = (dt * A).exp_()  # [s, bK, c, d, N]; in place: the product is not needed again, a second buffer is
+    decay = (dt * A).exp_()  # [s, bK, c, d, N]; exp in place: a second buffer this size costs more than the exp
     h = dtu[0] * B[0]
     for t in range(1, steps):  # every chunk from a zero state: its own contribution to its end state
         h = decay[t] * h + dtu[t] * B[t]
@@ -300,6 +300,8 @@ class SqueezeExcite(nn.Module):
 
 
 class Head(nn.Module):
+    """The release's ``classifier.norm`` and ``classifier.head``; :meth:`EfficientVMamba.forward_head` runs them."""
+
     def __init__(self, dim: int, num_classes: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(dim)
