@@ -51,7 +51,7 @@ def family_smallest(images_only: bool = False) -> list[str]:
 # for both MobileCLIP files: timm's fastvit_mci0 image tower under the zero-shot head).
 RUNTIME_MODELS = {"efficientformer": "efficientformerv2_s0", "efficientvmamba": "efficientvmamba_tiny", "fastdepth": "fastdepth_pruned", "fastvit": "mobileclip2_s0", "matformer": "matvit_ti",
                   "mobileclip": "mobileclip2_s0", "mobiledet": "mobiledet_cpu", "mobileone": "mobileone_s0", "nas_mobile": "mobilenetv3_small_100",
-                  "nextvit": "nextvit_small", "pp_mobileseg": "pp_mobileseg_tiny", "rtdetr": "dfine_n",
+                  "nextvit": "nextvit_small", "pp_mobileseg": "pp_mobileseg_tiny", "proxylessnas": "proxylessnas_mobile", "rtdetr": "dfine_n",
                   "seg_heads": "lraspp_mobilenetv3_large", "simplenet": "simplenetv1_small_m1_05", "snn": "sew_resnet18",
                   "yolov10": "yolov10n"}
 
