@@ -24,7 +24,11 @@ def test_each_network_has_the_released_configurations_parameters(name):
 def test_features_searched_away_blocks_and_the_releases_checkpoint(tmp_path):
     model = zoo.load("proxylessnas_gpu").eval()
     x = torch.rand(1, 3, 96, 128)
+    import pickle
+
+    again = pickle.loads(pickle.dumps(model))  # whole-model pickles (spawned workers, torch.save) find the class
     with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
         maps = model.forward_intermediates(x)
         assert [tuple(m.shape[1:]) for m in maps] == [(24, 48, 64), (32, 24, 32), (56, 12, 16), (128, 6, 8), (432, 3, 4)]
         assert torch.equal(model.blocks[2](maps[1]), maps[1])  # a searched-away block passes its input on

@@ -104,3 +104,18 @@ def imagenet(
         Reported("params", params, "M", source, "", resolution, params_note),
         Reported("macs", macs, macs_unit, source, "", resolution),
     )
+
+
+def stage_outputs(modules, x, stage_ends: list[int], indices=None) -> list:
+    """``forward_intermediates`` over a flat module list: the output of module ``stage_ends[i]`` for each stage ``i``
+    that ``indices`` selects (timm's convention: None all, an int the last n), running only as far as the last one."""
+    from timm.models._features import feature_take_indices
+
+    take, last = feature_take_indices(len(stage_ends), indices)
+    ends = {stage_ends[t] for t in take}
+    out = []
+    for i, module in enumerate(modules[: stage_ends[last] + 1]):
+        x = module(x)
+        if i in ends:
+            out.append(x)
+    return out

@@ -17,6 +17,7 @@ there is nothing to download; ``weights=PATH, allow_pickle=True`` reads such a c
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,10 +72,21 @@ def _ofa_layers():
     return ProxylessNASNets, layers
 
 
+@functools.cache
+def _network_class() -> type:
+    """``ofa``'s ``ProxylessNASNets`` with the zoo's feature and head methods, made once ofa is importable."""
+    return type("ProxylessNAS", (_ZooMethods, _ofa_layers()[0]), {"__module__": __name__})
+
+
+def __getattr__(name: str):  # where pickle looks the class up by name
+    if name == "ProxylessNAS":
+        return _network_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def build(stem: int, blocks: Sequence[Block], mix: int, num_classes: int = 1000, drop_rate: float = 0.0) -> nn.Module:
-    """The network of a layer table, as ``ofa``'s ``ProxylessNASNets`` with the zoo's feature and head methods."""
-    base, layers = _ofa_layers()
-    cls = type("ProxylessNAS", (_ZooMethods, base), {})
+    """The network of a layer table."""
+    cls, (_, layers) = _network_class(), _ofa_layers()
     cin, modules = stem, []
     for entry in blocks:
         if entry is None:
@@ -90,22 +102,23 @@ def build(stem: int, blocks: Sequence[Block], mix: int, num_classes: int = 1000,
               layers.LinearLayer(mix, num_classes, dropout_rate=drop_rate) if num_classes else nn.Identity())
     net.set_bn_param(momentum=0.1, eps=1e-3)
     net.num_features, net.num_classes = mix, num_classes
-    net.feature_info = _feature_info(stem, blocks)
+    net.feature_info, net.stage_ends = _feature_info(stem, blocks)
     return net
 
 
-def _feature_info(stem: int, blocks: Sequence[Block]) -> list[dict[str, Any]]:
-    """The last block at each stride (2, 4, 8, 16, 32), for ``features_only``."""
-    info, stride, width = [], 2, stem
+def _feature_info(stem: int, blocks: Sequence[Block]) -> tuple[list[dict[str, Any]], list[int]]:
+    """The last block at each stride (2, 4, 8, 16, 32), for ``features_only``, and those blocks' indices."""
+    info, ends, stride, width = [], [], 2, stem
     for i, entry in enumerate(blocks):
         if entry is not None:
             width, stride = entry[0], stride * entry[2]
         row = {"num_chs": width, "reduction": stride, "module": f"blocks.{i}"}
         if info and info[-1]["reduction"] == stride:
-            info[-1] = row
+            info[-1], ends[-1] = row, i
         else:
             info.append(row)
-    return info
+            ends.append(i)
+    return info, ends
 
 
 class _ZooMethods:
@@ -129,17 +142,9 @@ class _ZooMethods:
     def forward_intermediates(self, x: torch.Tensor, indices=None, norm: bool = False, output_fmt: str = "NCHW",
                               intermediates_only: bool = True, **_) -> list[torch.Tensor]:
         """The last block's output at each stride (``feature_info``), at ``indices`` (None: all; an int: the last n)."""
-        from timm.models._features import feature_take_indices
+        from zoo.models._timm import stage_outputs
 
-        take, last = feature_take_indices(len(self.feature_info), indices)
-        ends = {int(self.feature_info[t]["module"].split(".")[1]) for t in take}
-        stop = int(self.feature_info[last]["module"].split(".")[1])
-        x, out = self.first_conv(x), []
-        for i, block in enumerate(self.blocks[: stop + 1]):
-            x = block(x)
-            if i in ends:
-                out.append(x)
-        return out
+        return stage_outputs(self.blocks, self.first_conv(x), self.stage_ends, indices)
 
 
 @dataclass(frozen=True)

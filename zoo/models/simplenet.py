@@ -100,16 +100,9 @@ class SimpleNet(nn.Module):
     def forward_intermediates(self, x: torch.Tensor, indices=None, norm: bool = False, output_fmt: str = "NCHW",
                               intermediates_only: bool = True, **_) -> list[torch.Tensor]:
         """The last map at each stride (``feature_info``), at ``indices`` (None: all; an int: the last n)."""
-        from timm.models._features import feature_take_indices
+        from zoo.models._timm import stage_outputs
 
-        take, last = feature_take_indices(len(self.feature_info), indices)
-        ends = {self.stage_ends[t] for t in take}
-        out = []
-        for i, module in enumerate(self.features[: self.stage_ends[last] + 1]):
-            x = module(x)
-            if i in ends:
-                out.append(x)
-        return out
+        return stage_outputs(self.features, x, self.stage_ends, indices)
 
 
 @dataclass(frozen=True)
