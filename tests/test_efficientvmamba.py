@@ -81,6 +81,8 @@ def test_sizes_stages_and_the_releases_key_layout():
         maps = model.forward_intermediates(x)
         assert [tuple(m.shape[1:]) for m in maps] == [(48, 24, 32), (96, 12, 16), (192, 6, 8), (384, 3, 4)]
         assert model(x).shape == (1, 1000)
+        half = model.to(torch.bfloat16)(x.bfloat16())  # the scan runs in fp32 and hands back the model's dtype
+        assert half.dtype == torch.bfloat16 and torch.isfinite(half).all()
     with pytest.raises(BadArgumentError, match="scan='fast' is not one of auto, chunked"):
         model.set_scan("fast")
 

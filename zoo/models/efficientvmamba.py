@@ -141,26 +141,6 @@ SCANS = {"auto": _auto_scan, "chunked": selective_scan, "sequential": selective_
 # -- layers ---------------------------------------------------------------------------------------------------------
 
 
-class Permute(nn.Module):
-    def __init__(self, *dims: int) -> None:
-        super().__init__()
-        self.dims = dims
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.permute(*self.dims)
-
-
-class DropPath(nn.Module):
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from timm.layers import drop_path
-
-        return drop_path(x, self.p, self.training)
-
-
 class PatchMerging(nn.Module):
     """2x2 neighbours side by side in the channels (H index first), LayerNorm, linear 4C -> 2C; channels-last."""
 
@@ -218,6 +198,7 @@ class AtrousScan(nn.Module):
     def scan_lattices(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, D, H, W]`` -> ``[B, H, W, D]``: the four sub-lattices scanned, each output at its own positions."""
         b, d, height, width = x.shape
+        dtype = x.dtype  # the scan runs in fp32, as the release's does
         x = F.pad(x, (0, width % 2, 0, height % 2)).float()
         h2, w2 = x.shape[2] // 2, x.shape[3] // 2
         lattices = [x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2].transpose(2, 3), x[:, :, 0::2, 1::2],
@@ -234,7 +215,7 @@ class AtrousScan(nn.Module):
         row = torch.stack([across[:, 0], across[:, 1]], -1).reshape(b, d, h2, 2 * w2)
         col = torch.stack([down[:, 0], down[:, 1]], -1).reshape(b, d, h2, 2 * w2)
         y = torch.stack([row, col], 3).reshape(b, d, 2 * h2, 2 * w2)[:, :, :height, :width]  # 5 dimensions at most
-        return y.permute(0, 2, 3, 1).to(x.dtype)
+        return y.permute(0, 2, 3, 1).to(dtype)
 
 
 class EVSSBlock(nn.Module):
@@ -245,6 +226,8 @@ class EVSSBlock(nn.Module):
         self.conv_branch = nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, groups=dim), nn.BatchNorm2d(dim), nn.GELU(),
                                          nn.Conv2d(dim, dim, 1))
         self.se = ChannelGate(dim)
+        from timm.layers import DropPath  # timm only when a model is built: `import zoo` stays light
+
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -274,29 +257,22 @@ def _conv_bn(cin: int, cout: int, kernel: int = 1, groups: int = 1, relu: bool =
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV2's block with squeeze-excitation on the expanded channels; NCHW."""
+    """MobileNetV2's block with squeeze-excitation on the expanded channels (timm's, the release's key names); NCHW."""
 
     def __init__(self, dim: int, drop_path: float = 0.0, expand: int = 4, se_ratio: float = 0.125) -> None:
         super().__init__()
+        from timm.layers import DropPath
+        from timm.models._efficientnet_blocks import SqueezeExcite
+
         mid = dim * expand
         self.conv_pw = _conv_bn(dim, mid)
         self.conv_dw = _conv_bn(mid, mid, 3, groups=mid)
-        self.se = SqueezeExcite(mid, int(mid * se_ratio))
+        self.se = SqueezeExcite(mid, rd_channels=int(mid * se_ratio))
         self.conv_pw2 = _conv_bn(mid, dim, relu=False)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.drop_path(self.conv_pw2(self.se(self.conv_dw(self.conv_pw(x)))))
-
-
-class SqueezeExcite(nn.Module):
-    def __init__(self, channels: int, reduced: int) -> None:
-        super().__init__()
-        self.conv_reduce = nn.Conv2d(channels, reduced, 1)
-        self.conv_expand = nn.Conv2d(reduced, channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(self.conv_expand(F.relu(self.conv_reduce(x.mean((2, 3), keepdim=True)))))
 
 
 class Head(nn.Module):
@@ -317,8 +293,10 @@ class EfficientVMamba(nn.Module):
                  num_classes: int = 1000, drop_path_rate: float = 0.1, drop_rate: float = 0.0, scan: str = "auto",
                  in_chans: int = 3) -> None:
         super().__init__()
+        from torchvision.ops import Permute
+
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        self.patch_embed = nn.Sequential(nn.Conv2d(in_chans, dims[0], 4, 4), Permute(0, 2, 3, 1), nn.LayerNorm(dims[0]))
+        self.patch_embed = nn.Sequential(nn.Conv2d(in_chans, dims[0], 4, 4), Permute([0, 2, 3, 1]), nn.LayerNorm(dims[0]))
         self.layers = nn.ModuleList()
         self.feature_info = []
         for i, (dim, depth) in enumerate(zip(dims, depths, strict=True)):
@@ -326,8 +304,8 @@ class EfficientVMamba(nn.Module):
             if i < 2:
                 self.layers.append(EVSSStage(dim, paths, not last, scan))
             else:  # the release's flat layout: permute, blocks, permute back, downsample
-                self.layers.append(nn.Sequential(Permute(0, 3, 1, 2), *(InvertedResidual(dim, p) for p in paths),
-                                                 Permute(0, 2, 3, 1), nn.Identity() if last else PatchMerging(dim)))
+                self.layers.append(nn.Sequential(Permute([0, 3, 1, 2]), *(InvertedResidual(dim, p) for p in paths),
+                                                 Permute([0, 2, 3, 1]), nn.Identity() if last else PatchMerging(dim)))
             self.feature_info.append({"num_chs": dim, "reduction": 4 * 2**i, "module": f"layers.{i}"})
         self.num_features, self.num_classes = dims[-1], num_classes
         self.drop_rate = drop_rate
