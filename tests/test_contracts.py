@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.contracts import Detector, DistillableDetector, Elastic, HasDeployForm
+from zoo.contracts import Detector, DistillableDetector, Elastic, HasDeployForm, Supernet
 
 DETECTORS = zoo.list_models(task="detection")
 
@@ -54,7 +54,14 @@ def test_every_matformer_is_elastic_and_its_granularities_shrink_the_blocks(name
 def test_other_models_claim_no_contract_they_do_not_meet():
     for name in ("mobilenetv3_small_100", "efficientformer_l1", "sew_resnet18"):
         model = zoo.load(name)
-        assert not isinstance(model, (Detector, Elastic, DistillableDetector)), name
+        assert not isinstance(model, (Detector, Elastic, DistillableDetector, Supernet)), name
+
+
+def test_ofa_supernets_are_supernets_and_their_specialised_networks_are_not():
+    pytest.importorskip("ofa")
+    for name in zoo.list_models("ofa_*"):
+        assert isinstance(zoo.load(name), Supernet) == ("_w1" in name), name
+    assert not isinstance(zoo.load("proxylessnas_mobile"), Supernet)
 
 
 def test_what_plugins_did_to_a_model_lives_in_its_zoo_state_and_follows_it_into_the_deploy_form():

@@ -31,6 +31,7 @@ _LAZY = {
     "export": "zoo.export",  # the package is callable: zoo.export(model, "onnx", ...)
     "ExportResult": "zoo.export",
     "matformer": "zoo.matformer",  # zoo.matformer.extract(model, "m")
+    "ofa": "zoo.ofa",  # zoo.ofa.specialize(model, budget_ms=5)
     "push": "zoo.publish",  # zoo.push(run_dir, "org/name")
 }
 
@@ -38,7 +39,7 @@ __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from zoo import errors
-    from zoo import export, matformer
+    from zoo import export, matformer, ofa
     from zoo.api import load, save
     from zoo.export import ExportResult
     from zoo.publish import push
@@ -50,7 +51,7 @@ def __getattr__(name: str):
     if module is None:
         raise AttributeError(f"module 'zoo' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if name in ("errors", "export", "matformer") else getattr(mod, name)
+    value = mod if name in ("errors", "export", "matformer", "ofa") else getattr(mod, name)
     globals()[name] = value
     return value
 

@@ -55,15 +55,24 @@ def settle_batchnorm(model, size: int, batches: int = 3) -> None:
         return
     import torch
 
+    generator = torch.Generator().manual_seed(0)
+    recalibrate_batchnorm(model, (torch.rand(2, 3, size, size, generator=generator) for _ in range(batches)))
+
+
+def recalibrate_batchnorm(model, inputs) -> None:
+    """Recompute every BatchNorm layer's running statistics as the plain average over the batches ``inputs``
+    (in place; the rest of the model keeps its mode, the norms are left in eval mode)."""
+    import torch
+
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     for m in norms:
+        m.reset_running_stats()
         m.momentum = None  # a plain average over the batches
         m.train()
-    generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for _ in range(batches):
-            model(torch.rand(2, 3, size, size, generator=generator))
+        for x in inputs:
+            model(x)
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
         m.eval()

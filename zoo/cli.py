@@ -63,6 +63,7 @@ EXAMPLES = {
         "  zoo export mobilenetv3_large_100 --format litert              # .tflite for the LiteRT interpreter\n"
         "  zoo export nextvit_small --format tensorrt --half   # needs a CUDA GPU and tensorrt\n"
         "  zoo export runs/matvit_ti_digits/<time> --budget-ms 2   # MatFormer: the largest Mix'n'Match model within 2 ms\n"
+        "  zoo export runs/ofa_mbv3_w10_digits/<time> --budget-ms 5   # OFA: the largest sub-network within 5 ms\n"
         "  zoo export runs/sew_resnet18_digits/<time> --per-step   # SNN: one timestep, states in and out (early exit)\n"
         "  zoo export mobileclip2_s0.dfndr2b --labels \"cat,dog\"   # zero-shot classifier: image in, class scores out"
     ),
@@ -198,8 +199,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tower", choices=("image", "text"), help="image-text models: export one tower: images -> image "
                    "embeddings, or token ids (the model's fixed context) -> text embeddings")
     p.add_argument("--out", help="output path (default: RUN/export/model.EXT or exports/NAME.EXT)")
-    p.add_argument("--budget-ms", type=float, help="MatFormer models: measure the Mix'n'Match settings here (batch 1) "
-                   "and export the largest one within this latency (a PNG of the search is written next to it)")
+    p.add_argument("--budget-ms", type=float, help="MatFormer models and OFA supernets: measure the Mix'n'Match "
+                   "settings or sub-networks here (batch 1) and export the largest one within this latency (a PNG of the search is written next to it)")
     p.add_argument("--per-step", action="store_true", help="spiking models: one timestep with every layer's state as an "
                    "input and an output (for runtimes that stop early), verified over T chained steps; ONNX only")
     p.set_defaults(run=_cmd_export)
@@ -442,18 +443,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 0
     if args.budget_ms is not None:
         import zoo
-        from zoo.contracts import Elastic
+        from zoo.contracts import Elastic, Supernet
         from zoo.errors import BadArgumentError
 
         model = zoo.load(args.source)
-        if not isinstance(model, Elastic):
-            raise BadArgumentError(f"--budget-ms picks a MatFormer granularity; {model.zoo_spec.name} is not a MatFormer model")
-        searched = zoo.matformer.search(model, budget=args.budget_ms, metric="latency_ms")
-        best = searched["best"]
-        print(f"chose {best['setting']} ({best['params']:,} params, {best['latency_ms']:.2f} ms here) "
-              f"among {len(searched['results'])} Mix'n'Match settings")
+        if isinstance(model, Elastic):
+            elastic = zoo.matformer
+            searched = elastic.search(model, budget=args.budget_ms, metric="latency_ms")
+            best = searched["best"]
+            print(f"chose {best['setting']} ({best['params']:,} params, {best['latency_ms']:.2f} ms here) "
+                  f"among {len(searched['results'])} Mix'n'Match settings")
+        elif isinstance(model, Supernet):
+            elastic = zoo.ofa
+            searched = elastic.search(model, budget=args.budget_ms, metric="latency_ms")
+            best = searched["best"]
+            print(f"chose depths {best['setting']['d']} ({best['params']:,} params, {best['latency_ms']:.2f} ms here) "
+                  f"among {len(searched['results'])} sub-networks")
+        else:
+            raise BadArgumentError(f"--budget-ms picks a MatFormer granularity or an OFA sub-network; "
+                                   f"{model.zoo_spec.name} is neither")
         out = out or default_path(model.zoo_spec.name, args.format, args.source)
-        source = zoo.matformer.extract(model, best["setting"])
+        source = elastic.extract(model, best["setting"])
     if args.labels is not None or args.tower:  # an image-text model as a zero-shot classifier of these names, or one tower
         import zoo
 
@@ -466,9 +476,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(result.summary())
     print(f"wrote {result.path}")
     if searched is not None:
-        from zoo.matformer import plot_search
-
-        print(f"wrote {plot_search(searched, result.path.with_suffix('.search.png'))}")
+        print(f"wrote {elastic.plot_search(searched, result.path.with_suffix('.search.png'))}")
     return 0
 
 

@@ -53,3 +53,13 @@ class Elastic(Protocol):
     def set_granularity(self, granularity: str | Sequence[str | int]) -> Any: ...
 
     def widths(self, granularity: str | Sequence[str | int]) -> list[int]: ...
+
+
+@runtime_checkable
+class Supernet(Protocol):
+    """A Once-for-All supernet: ``set_active_subnet(ks=, e=, d=)`` switches the sub-network it runs in place (kernel and
+    expansion per elastic block, depth per stage); ``get_active_subnet()`` gives that sub-network standalone."""
+
+    def set_active_subnet(self, ks=None, e=None, d=None, **kwargs) -> Any: ...
+
+    def get_active_subnet(self, preserve_weight: bool = True) -> nn.Module: ...
