@@ -5,8 +5,10 @@ expansion from ``expansions``, every stage's depth from ``depths``, independentl
 shrinking (docs/sources.md, "ProxylessNAS and Once-for-All") is successive runs that widen the choices: the largest
 network first (no plugin), then ``expansions=[6] depths=[4]`` with every kernel, then depths, then expansions, each
 run starting from the last one's weights (``model.weights=...``) and distilled from the largest network (the
-``distill`` plugin). Validation, checkpoints and the saved model see the largest sub-network; ``zoo.ofa.specialize``
-picks one for a budget afterwards.
+``distill`` plugin). Validation, checkpoints and the saved model see the largest sub-network. BatchNorm's running
+statistics mix every drawn sub-network's, which fit none of them, so before each validation they are recomputed for
+the largest on ``calibration_batches`` training batches, as OFA does before evaluating a sub-network;
+``zoo.ofa.specialize(..., data=...)`` recomputes them for the one it picks.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class OFAConfig:
     expansions: list = dataclasses.field(default_factory=lambda: [3, 4, 6])  # expansion ratios to draw from
     depths: list = dataclasses.field(default_factory=lambda: [2, 3, 4])  # blocks per stage to draw from
     seed: int = 0  # for the draws (each process offsets it by its rank)
+    calibration_batches: int = 8  # training batches that recompute BatchNorm statistics before each validation
 
 
 class OFA(Plugin):
@@ -65,4 +68,15 @@ class OFA(Plugin):
         pl_module.model.set_max_net()  # validation, checkpoints, the EMA update and the saved model see the largest
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        import itertools
+
+        from zoo.bench import recalibrate_batchnorm
+
         pl_module.model.set_max_net()
+        loader = trainer.train_dataloader
+        if trainer.state.fn != "fit" or loader is None or not self.config.calibration_batches:
+            return  # the sanity check before training, or a validation of its own: the statistics as they are
+        model = pl_module.eval_model()
+        model.set_max_net()
+        recalibrate_batchnorm(model, (batch[0].to(pl_module.device)
+                                      for batch in itertools.islice(loader, self.config.calibration_batches)))

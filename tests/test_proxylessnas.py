@@ -96,6 +96,7 @@ def test_extract_gives_the_supernets_outputs_and_saves_its_setting(tmp_path):
     import random
 
     from zoo.errors import BadArgumentError
+    from zoo.export import deploy_form
     from zoo.ofa import extract
 
     supernet = zoo.load("ofa_proxyless_w13", num_classes=5).eval()
@@ -106,6 +107,8 @@ def test_extract_gives_the_supernets_outputs_and_saves_its_setting(tmp_path):
         expected = supernet(x)
         small = extract(supernet)
         assert torch.allclose(small.eval()(x), expected, atol=1e-5)
+        exported = deploy_form(supernet)  # what export traces: the active sub-network alone
+        assert type(exported).__name__ == "ProxylessNAS" and torch.allclose(exported(x), expected, atol=1e-5)
         supernet.set_max_net()
         largest = supernet(x)
         small_again = extract(supernet, setting)
@@ -191,6 +194,13 @@ def test_ofa_plugin_draws_subnetworks_within_its_choices_and_validates_at_the_la
     assert {d for s in drawn for d in s["d"]} == {2, 3} and len({str(s) for s in drawn}) == 8
     plugin.on_train_batch_end(None, task, None, None, 7)
     assert active_setting(supernet) == {"ks": [7] * 20, "e": [6] * 20, "d": [4] * 5}
+    images = torch.rand(4, 3, 32, 32)  # before validating, BatchNorm statistics are the largest network's on training batches
+    fit = SimpleNamespace(state=SimpleNamespace(fn="fit"), train_dataloader=[(images, torch.zeros(4))] * 2)
+    plugin.on_validation_epoch_start(fit, SimpleNamespace(model=supernet, eval_model=lambda: supernet, device="cpu"))
+    assert supernet.first_conv.bn.num_batches_tracked == 2 and not supernet.first_conv.bn.training
+    with torch.no_grad():
+        stem = supernet.first_conv.conv(images)
+    torch.testing.assert_close(supernet.first_conv.bn.running_mean, stem.mean((0, 2, 3)), atol=1e-5, rtol=0)
     with pytest.raises(ConfigError, match="plugins.ofa.depths: choose among 2, 3, 4, not \\[5\\]"):
         OFA(depths=[5])
     with pytest.raises(ConfigError, match="proxylessnas_mobile is not one"):

@@ -32,7 +32,8 @@ class Detector(Protocol):
 @runtime_checkable
 class HasDeployForm(Protocol):
     """A model whose inference form differs from its training form (branches to fold, a training-only head to
-    drop): ``deploy()`` turns it into that form in place and returns it. Export calls it before tracing."""
+    drop, a supernet's active sub-network to cut out): ``deploy()`` returns that form, made in place where it can be.
+    Export calls it on a copy before tracing."""
 
     def deploy(self) -> nn.Module: ...
 

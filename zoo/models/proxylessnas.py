@@ -102,7 +102,8 @@ def _network_class(name: str) -> type:
     """ofa's network class with the zoo's feature and head methods, made once ofa is importable."""
     networks, supernets, _ = _ofa()
     where, base = _BASES[name]
-    return type(name, (_ZooMethods, getattr({"networks": networks, "supernets": supernets}[where], base)),
+    mixins = (_SupernetMethods, _ZooMethods) if where == "supernets" else (_ZooMethods,)
+    return type(name, (*mixins, getattr({"networks": networks, "supernets": supernets}[where], base)),
                 {"__module__": __name__})
 
 
@@ -193,6 +194,13 @@ class _ZooMethods:
         from zoo.models._timm import stage_outputs
 
         return stage_outputs([block for _, block in _active_blocks(self)], self.first_conv(x), _stages(self)[1], indices)
+
+
+class _SupernetMethods:
+    def deploy(self) -> nn.Module:
+        """The active sub-network on its own (:func:`extract`): the same outputs without the supernet's weight slicing
+        and kernel transformations at run time, so exports carry the plain network (CoreML cannot trace the slicing)."""
+        return extract(self)
 
 
 @dataclass(frozen=True)
