@@ -268,3 +268,77 @@ def test_pickled_release_files_point_at_the_hub_copy(tmp_path):
     torch.save({"model": {"model.0.conv.weight": torch.zeros(1)}}, path)
     with pytest.raises(zoo.errors.UnsafeWeightsError, match=r"jameslahm/yolov10n/model\.safetensors"):
         zoo.load("yolov10n", weights=path)
+
+
+def test_doclayout_yolo_has_gl_crm_in_three_stages_and_folds_exactly():
+    model = zoo.load("doclayout_yolo")
+    # The built network's count, derived independently from the released module definitions (docs/sources.md)
+    assert sum(p.numel() for p in model.parameters()) == 19_973_596 and len(model.zoo_spec.labels) == 10
+    state = model.state_dict()
+    assert state["stage2.m.0.dilated_block.dcv.conv.weight"].shape == (96, 96, 5, 5)  # layer 4: k 5, dilations 1/2/3
+    assert state["stage3.m.3.dilated_block.conv1x1.conv.weight"].shape == (192, 3, 1, 1)  # layer 6: 3 branches
+    assert state["stage4.m.3.cv1.0.conv.weight"].shape == (288, 1, 3, 3) and len(model.stage4.m) == 4  # layer 8: CIBs
+    torch.manual_seed(0)
+    block = model.stage2.m[0].dilated_block.eval()
+    for m in block.modules():  # trained-looking statistics, so that folding them changes the conv's numbers
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.rand(1, 96, 20, 20)
+    with torch.no_grad():
+        before = block(x)
+        for m in block.modules():
+            if hasattr(m, "fuse") and m is not block:
+                m.fuse()
+        torch.testing.assert_close(block(x), before, atol=1e-5, rtol=1e-4)  # the shared conv's BatchNorm folds into its bias
+
+
+def test_doclayout_yolo_reads_the_released_ultralytics_pickle_without_running_it(hub_env, hub, tmp_path, monkeypatch):
+    """The release pickles whole modules of doclayout_yolo's classes; the zoo takes their tensors without building
+    any of them (a call hidden in the checkpoint does not run), converts the key layout and loads it."""
+    import io
+    import sys
+    import types
+
+    from zoo.errors import UnsafeWeightsError
+
+    torch.manual_seed(1)
+    source = zoo.load("doclayout_yolo").eval()
+    tasks = types.ModuleType("doclayout_yolo.nn.tasks")
+
+    class YOLOv10DetectionModel(torch.nn.Module):
+        pass
+
+    YOLOv10DetectionModel.__module__, YOLOv10DetectionModel.__qualname__ = tasks.__name__, "YOLOv10DetectionModel"
+    tasks.YOLOv10DetectionModel = YOLOv10DetectionModel
+    for name in ("doclayout_yolo", "doclayout_yolo.nn"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, tasks.__name__, tasks)
+    released = YOLOv10DetectionModel()
+    for key, value in official_state_dict(source, "release").items():  # 'model.<i>.…' under the detection model
+        *path, leaf = key.split(".")
+        module = released
+        for name in path:
+            if not hasattr(module, name):
+                module.add_module(name, torch.nn.Module())
+            module = getattr(module, name)
+        if leaf.startswith(("running_", "num_batches")):
+            module.register_buffer(leaf, value)
+        else:
+            module.register_parameter(leaf, torch.nn.Parameter(value, requires_grad=False))
+    ran = tmp_path / "ran"
+
+    class Call:  # what a hostile checkpoint could hide: unpickling it would create a file
+        def __reduce__(self):
+            return open, (str(ran), "w")
+
+    buffer = io.BytesIO()
+    torch.save({"model": released.half(), "ema": None, "epoch": -1, "train_args": Call(), "names": {0: "title"}}, buffer)
+    hub.add("juliozhao/DocLayout-YOLO-DocStructBench", {"doclayout_yolo_docstructbench_imgsz1024.pt": buffer.getvalue()})
+    with pytest.raises(UnsafeWeightsError, match="allow_pickle=True"):
+        zoo.load("doclayout_yolo", pretrained=True)
+    model = zoo.load("doclayout_yolo", pretrained=True, allow_pickle=True).eval()
+    assert not ran.exists() and model.zoo_spec.tag == "docstructbench"
+    expected = {k: v.half().float() for k, v in source.state_dict().items()}
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value.float(), expected[key].float(), msg=key)

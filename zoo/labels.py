@@ -17,3 +17,8 @@ COCO_CLASSES = (
     "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase",
     "scissors", "teddy bear", "hair drier", "toothbrush",
 )
+
+# DocStructBench's ten document-layout classes, in DocLayout-YOLO's released weights' order (docs/sources.md,
+# "DocLayout-YOLO")
+DOCSTRUCTBENCH_CLASSES = ("title", "plain text", "abandon", "figure", "figure_caption", "table", "table_caption",
+                          "table_footnote", "isolate_formula", "formula_caption")

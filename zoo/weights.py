@@ -2,7 +2,10 @@
 
 Safetensors are read as they are. Pickle-based files (``.pt``, ``.pth``, ``.bin``, ``.ckpt``) can run
 code when unpickled, so they are refused unless the caller opts in with ``allow_pickle=True``, and even
-then read with ``torch.load(weights_only=True)``, which accepts only tensors and plain containers.
+then read with ``torch.load(weights_only=True)``, which accepts only tensors and plain containers. A file
+that pickles whole modules (an ultralytics-style checkpoint) is then read by :func:`module_pickle_state`, whose
+unpickler builds none of the file's objects: every class or function it names, outside the few that rebuild
+tensors, becomes an inert record of its arguments and state, from which the modules' tensors are collected.
 
 A state dict is checked against the model before anything is copied: every key and shape must fit,
 except the classifier head when the caller asked for a different number of classes (then the head keeps
@@ -53,6 +56,9 @@ def read_state_dict(path: str | Path, *, allow_pickle: bool = False) -> dict[str
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        state = module_pickle_state(path)
+        if state:
+            return state
         raise UnsafeWeightsError(
             f"{path} holds objects other than tensors and plain containers, which weights_only=True refuses "
             f"({str(e).splitlines()[0]}). Re-save only its state_dict, ideally as safetensors."
@@ -60,6 +66,98 @@ def read_state_dict(path: str | Path, *, allow_pickle: bool = False) -> dict[str
     except (RuntimeError, EOFError, ValueError) as e:
         raise CorruptWeightsError(f"{path} could not be read as a PyTorch weights file: {e}") from None
     return _unwrap(obj, path)
+
+
+class _Inert:
+    """A class or function named by a pickle, outside the allowlist: calling it, building it or filling it only
+    records what it was given."""
+
+    origin = ""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args, self.state = args, None
+
+    def __setstate__(self, state) -> None:
+        self.state = state
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+    def append(self, value) -> None:
+        pass
+
+    def extend(self, values) -> None:
+        pass
+
+
+def _inert_unpickler():
+    import collections
+    import functools
+    import pickle
+
+    import torch
+
+    allowed = {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
+               ("collections", "OrderedDict"), ("torch", "Size"), ("builtins", "set"), ("builtins", "frozenset")}
+    allowed |= {("__builtin__", name) for module, name in allowed if module == "builtins"}  # protocol 2's name
+
+    @functools.cache
+    def inert(module: str, name: str) -> type:
+        return type(name, (_Inert,), {"origin": f"{module}.{name}"})
+
+    def reconstruct(cls, base, state):  # copyreg._reconstructor, for inert classes only
+        return cls.__new__(cls) if isinstance(cls, type) and issubclass(cls, _Inert) else _Inert()
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str):
+            if (module, name) in allowed:
+                return {"OrderedDict": collections.OrderedDict, "set": set, "frozenset": frozenset, "Size": torch.Size,
+                        }.get(name) or getattr(torch._utils, name)
+            if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+                return getattr(torch, name)
+            if (module, name) == ("copyreg", "_reconstructor"):
+                return reconstruct
+            return inert(module, name)
+
+    return Unpickler
+
+
+def module_pickle_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The parameters and persistent buffers of a checkpoint that pickles whole ``nn.Module`` objects (ultralytics
+    and its forks: ``{"model": <module>, "ema": <module or None>, ...}``), keyed by their module paths, read without
+    building any of the file's classes (see the module docstring); the EMA when the file holds one. Empty when the
+    file holds no such module."""
+    import types
+
+    import torch
+
+    pickle_module = types.SimpleNamespace(Unpickler=_inert_unpickler(), __name__="zoo_inert_pickle")
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=False, pickle_module=pickle_module)
+    except Exception as e:  # a file this reader cannot follow is as unreadable as a corrupt one
+        raise CorruptWeightsError(f"{path} could not be read as a pickled checkpoint: {e}") from None
+    roots = [obj.get(k) for k in ("ema", "model")] if isinstance(obj, Mapping) else [obj]
+    for root in roots:
+        state: dict[str, torch.Tensor] = {}
+        _collect(root, "", state)
+        if state:
+            return state
+    return {}
+
+
+def _collect(module: object, prefix: str, out: dict) -> None:
+    import torch
+
+    state = getattr(module, "state", None) if isinstance(module, _Inert) else None
+    if not isinstance(state, Mapping):
+        return
+    transient = state.get("_non_persistent_buffers_set") or ()
+    for group in ("_parameters", "_buffers"):
+        for name, tensor in (state.get(group) or {}).items():
+            if isinstance(tensor, torch.Tensor) and not (group == "_buffers" and name in transient):
+                out[prefix + name] = tensor
+    for name, child in (state.get("_modules") or {}).items():
+        _collect(child, f"{prefix}{name}.", out)
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:

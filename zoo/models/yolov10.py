@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from zoo.labels import COCO_CLASSES
+from zoo.labels import COCO_CLASSES, DOCSTRUCTBENCH_CLASSES
 from zoo.registry import ModelSpec, Paper, Reported, WeightTag, register_spec
 
 BN_EPS, BN_MOMENTUM = 1e-3, 0.03
@@ -107,15 +107,60 @@ class CIB(nn.Module):
         return x + y if self.add else y
 
 
-class C2f(nn.Module):
-    """Split in two, chain ``n`` blocks on one half, concatenate every intermediate, project."""
+class DilatedBlock(nn.Module):
+    """DocLayout-YOLO's multi-scale block: one k x k conv (its weights shared) read at each dilation, every branch
+    through one shared 1x1 conv, the branches concatenated, gated by a sigmoid of a depthwise 1x1 conv of themselves
+    ("glu" fusion), projected back by a grouped 1x1 conv (three consecutive channels per output) and added to the input."""
 
-    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = False, cib: bool = False, lk: bool = False) -> None:
+    def __init__(self, c: int, dilations: tuple[int, ...], k: int) -> None:
+        super().__init__()
+        self.dilations, self.k = tuple(dilations), k
+        self.dcv = ConvBN(c, c, k)
+        self.cv2 = ConvBN(c, c, 1)
+        wide = len(self.dilations) * c
+        self.conv_gating = ConvBN(wide, wide, 1, g=wide)
+        self.conv1x1 = ConvBN(wide, c, 1, g=c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.dcv  # the conv's weight at every dilation; after fuse() its BatchNorm lives in the bias
+        branches = [self.cv2(conv.act(conv.bn(F.conv2d(x, conv.conv.weight, conv.conv.bias, padding=d * (self.k // 2),
+                                                        dilation=d)))) for d in self.dilations]
+        y = torch.cat(branches, 1)
+        return x + self.conv1x1(y * torch.sigmoid(self.conv_gating(y)))
+
+
+class DilatedBottleneck(nn.Module):
+    """3x3 conv, :class:`DilatedBlock`, 3x3 conv, and the input added back."""
+
+    def __init__(self, c: int, shortcut: bool, dilations: tuple[int, ...], k: int) -> None:
+        super().__init__()
+        self.cv1 = ConvBN(c, c, 3)
+        self.dilated_block = DilatedBlock(c, dilations, k)
+        self.cv2 = ConvBN(c, c, 3)
+        self.add = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.cv2(self.dilated_block(self.cv1(x)))
+        return x + y if self.add else y
+
+
+class C2f(nn.Module):
+    """Split in two, chain ``n`` blocks on one half, concatenate every intermediate, project. The blocks are
+    bottlenecks, CIBs (``cib``, ``lk``: large-kernel) or DocLayout-YOLO's dilated bottlenecks (``dilations``, ``k``:
+    the C2f form of its GL-CRM)."""
+
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = False, cib: bool = False, lk: bool = False,
+                 dilations: tuple[int, ...] | None = None, k: int = 3) -> None:
         super().__init__()
         self.c = c2 // 2
         self.cv1 = ConvBN(c1, 2 * self.c, 1)
         self.cv2 = ConvBN((2 + n) * self.c, c2, 1)
-        block = (lambda: CIB(self.c, self.c, shortcut, lk)) if cib else (lambda: Bottleneck(self.c, self.c, shortcut))
+        if dilations:
+            block = lambda: DilatedBottleneck(self.c, shortcut, dilations, k)  # noqa: E731
+        elif cib:
+            block = lambda: CIB(self.c, self.c, shortcut, lk)  # noqa: E731
+        else:
+            block = lambda: Bottleneck(self.c, self.c, shortcut)  # noqa: E731
         self.m = nn.ModuleList(block() for _ in range(n))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -322,17 +367,20 @@ LAYERS = (
     None, None, "fpn_p4", None, None, "fpn_p3", "pan_down3", None, "pan_p4", "pan_down4", None, "pan_p5", "head",
 )
 HEAD_BRANCHES = {"cv2": "box_o2m", "cv3": "cls_o2m", "one2one_cv2": "box_o2o", "one2one_cv3": "cls_o2o"}
+# DocLayout-YOLO's GL-CRM in backbone layers 4, 6, 8 (six repeats each before depth scaling): dilated bottlenecks with
+# dilations 1/2/3 and a 5x5 kernel, then 1/3/5 and 3x3, then CIBs (its released yolov10m-doclayout configuration).
+G2L_STAGES = ({"dilations": (1, 2, 3), "k": 5}, {"dilations": (1, 3, 5), "k": 3}, {"cib": True})
 
 
 class YOLOv10(nn.Module):
     """YOLOv10 at one scale. Input: RGB 0..1, letterboxed, sides a multiple of 32."""
 
-    def __init__(self, scale: str = "n", num_classes: int = 80, max_det: int = 300) -> None:
+    def __init__(self, scale: str = "n", num_classes: int = 80, max_det: int = 300, g2l: bool = False) -> None:
         super().__init__()
         if scale not in SCALES:
             raise ValueError(f"unknown YOLOv10 scale {scale!r}; scales: {', '.join(SCALES)}")
         cfg = SCALES[scale]
-        self.scale, self.num_classes = scale, num_classes
+        self.scale, self.num_classes, self.g2l = scale, num_classes, g2l
 
         def ch(c: int) -> int:
             return math.ceil(min(c, cfg.max_channels) * cfg.width / 8) * 8
@@ -351,11 +399,11 @@ class YOLOv10(nn.Module):
         self.down1 = ConvBN(c64, c128, 3, 2)
         self.stage1 = C2f(c128, c128, n(3), True)
         self.down2 = ConvBN(c128, c256, 3, 2)
-        self.stage2 = C2f(c256, c256, n(6), True)
+        self.stage2 = C2f(c256, c256, n(6), True, **(G2L_STAGES[0] if g2l else {}))
         self.down3 = SCDown(c256, c512)
-        self.stage3 = block(b6, c512, c512, 6, True)
+        self.stage3 = C2f(c512, c512, n(6), True, **G2L_STAGES[1]) if g2l else block(b6, c512, c512, 6, True)
         self.down4 = SCDown(c512, c1024)
-        self.stage4 = block(b8, c1024, c1024, 3, True)
+        self.stage4 = C2f(c1024, c1024, n(6), True, **G2L_STAGES[2]) if g2l else block(b8, c1024, c1024, 3, True)
         self.sppf = SPPF(c1024, c1024)
         self.psa = PSA(c1024)
         self.fpn_p4 = block(b13, c1024 + c512, c512, 3, b13 != "c2f")
@@ -473,8 +521,8 @@ _REPORTED = {
 }
 
 
-def _build(num_classes: int = 80, scale: str = "n", max_det: int = 300) -> YOLOv10:
-    return YOLOv10(scale, num_classes=num_classes, max_det=max_det)
+def _build(num_classes: int = 80, scale: str = "n", max_det: int = 300, g2l: bool = False) -> YOLOv10:
+    return YOLOv10(scale, num_classes=num_classes, max_det=max_det, g2l=g2l)
 
 
 for _name, (_scale, _ap, _params, _gflops, _latency) in _REPORTED.items():
@@ -514,3 +562,54 @@ for _name, (_scale, _ap, _params, _gflops, _latency) in _REPORTED.items():
             description=f"YOLOv10-{_scale.upper()}: NMS-free real-time detector (dual assignments, v10 head)",
         )
     )
+
+
+# -- DocLayout-YOLO ------------------------------------------------------------------------------------
+
+DOCLAYOUT_YOLO = Paper(
+    title="DocLayout-YOLO: Enhancing Document Layout Analysis through Diverse Synthetic Data and Global-to-Local "
+          "Adaptive Perception",
+    arxiv="2410.12628",
+    code_url="https://github.com/opendatalab/DocLayout-YOLO",
+    code_license="agpl-3.0",
+    bibtex="""@article{zhao2024doclayout,
+  title={{DocLayout-YOLO}: Enhancing Document Layout Analysis through Diverse Synthetic Data and Global-to-Local
+         Adaptive Perception},
+  author={Zhao, Zhiyuan and Kang, Hengrui and Wang, Bin and He, Conghui},
+  journal={arXiv preprint arXiv:2410.12628},
+  year={2024}
+}""",
+)
+
+register_spec(
+    ModelSpec(
+        name="doclayout_yolo",
+        family="yolov10",
+        task="detection",
+        builder=_build,
+        default_kwargs={"scale": "m", "g2l": True},
+        input_size=(3, 1024, 1024),
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        interpolation="bilinear",
+        crop_pct=1.0,
+        num_classes=len(DOCSTRUCTBENCH_CLASSES),
+        classifier=("head.cls_o2m", "head.cls_o2o"),
+        labels=DOCSTRUCTBENCH_CLASSES,
+        weights=(
+            WeightTag(
+                tag="docstructbench",
+                hf_hub_id="juliozhao/DocLayout-YOLO-DocStructBench",
+                filename="doclayout_yolo_docstructbench_imgsz1024.pt",
+                license="agpl-3.0",
+                dataset="docstructbench",
+                description="official release, trained at 1024 (an ultralytics pickle, read without building its "
+                            "classes; AGPL-3.0 like the code that made it, though the Hub card says apache-2.0)",
+            ),
+        ),
+        paper=DOCLAYOUT_YOLO,
+        convert_state_dict=convert_official,
+        description="DocLayout-YOLO: YOLOv10-M with the Global-to-Local Controllable Receptive Module (GL-CRM) in "
+                    "backbone stages 2-4, for document layout (DocStructBench's 10 classes)",
+    )
+)
