@@ -386,3 +386,30 @@ def test_an_unknown_shapes_scene_names_the_choices():
                             "batch_size": 2, "scene": "crowded"})
     with pytest.raises(ConfigError, match="data.scene='crowded': the shapes scenes are normal, hard"):
         DetectionDataModule(cfg, SPEC).setup()
+
+
+def test_doc_pages_are_deterministic_with_every_layout_class_and_ink_tight_boxes():
+    from zoo.data.doc_pages import page_sample
+    from zoo.labels import DOCSTRUCTBENCH_CLASSES
+
+    image, boxes, labels = page_sample(0, "val", 3, 320)
+    again = page_sample(0, "val", 3, 320)
+    assert np.array_equal(np.asarray(image), np.asarray(again[0])) and np.array_equal(boxes, again[1])
+    assert not np.array_equal(np.asarray(image), np.asarray(page_sample(0, "train", 3, 320)[0]))
+    seen = set()
+    for index in range(20):
+        image, boxes, labels = page_sample(0, "val", index, 320)
+        pixels = np.asarray(image).astype(int)
+        ink = np.abs(pixels - np.median(pixels.reshape(-1, 3), 0)).max(-1) > 40  # anything not paper
+        assert boxes.dtype == np.float32 and labels.dtype == np.int64 and len(boxes) == len(labels) > 0
+        assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= 320).all() and (boxes[:, 2:] - boxes[:, :2] >= 2).all()
+        for (x0, y0, x1, y1) in boxes.astype(int):
+            crop = ink[y0:y1, x0:x1]  # every side of a box touches its block's ink (within 3 pixels)
+            assert crop[:3].any() and crop[-3:].any() and crop[:, :3].any() and crop[:, -3:].any(), (index, x0, y0, x1, y1)
+        seen.update(labels.tolist())
+    assert seen == set(range(len(DOCSTRUCTBENCH_CLASSES)))
+    data = datamodule(source="doc_pages", train_images=4, val_images=2, data_seed=0, image_size=320, img_size=160, augment=None)
+    data.setup()
+    assert data.classes == DOCSTRUCTBENCH_CLASSES
+    truth = data.val_annotations()
+    assert torch.allclose(truth[1]["boxes"], torch.as_tensor(page_sample(0, "val", 1, 320)[1]) / 2)

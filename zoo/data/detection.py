@@ -5,9 +5,10 @@ Every detector in the zoo sees the same input: an RGB image letterboxed to a squ
 0..1, and returns boxes in that square's pixels. :func:`letterbox` makes that input and
 :class:`Letterbox` records how to map boxes back to the original image.
 
-Training data comes from one of three sources behind :class:`DetectionDataModule`:
+Training data comes from one of four sources behind :class:`DetectionDataModule`:
 
 - ``shapes``: synthetic, generated from a seed (:func:`zoo.data.shapes.detection_sample`), no download.
+- ``doc_pages``: synthetic document pages with DocStructBench's layout classes (:func:`zoo.data.doc_pages.page_sample`).
 - ``coco``: COCO json (``images``/``annotations``/``categories``); category ids become 0..K-1 in id order.
 - ``yolo``: ``root/images/<split>/*.jpg`` with ``root/labels/<split>/*.txt`` lines ``class cx cy w h``.
 
@@ -47,6 +48,7 @@ from zoo.data.detection_sources import (
     DataProblem,
     FileSplit,
     Record,
+    DocPagesSplit,
     ShapesSplit,
     coco_categories,
     load_coco_split,
@@ -80,6 +82,7 @@ __all__ = [
     "Letterbox",
     "LetterboxTransform",
     "Record",
+    "DocPagesSplit",
     "ShapesSplit",
     "check_img_size",
     "coco_categories",
@@ -177,6 +180,13 @@ class DetectionDataModule(L.LightningDataModule):
             train = ShapesSplit(seed, "train", n_train, size, scene)
             val = ShapesSplit(seed, "val", n_val, size, scene)
             classes = tuple(CLASSES)
+        elif source == "doc_pages":
+            from zoo.labels import DOCSTRUCTBENCH_CLASSES
+
+            seed, size = int(setting(c, "data_seed", self.seed)), int(setting(c, "image_size", 320))
+            n_train, n_val = image_counts(c)
+            train, val = DocPagesSplit(seed, "train", n_train, size), DocPagesSplit(seed, "val", n_val, size)
+            classes = DOCSTRUCTBENCH_CLASSES
         elif source == "coco":
             root = self._root("a COCO folder, e.g. data.root=/data/coco with train2017/, val2017/ and annotations/")
             val_json = _path(root, c, "val_annotations", "annotations/instances_val2017.json")

@@ -95,7 +95,7 @@ def report_problems(problems: Sequence[DataProblem], source: str, strict: bool) 
 # -- sources ---------------------------------------------------------------------------------------
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-SOURCES = ("shapes", "coco", "yolo")
+SOURCES = ("shapes", "doc_pages", "coco", "yolo")
 
 
 @dataclass
@@ -161,6 +161,18 @@ class ShapesSplit:
     def annotations(self, index: int) -> tuple[np.ndarray, np.ndarray, int, tuple[int, int]]:
         _, boxes, labels, image_id = self.load(index)
         return boxes, labels, image_id, (self.size, self.size)
+
+
+class DocPagesSplit(ShapesSplit):
+    """Synthetic document pages (:func:`zoo.data.doc_pages.page_sample`), rendered on access like the shapes."""
+
+    def load(self, index: int) -> tuple[Image.Image, np.ndarray, np.ndarray, int]:
+        from zoo.data.doc_pages import page_sample
+
+        if not 0 <= index < self.count:
+            raise IndexError(f"doc_pages {self.split} has {self.count} images, no index {index}")
+        image, boxes, labels = page_sample(self.seed, self.split, index, self.size)
+        return image, boxes, labels, index
 
 
 def _image_size(path: Path, problems: list[DataProblem]) -> tuple[int, int] | None:
