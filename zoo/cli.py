@@ -448,20 +448,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
         model = zoo.load(args.source)
         if isinstance(model, Elastic):
-            elastic = zoo.matformer
-            searched = elastic.search(model, budget=args.budget_ms, metric="latency_ms")
-            best = searched["best"]
-            print(f"chose {best['setting']} ({best['params']:,} params, {best['latency_ms']:.2f} ms here) "
-                  f"among {len(searched['results'])} Mix'n'Match settings")
+            elastic, what, shown = zoo.matformer, "Mix'n'Match settings", lambda setting: setting
         elif isinstance(model, Supernet):
-            elastic = zoo.ofa
-            searched = elastic.search(model, budget=args.budget_ms, metric="latency_ms")
-            best = searched["best"]
-            print(f"chose depths {best['setting']['d']} ({best['params']:,} params, {best['latency_ms']:.2f} ms here) "
-                  f"among {len(searched['results'])} sub-networks")
+            elastic, what, shown = zoo.ofa, "sub-networks", lambda setting: f"depths {setting['d']}"
         else:
             raise BadArgumentError(f"--budget-ms picks a MatFormer granularity or an OFA sub-network; "
                                    f"{model.zoo_spec.name} is neither")
+        searched = elastic.search(model, budget=args.budget_ms, metric="latency_ms")
+        best = searched["best"]
+        print(f"chose {shown(best['setting'])} ({best['params']:,} params, {best['latency_ms']:.2f} ms here) "
+              f"among {len(searched['results'])} {what}")
         out = out or default_path(model.zoo_spec.name, args.format, args.source)
         source = elastic.extract(model, best["setting"])
     if args.labels is not None or args.tower:  # an image-text model as a zero-shot classifier of these names, or one tower

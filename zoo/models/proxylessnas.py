@@ -137,7 +137,7 @@ def _finish(net: nn.Module, num_classes: int) -> nn.Module:
     net.num_classes = num_classes
     net.feature_info = _stages(net)[0]
     final = getattr(net, "final_expand_layer", None)  # MobileNetV3: features at 960 x width, pre-logits after the mix
-    net.num_features = (final or net.feature_mix_layer).out_channels
+    net.num_features = (final if final is not None else net.feature_mix_layer).out_channels
     net.head_hidden_size = net.feature_mix_layer.out_channels
     return net
 
@@ -335,13 +335,14 @@ def active_setting(net: nn.Module) -> dict[str, list[int]]:
             "e": [b.conv.active_expand_ratio for b in net.blocks[1:]], "d": list(net.runtime_depth)}
 
 
-def extract(net: nn.Module, setting: Mapping[str, Sequence[int]] | None = None) -> nn.Module:
-    """The supernet's sub-network at ``setting`` (None: the active one) as a standalone network with its weights
-    (ofa's ``get_active_subnet``); ``net`` keeps its active setting. ``zoo.save`` records the setting, so
-    ``zoo.load`` of the saved folder rebuilds the small network."""
+def extract(net: nn.Module, setting: str | Mapping[str, Sequence[int]] | None = None) -> nn.Module:
+    """The supernet's sub-network at ``setting`` (as :func:`subnet_setting` takes it; None: the active one) as a
+    standalone network with its weights (ofa's ``get_active_subnet``); ``net`` keeps its active setting.
+    ``zoo.save`` records the setting, so ``zoo.load`` of the saved folder rebuilds the small network."""
     previous = active_setting(net)
     if setting is not None:
-        net.set_active_subnet(**setting)
+        space = "mbv3" if hasattr(net, "final_expand_layer") else "proxyless"
+        net.set_active_subnet(**subnet_setting(f"{space}_w{round(net.width_mult * 10)}", setting))
     try:
         chosen = active_setting(net)
         small = net.get_active_subnet(preserve_weight=True)
@@ -369,7 +370,7 @@ class OFABuilder:
         if not num_classes:
             net.classifier = nn.Identity()
         net = _finish(net, num_classes)
-        return net if subnet is None else extract(net, subnet_setting(self.supernet, subnet))
+        return net if subnet is None else extract(net, subnet)
 
 
 _OFA_README = "github.com/mit-han-lab/once-for-all README (ImageNet)"
