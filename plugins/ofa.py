@@ -15,9 +15,8 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from zoo.plugins.base import Plugin
-
 from zoo.errors import ConfigError
+from zoo.plugins.base import Plugin
 
 
 @dataclasses.dataclass
@@ -70,13 +69,17 @@ class OFA(Plugin):
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         import itertools
 
+        from torch.utils.data import DataLoader
+
         from zoo.bench import recalibrate_batchnorm
 
         pl_module.model.set_max_net()
-        loader = trainer.train_dataloader
-        if trainer.state.fn != "fit" or loader is None or not self.config.calibration_batches:
+        training = getattr(trainer.train_dataloader, "dataset", None)
+        if trainer.state.fn != "fit" or training is None or not self.config.calibration_batches:
             return  # the sanity check before training, or a validation of its own: the statistics as they are
         model = pl_module.eval_model()
         model.set_max_net()
+        loader = trainer.train_dataloader  # its own iterator, so a validation inside an epoch leaves the epoch's alone
+        batches = DataLoader(training, batch_size=loader.batch_size, shuffle=True, collate_fn=loader.collate_fn)
         recalibrate_batchnorm(model, (batch[0].to(pl_module.device)
-                                      for batch in itertools.islice(loader, self.config.calibration_batches)))
+                                      for batch in itertools.islice(batches, self.config.calibration_batches)))

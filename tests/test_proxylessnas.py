@@ -195,7 +195,8 @@ def test_ofa_plugin_draws_subnetworks_within_its_choices_and_validates_at_the_la
     plugin.on_train_batch_end(None, task, None, None, 7)
     assert active_setting(supernet) == {"ks": [7] * 20, "e": [6] * 20, "d": [4] * 5}
     images = torch.rand(4, 3, 32, 32)  # before validating, BatchNorm statistics are the largest network's on training batches
-    fit = SimpleNamespace(state=SimpleNamespace(fn="fit"), train_dataloader=[(images, torch.zeros(4))] * 2)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images.repeat(2, 1, 1, 1), torch.zeros(8)), batch_size=4)
+    fit = SimpleNamespace(state=SimpleNamespace(fn="fit"), train_dataloader=loader)
     plugin.on_validation_epoch_start(fit, SimpleNamespace(model=supernet, eval_model=lambda: supernet, device="cpu"))
     assert supernet.first_conv.bn.num_batches_tracked == 2 and not supernet.first_conv.bn.training
     with torch.no_grad():

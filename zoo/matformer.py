@@ -10,16 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.models.matformer import (
-    GRANULARITIES,
-    MatLM,
-    MatViT,
-    Nested,
-    NestedMlp,
-    decode_bytes,
-    encode_bytes,
-    extract,
-)
+from zoo.models.matformer import GRANULARITIES, MatLM, MatViT, Nested, NestedMlp, decode_bytes, encode_bytes, extract
 
 __all__ = ["GRANULARITIES", "MatViT", "MatLM", "Nested", "NestedMlp", "extract", "encode_bytes", "decode_bytes",
            "candidates", "search", "plot_search"]

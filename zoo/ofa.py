@@ -12,15 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from zoo.models.proxylessnas import (
-    DEPTHS,
-    EXPANSIONS,
-    KERNELS,
-    SPECIALIZED,
-    active_setting,
-    extract,
-    subnet_setting,
-)
+from zoo.models.proxylessnas import DEPTHS, EXPANSIONS, KERNELS, SPECIALIZED, active_setting, extract, subnet_setting
 
 __all__ = ["SPECIALIZED", "KERNELS", "EXPANSIONS", "DEPTHS", "active_setting", "subnet_setting", "extract",
            "candidates", "search", "specialize", "plot_search"]
