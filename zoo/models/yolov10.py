@@ -14,6 +14,10 @@ detections (x1, y1, x2, y2, score, class in input pixels) chosen by top-k inside
 :meth:`YOLOv10.deploy` drops the one-to-many head and folds BatchNorm and RepVGGDW (outputs unchanged).
 
 Paper: Wang et al., "YOLOv10: Real-Time End-to-End Object Detection", NeurIPS 2024, arXiv:2405.14458.
+
+DocLayout-YOLO (``doclayout_yolo``, arXiv:2410.12628) is YOLOv10-M with GL-CRM blocks in backbone stages 2-4
+(:class:`DilatedBlock`, from its released configuration's facts; docs/sources.md, "DocLayout-YOLO"): the same
+converter reads its release, whose whole-model pickle :func:`zoo.weights.module_pickle_state` takes apart safely.
 """
 from __future__ import annotations
 
