@@ -37,7 +37,8 @@ def main() -> None:
 
     import zoo
     from zoo._io import atomic_write_json, fill_marked_section
-    from zoo.bench import recalibrate_batchnorm, time_calls
+    from zoo.bench import time_calls
+    from zoo.models._norm import recalibrate_batchnorm
     from zoo.evaluate import evaluate
     from zoo.train import compose, machine, prepare, run
 

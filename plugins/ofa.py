@@ -71,7 +71,7 @@ class OFA(Plugin):
 
         from torch.utils.data import DataLoader
 
-        from zoo.bench import recalibrate_batchnorm
+        from zoo.models._norm import recalibrate_batchnorm
 
         pl_module.model.set_max_net()
         training = getattr(trainer.train_dataloader, "dataset", None)

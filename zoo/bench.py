@@ -55,27 +55,10 @@ def settle_batchnorm(model, size: int, batches: int = 3) -> None:
         return
     import torch
 
+    from zoo.models._norm import recalibrate_batchnorm
+
     generator = torch.Generator().manual_seed(0)
     recalibrate_batchnorm(model, (torch.rand(2, 3, size, size, generator=generator) for _ in range(batches)))
-
-
-def recalibrate_batchnorm(model, inputs) -> None:
-    """Recompute every BatchNorm layer's running statistics as the plain average over the batches ``inputs``
-    (in place; the rest of the model keeps its mode, the norms are left in eval mode)."""
-    import torch
-
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a plain average over the batches
-        m.train()
-    with torch.no_grad():
-        for x in inputs:
-            model(x)
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-        m.eval()
 
 
 def matmul_peak_gflops(threads: int, size: int = 1024, seconds: float = 1.0) -> float:

@@ -61,7 +61,7 @@ def search(model, budget: float | None = None, metric: str = "latency_ms", data:
     import torch
 
     from zoo import search as budget_search
-    from zoo.bench import recalibrate_batchnorm
+    from zoo.models._norm import recalibrate_batchnorm
 
     budget_search.check_metric(metric)
     batches = list(data) if data is not None else []
@@ -97,7 +97,7 @@ def specialize(model, budget_ms: float | None = None, *, metric: str = "latency_
     data: the largest) sub-network within 5 ms per image here; ``metric="params", budget=4e6`` bounds its size
     instead. ``options`` go to :func:`search` (which gives every measured candidate, for a table or
     :func:`plot_search`)."""
-    from zoo.bench import recalibrate_batchnorm
+    from zoo.models._norm import recalibrate_batchnorm
     from zoo.errors import BadArgumentError
 
     if budget_ms is not None:
