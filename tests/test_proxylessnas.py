@@ -125,6 +125,10 @@ def test_extract_gives_the_supernets_outputs_and_saves_its_setting(tmp_path):
         zoo.load("ofa_mbv3_w10", subnet="note10_lat-8ms_top1-71.4")
     with pytest.raises(BadArgumentError, match="sub-network of ofa_proxyless_w13, not of ofa_mbv3_w10"):
         zoo.load("ofa_mbv3_w10", subnet="cpu_lat@17ms_top1@75.7_finetune@25")
+    with pytest.raises(BadArgumentError, match="takes a Once-for-All supernet .*, not ofa_cpu_17ms"):
+        extract(zoo.load("ofa_cpu_17ms"))  # a specialised network is already extracted
+    with pytest.raises(BadArgumentError, match="takes a Once-for-All supernet .*, not proxylessnas_mobile"):
+        zoo.ofa.search(zoo.load("proxylessnas_mobile"))
     with pytest.raises(BadArgumentError, match=r"subnet\['ks'\] needs 20 values from 3, 5, 7"):
         zoo.load("ofa_mbv3_w10", subnet={"ks": [9] * 20, "e": [3] * 20, "d": [2] * 5})
 

@@ -12,7 +12,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from zoo.models.proxylessnas import DEPTHS, EXPANSIONS, KERNELS, SPECIALIZED, active_setting, extract, subnet_setting
+from zoo.models.proxylessnas import (
+    DEPTHS,
+    EXPANSIONS,
+    KERNELS,
+    SPECIALIZED,
+    active_setting,
+    check_supernet,
+    extract,
+    subnet_setting,
+)
 
 __all__ = ["SPECIALIZED", "KERNELS", "EXPANSIONS", "DEPTHS", "active_setting", "subnet_setting", "extract",
            "candidates", "search", "specialize", "plot_search"]
@@ -27,6 +36,7 @@ def candidates(model, samples: int = 64, seed: int = 0) -> list[dict[str, Any]]:
     """Sub-networks to measure: the 27 uniform ones (one kernel, expansion and depth everywhere, labelled like
     ``k7 e6 d4``) and ``samples`` drawn at random (seeded), as OFA's search draws them: each block's kernel and
     expansion and each stage's depth independently."""
+    check_supernet(model)
     blocks, stage_sizes = _space(model)
 
     def depths(d):
@@ -97,8 +107,8 @@ def specialize(model, budget_ms: float | None = None, *, metric: str = "latency_
     data: the largest) sub-network within 5 ms per image here; ``metric="params", budget=4e6`` bounds its size
     instead. ``options`` go to :func:`search` (which gives every measured candidate, for a table or
     :func:`plot_search`)."""
-    from zoo.models._norm import recalibrate_batchnorm
     from zoo.errors import BadArgumentError
+    from zoo.models._norm import recalibrate_batchnorm
 
     if budget_ms is not None:
         if metric != "latency_ms" or budget is not None:

@@ -335,20 +335,32 @@ def active_setting(net: nn.Module) -> dict[str, list[int]]:
             "e": [b.conv.active_expand_ratio for b in net.blocks[1:]], "d": list(net.runtime_depth)}
 
 
+def check_supernet(net: nn.Module) -> None:
+    """One line naming the model when it is not an OFA supernet (a specialised network is already extracted)."""
+    from zoo.contracts import Supernet
+
+    if not isinstance(net, Supernet):
+        from zoo.errors import BadArgumentError
+
+        raise BadArgumentError(f"this takes a Once-for-All supernet (ofa_mbv3_w10, ofa_mbv3_w12, ofa_proxyless_w13), "
+                               f"not {getattr(getattr(net, 'zoo_spec', None), 'name', type(net).__name__)}")
+
+
 def extract(net: nn.Module, setting: str | Mapping[str, Sequence[int]] | None = None) -> nn.Module:
     """The supernet's sub-network at ``setting`` (as :func:`subnet_setting` takes it; None: the active one) as a
     standalone network with its weights (ofa's ``get_active_subnet``); ``net`` keeps its active setting.
     ``zoo.save`` records the setting, so ``zoo.load`` of the saved folder rebuilds the small network."""
+    check_supernet(net)
+    mbv3 = hasattr(net, "final_expand_layer")
     previous = active_setting(net)
     if setting is not None:
-        space = "mbv3" if hasattr(net, "final_expand_layer") else "proxyless"
-        net.set_active_subnet(**subnet_setting(f"{space}_w{round(net.width_mult * 10)}", setting))
+        net.set_active_subnet(**subnet_setting(f"{'mbv3' if mbv3 else 'proxyless'}_w{round(net.width_mult * 10)}", setting))
     try:
         chosen = active_setting(net)
         small = net.get_active_subnet(preserve_weight=True)
     finally:
         net.set_active_subnet(**previous)
-    small.__class__ = _network_class("MobileNetV3" if hasattr(net, "final_expand_layer") else "ProxylessNAS")
+    small.__class__ = _network_class("MobileNetV3" if mbv3 else "ProxylessNAS")
     small = _finish(small, net.num_classes)
     spec = getattr(net, "zoo_spec", None)
     if spec is not None:

@@ -160,11 +160,11 @@ class C2f(nn.Module):
         self.cv1 = ConvBN(c1, 2 * self.c, 1)
         self.cv2 = ConvBN((2 + n) * self.c, c2, 1)
         if dilations:
-            block = lambda: DilatedBottleneck(self.c, shortcut, dilations, k)  # noqa: E731
+            block = lambda: DilatedBottleneck(self.c, shortcut, dilations, k)
         elif cib:
-            block = lambda: CIB(self.c, self.c, shortcut, lk)  # noqa: E731
+            block = lambda: CIB(self.c, self.c, shortcut, lk)
         else:
-            block = lambda: Bottleneck(self.c, self.c, shortcut)  # noqa: E731
+            block = lambda: Bottleneck(self.c, self.c, shortcut)
         self.m = nn.ModuleList(block() for _ in range(n))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
