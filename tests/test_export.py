@@ -69,7 +69,9 @@ CANNOT = {("mobiledet_cpu", "executorch"): "ExecuTorch cannot convert this model
 # Small models whose graph another model here already exports with the same code (other widths, or a backbone that
 # exports as a classifier): the export matrix (docs/export_matrix.md) verifies them; CI spends its time elsewhere.
 SAME_CODE = {"fastdepth": "fastdepth_pruned", "fastdepth_mobileone_s0": "fastdepth_mobilenetv3_large_100 and mobileone_s0",
-             "ofa_mbv3_w12": "ofa_mbv3_w10", "ofa_flops_595m": "ofa_note10_8ms", "ofa_cpu_17ms": "proxylessnas_mobile"}
+             # an OFA supernet exports its active sub-network alone: a standalone MobileNetV3 or ProxylessNAS network
+             "ofa_mbv3_w10": "ofa_note10_8ms", "ofa_mbv3_w12": "ofa_note10_8ms", "ofa_flops_595m": "ofa_note10_8ms",
+             "ofa_proxyless_w13": "proxylessnas_mobile", "ofa_cpu_17ms": "proxylessnas_mobile"}
 
 
 def ci_onnx_models() -> list[str]:

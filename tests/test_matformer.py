@@ -189,9 +189,12 @@ def test_search_measures_the_heuristic_settings_and_keeps_the_budget(tmp_path):
         search(model, budget=10, metric="params")
 
 
-def test_cli_exports_the_largest_setting_within_a_latency_budget(tmp_path, capsys):
+def test_cli_exports_the_largest_setting_within_a_latency_budget(tmp_path, capsys, monkeypatch):
     import zoo
+    import zoo.matformer
     from zoo.cli import main as cli
+
+    monkeypatch.setattr(zoo.matformer, "candidates", lambda depth: [[g] * depth for g in ("s", "xl")])  # a short search
 
     model = zoo.load("matvit_ti", num_classes=3, img_size=32)
     zoo.save(model, tmp_path / "m")

@@ -167,15 +167,15 @@ def test_cli_exports_the_largest_subnetwork_within_a_latency_budget(tmp_path, ca
     import zoo.ofa
     from zoo.cli import main as cli
 
-    uniform = zoo.ofa.candidates
-    monkeypatch.setattr(zoo.ofa, "candidates", lambda model, samples=64, seed=0: uniform(model, 0, seed))  # the 27 uniform
+    uniform = zoo.ofa.candidates  # the smallest and the largest of the uniform sub-networks, to keep the test short
+    monkeypatch.setattr(zoo.ofa, "candidates", lambda model, samples=64, seed=0: uniform(model, 0, seed)[::26])
     supernet = zoo.load("ofa_mbv3_w10", num_classes=3)
     largest = sum(p.numel() for p in zoo.ofa.extract(supernet, {"ks": [7] * 20, "e": [6] * 20, "d": [4] * 5}).parameters())
     supernet.zoo_spec = dataclasses.replace(supernet.zoo_spec, input_size=(3, 32, 32))  # as a 32-pixel run saves it
     zoo.save(supernet, tmp_path / "m")
     assert cli(["export", str(tmp_path / "m"), "--budget-ms", "1000", "--out", str(tmp_path / "m.onnx")]) == 0
     printed = capsys.readouterr().out
-    assert f"chose depths [4, 4, 4, 4, 4] ({largest:,} params" in printed and "among 27 sub-networks" in printed
+    assert f"chose depths [4, 4, 4, 4, 4] ({largest:,} params" in printed and "among 2 sub-networks" in printed
     assert (tmp_path / "m.search.png").is_file() and (tmp_path / "m.onnx").is_file()
 
 

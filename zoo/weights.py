@@ -131,7 +131,9 @@ def module_pickle_state(path: str | Path) -> dict[str, torch.Tensor]:
 
     import torch
 
-    pickle_module = types.SimpleNamespace(Unpickler=_inert_unpickler(), __name__="zoo_inert_pickle")
+    unpickler = _inert_unpickler()
+    pickle_module = types.SimpleNamespace(Unpickler=unpickler, load=lambda f, **kw: unpickler(f, **kw).load(),
+                                          __name__="zoo_inert_pickle")  # load: the pre-1.6 format's header records
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=False, pickle_module=pickle_module)
     except Exception as e:  # a file this reader cannot follow is as unreadable as a corrupt one

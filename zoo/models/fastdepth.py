@@ -24,10 +24,10 @@ The output contract of the depth task: ``[B, 1, H, W]`` depth in metres at the i
 in eval mode alike. The official models take RGB in [0, 1] (no mean or std), so these do too; the variants on zoo
 backbones take their backbone's ImageNet normalisation.
 
-The official checkpoints (``.pth.tar``) pickle the whole ``nn.Module`` (its class from the official repository), which
-the zoo never unpickles. Where that repository is trusted, its ``state_dict()`` saved on its own is a file of tensors:
-``zoo.load("fastdepth_pruned", weights=PATH, allow_pickle=True)`` reads it with ``torch.load(weights_only=True)`` in
-the release's key layout (``conv0.0.weight`` ... ``decode_conv6.1.*``, with or without DataParallel's ``module.``).
+The official checkpoints (``.pth.tar``) pickle the whole ``nn.Module`` (its class from the official repository):
+``zoo.load("fastdepth_pruned", weights=PATH, allow_pickle=True)`` takes only their tensors
+(:func:`zoo.weights.module_pickle_state` builds none of the file's classes), as it reads a state dict saved on its own,
+in the release's key layout (``conv0.0.weight`` ... ``decode_conv6.1.*``, with or without DataParallel's ``module.``).
 """
 from __future__ import annotations
 
@@ -213,7 +213,7 @@ register_fastdepth(
     "fastdepth_pruned", FastDepthBuilder(widths=PRUNED),
     "FastDepth as released: the same network with the narrower layers NetAdapt left for the Jetson TX2 (1,343,664 "
     "convolution weights, 0.366 GMACs at 224x224). Its official NYU Depth v2 weights pickle the whole module; "
-    "see the model's docstring for reading their state dict.",
+    "weights=PATH, allow_pickle=True reads only their tensors.",
     reported=(Reported("macs", 0.37, "G", _README, "", 224),
               Reported("rmse", 0.604, "m", _README, "nyu-depth-v2", 224),
               Reported("delta1", 0.771, "", _README, "nyu-depth-v2", 224),
