@@ -293,9 +293,10 @@ def test_doclayout_yolo_has_gl_crm_in_three_stages_and_folds_exactly():
         torch.testing.assert_close(block(x), before, atol=1e-5, rtol=1e-4)  # the shared conv's BatchNorm folds into its bias
 
 
-def test_doclayout_yolo_reads_the_released_ultralytics_pickle_without_running_it(hub_env, hub, tmp_path, monkeypatch):
+def test_doclayout_yolo_reads_the_released_ultralytics_pickle_without_running_it(hub_env, hub, tmp_path, monkeypatch, capsys):
     """The release pickles whole modules of doclayout_yolo's classes; the zoo takes their tensors without building
-    any of them (a call hidden in the checkpoint does not run), converts the key layout and loads it."""
+    any of them (a call hidden in the checkpoint does not run), converts the key layout and loads it; `zoo predict`
+    does the same with --allow-pickle."""
     import io
     import sys
     import types
@@ -342,3 +343,19 @@ def test_doclayout_yolo_reads_the_released_ultralytics_pickle_without_running_it
     expected = {k: v.half().float() for k, v in source.state_dict().items()}
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value.float(), expected[key].float(), msg=key)
+
+    # the command line: refused with the switch named, then predicts a rendered page with the same weights
+    import json
+
+    from zoo.cli import main
+    from zoo.data.doc_pages import page_sample
+    from zoo.predict import predict
+
+    page = tmp_path / "page.png"
+    page_sample(0, "val", 0)[0].save(page)
+    cli = ["predict", "doclayout_yolo.docstructbench", str(page), "--out", str(tmp_path / "cli"), "--imgsz", "320", "--conf", "0"]
+    assert main(cli) == 2 and "On the command line: --allow-pickle." in capsys.readouterr().err
+    assert main([*cli, "--allow-pickle"]) == 0
+    api = predict(model, [page], tmp_path / "api", imgsz=320, conf=0.0)[0]["detections"]
+    assert len(api) == 300  # YOLOv10 keeps its top 300; all of them at conf 0
+    assert json.loads((tmp_path / "cli" / "predictions.json").read_text())[0]["detections"] == api

@@ -6,6 +6,7 @@ runs. Bad input exits with status 2 and one line on stderr naming the problem an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -102,7 +103,8 @@ EXAMPLES = {
         "  zoo predict runs/yolov10n_shapes/2026-01-01_12-00-00 photos/*.jpg --out preds/ --conf 0.4\n"
         "  zoo predict hf-hub:org/name street.png --out preds/ --imgsz 320\n"
         "  zoo predict runs/lraspp_mobilenetv3_large_shapes/2026-01-01_12-00-00 scene.png --out masks/\n"
-        "  zoo predict mobileclip2_s0.dfndr2b photo.jpg --labels \"forklift,pallet,person\" --out preds/"
+        "  zoo predict mobileclip2_s0.dfndr2b photo.jpg --labels \"forklift,pallet,person\" --out preds/\n"
+        "  zoo predict doclayout_yolo.docstructbench page.png --out layout/ --allow-pickle  # weights published as a pickle"
     ),
     "embed": (
         "Image-text models (mobileclip*) embed images with the image tower and texts with the text tower, into one\n"
@@ -203,6 +205,7 @@ def _parser() -> argparse.ArgumentParser:
                    "settings or sub-networks here (batch 1) and export the largest one within this latency (a PNG of the search is written next to it)")
     p.add_argument("--per-step", action="store_true", help="spiking models: one timestep with every layer's state as an "
                    "input and an output (for runtimes that stop early), verified over T chained steps; ONNX only")
+    _allow_pickle_option(p)
     p.set_defaults(run=_cmd_export)
 
     p = command("data", "Draw a recipe's training samples as augmented, with their boxes (zoo data show).")
@@ -249,6 +252,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--imgsz", type=int, help="square input size (default: the model's)")
     p.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    _allow_pickle_option(p)
     p.set_defaults(run=_cmd_predict)
 
     p = command("embed", "Embed a folder of images or a text file: L2-normalised vectors in one .safetensors or .npy file.")
@@ -318,6 +322,24 @@ def _guarded(command: str, job, debug: bool) -> int:
         print(f"zoo {command}: internal error: {type(e).__name__}: {one_line(e)} (rerun with --debug for the traceback, "
               "and please report it)", file=sys.stderr)
         return 1
+
+
+def _allow_pickle_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-pickle", action="store_true", help="read official weights published only as pickles "
+                   "(.pt/.pth/.ckpt): tensors are taken out without running the file's code (docs/security.md)")
+
+
+@contextlib.contextmanager
+def _pickle_hint(args: argparse.Namespace):
+    """Name the command line's switch where the library's error names the keyword."""
+    from zoo.errors import UnsafeWeightsError
+
+    try:
+        yield
+    except UnsafeWeightsError as e:
+        if args.allow_pickle:
+            raise
+        raise UnsafeWeightsError(f"{e} On the command line: --allow-pickle.") from None
 
 
 def _fmt_reported(r) -> str:
@@ -422,6 +444,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    with _pickle_hint(args):
+        return _export(args)
+
+
+def _export(args: argparse.Namespace) -> int:
     from zoo.export import default_path, export
 
     source, out, searched = args.source, args.out, None
@@ -430,7 +457,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         from zoo.errors import BadArgumentError
         from zoo.snn import export_step, is_spiking
 
-        model = zoo.load(args.source)
+        model = zoo.load(args.source, allow_pickle=args.allow_pickle)
         if not is_spiking(model) or args.format != "onnx":
             raise BadArgumentError(f"--per-step exports one timestep of a spiking model to ONNX; {model.zoo_spec.name} "
                                    f"is {'not spiking' if not is_spiking(model) else 'spiking, but the format is ' + args.format}")
@@ -446,7 +473,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         from zoo.contracts import Elastic, Supernet
         from zoo.errors import BadArgumentError
 
-        model = zoo.load(args.source)
+        model = zoo.load(args.source, allow_pickle=args.allow_pickle)
         if isinstance(model, Elastic):
             elastic, what, shown = zoo.matformer, "Mix'n'Match settings", lambda setting: setting
         elif isinstance(model, Supernet):
@@ -463,12 +490,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.labels is not None or args.tower:  # an image-text model as a zero-shot classifier of these names, or one tower
         import zoo
 
-        source = zoo.load(args.source, **({"labels": _labels(args.labels)} if args.labels is not None else {}),
+        source = zoo.load(args.source, allow_pickle=args.allow_pickle, **({"labels": _labels(args.labels)} if args.labels is not None else {}),
                           **({"tower": args.tower} if args.tower else {}))
         default = default_path(source.zoo_spec.name, args.format, args.source)
         out = out or (default.with_name(f"{default.stem}_{args.tower}{default.suffix}") if args.tower else default)
     result = export(source, args.format, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic, half=args.half,
-                    precision=args.precision, opset=args.opset, simplify=args.simplify, out=out, image_input=args.image_input)
+                    precision=args.precision, opset=args.opset, simplify=args.simplify, out=out, image_input=args.image_input,
+                    allow_pickle=args.allow_pickle)
     print(result.summary())
     print(f"wrote {result.path}")
     if searched is not None:
@@ -581,8 +609,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from zoo.registry import list_models
 
     labels = _labels(args.labels)
-    results = predict(args.source, args.images, args.out, conf=args.conf, imgsz=args.imgsz, batch_size=args.batch,
-                      device=args.device, labels=labels, top_k=args.top_k)
+    with _pickle_hint(args):
+        results = predict(args.source, args.images, args.out, conf=args.conf, imgsz=args.imgsz, batch_size=args.batch,
+                          device=args.device, labels=labels, top_k=args.top_k, allow_pickle=args.allow_pickle)
     if args.source in list_models() and not Path(args.source).exists():
         print(f"note: {args.source} names no weights tag, so its weights are untrained; see `zoo info {args.source}` for tags",
               file=sys.stderr)

@@ -52,6 +52,7 @@ def predict(
     progress: bool | None = None,
     labels: Sequence[str] | None = None,
     top_k: int = 5,
+    allow_pickle: bool = False,
 ) -> list[dict[str, Any]]:
     """Classify, detect or segment ``images``; write ``out/<stem>.png`` (scores, boxes or classes drawn) and
     ``out/predictions.json``.
@@ -71,6 +72,7 @@ def predict(
         labels: class names for a source loaded here (``zoo.load(..., labels=...)``): an image-text model becomes a
             zero-shot classifier of them.
         top_k: classifiers: how many of the most probable classes each image lists.
+        allow_pickle: for a source loaded here, as in :func:`zoo.load` (official weights published only as pickles).
 
     Returns one dict per image (the entries of ``predictions.json``): ``file``, ``output``, ``width``,
     ``height`` and, for classifiers, ``top`` (``label``, ``class``, ``probability``, most probable first); for detectors
@@ -89,7 +91,7 @@ def predict(
         _check_image(path)
     if top_k < 1:
         raise BadArgumentError(f"top_k must be >= 1, not {top_k}")
-    model = _predictor(model_or_source, pretrained, labels)
+    model = _predictor(model_or_source, pretrained, labels, allow_pickle)
     spec = model.zoo_spec
     size = _input_size(spec, imgsz)
     segmenting = spec.task == "segmentation"
@@ -290,7 +292,8 @@ def draw_scores(image: torch.Tensor, top: list[dict[str, Any]]) -> torch.Tensor:
 # -- model -----------------------------------------------------------------------------------------
 
 
-def _predictor(model_or_source: Any, pretrained: bool | None, labels: Sequence[str] | None = None):
+def _predictor(model_or_source: Any, pretrained: bool | None, labels: Sequence[str] | None = None,
+               allow_pickle: bool = False):
     """The model, loaded if given as a source; refuses a task predict cannot draw."""
     if isinstance(model_or_source, (str, os.PathLike)):
         import zoo
@@ -303,9 +306,9 @@ def _predictor(model_or_source: Any, pretrained: bool | None, labels: Sequence[s
             _refuse_task(get_spec(registered), source)  # before building (or downloading) anything
             if pretrained is None:
                 pretrained = split_name(registered)[1] is not None
-            model = zoo.load(source, pretrained=pretrained, labels=labels)
+            model = zoo.load(source, pretrained=pretrained, labels=labels, allow_pickle=allow_pickle)
         else:
-            model = zoo.load(source, labels=labels)
+            model = zoo.load(source, labels=labels, allow_pickle=allow_pickle)
     else:
         if labels is not None:
             raise BadArgumentError("labels are for a source predict loads; for a model you loaded, pass them to zoo.load")

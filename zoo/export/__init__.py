@@ -95,8 +95,10 @@ def export(
     out: str | os.PathLike | None = None,
     image_input: bool = False,
     calibration: Any = None,
+    allow_pickle: bool = False,
 ) -> ExportResult:
-    """Export and verify. ``model_or_source`` is a module from :func:`zoo.load` or anything it accepts.
+    """Export and verify. ``model_or_source`` is a module from :func:`zoo.load` or anything it accepts
+    (``allow_pickle`` as there: for official weights published only as pickles).
 
     ``precision``: fp32 (default), fp16, bf16 or int8 where the format has it (:data:`PRECISIONS`);
     ``half=True`` means fp16. int8 needs ``calibration`` (an iterable of input batches) unless the model
@@ -117,7 +119,7 @@ def export(
     if fmt in EXTRAS:
         require(fmt)
     source = model_or_source if isinstance(model_or_source, (str, os.PathLike)) else None
-    model = zoo.load(model_or_source) if source is not None else model_or_source
+    model = zoo.load(model_or_source, allow_pickle=allow_pickle) if source is not None else model_or_source
     spec = getattr(model, "zoo_spec", None)
     if spec is None:
         raise BadArgumentError("zoo.export takes a model made by zoo.load (it carries model.zoo_spec) or a model source")
