@@ -51,8 +51,8 @@ class _Page:
         self.boxes: list[tuple[float, float, float, float]] = []
         self.labels: list[int] = []
 
-    def text_line(self, x: float, y: float, text: str, size: int, width: float | None = None,
-                  fill=None) -> tuple[float, float, float, float] | None:
+    def text_line(self, x: float, y: float, text: str, size: int,
+                  width: float | None = None) -> tuple[float, float, float, float] | None:
         """Draw ``text`` from ``(x, y)``, cut to ``width`` pixels; its ink box (None when nothing fits)."""
         font = _font(size)
         if width is not None and font.getlength(text) > width:  # the most words that fit, by bisection
@@ -64,7 +64,7 @@ class _Page:
             text = " ".join(words[:low])
         if not text:
             return None
-        self.draw.text((x, y), text, font=font, fill=fill or self.ink)
+        self.draw.text((x, y), text, font=font, fill=self.ink)
         return self.draw.textbbox((x, y), text, font=font)
 
     def add(self, label: int, boxes: list) -> None:
