@@ -294,54 +294,6 @@ def _ops(path: Path, optimized: bool = False) -> set[str]:
     return {n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node}
 
 
-def test_qat_run_saves_an_int8_model_that_loads_exports_and_verifies(tmp_path):
-    import json
-
-    from safetensors.torch import load_file
-
-    from zoo.errors import BadArgumentError, ZooError
-
-    cfg = compose("quickstart", [f"out_dir={tmp_path}", *FAST, "trainer.max_epochs=2", "data.batch_size=16", "plugins=[qat]",
-                                 "plugins.qat.freeze_bn=0.5", "plugins.qat.freeze_observers=0.5"])
-    summary = run(cfg, tmp_path / "qat")
-    model_dir = tmp_path / "qat" / "model"
-    assert json.loads((model_dir / "config.json").read_text())["quantization"]["quantizer"] == "xnnpack"
-    state = load_file(model_dir / "model.safetensors")  # the best epoch's weights, observers on or off
-    assert [k for k in state if k.endswith("observer_enabled")]
-    last = torch.load(tmp_path / "qat" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["epoch"] == 1  # the last epoch, whichever epoch was best
-    enabled = [v.item() for k, v in last["state_dict"].items() if k.endswith("observer_enabled")]
-    assert enabled and not any(enabled)  # observers were frozen on schedule (epoch 1 of 2), and that state was saved
-
-    model = zoo.load(summary["run_dir"])
-    assert state_of(model).int8 and model.zoo_spec.name == "mobilenetv3_small_100"
-    from zoo.evaluate import data_module, evaluate
-
-    data, _ = data_module(model.zoo_spec, ["data=digits", "data.batch_size=16"])
-    # the run's reported accuracy is the int8 model's that zoo.load gives, not the fake-quantized graph's
-    assert summary["val_top1"] == pytest.approx(evaluate(model, data.val_dataloader(), data.classes, progress=False)["top1"])
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), zoo.load(str(model_dir))(x))  # loading is deterministic
-    assert state_of(zoo.load(str(tmp_path / "qat" / "checkpoints" / "last.ckpt"))).int8
-
-    result = zoo.export(model, "onnx", imgsz=96, out=tmp_path / "int8.onnx")  # trained at 64, exported at 96
-    assert all(v["ok"] for v in result.verification.values())
-    assert float(result.metadata["int8_output_step"]) > 0  # recorded for later checks (TensorRT)
-    assert {"QuantizeLinear", "DequantizeLinear"} <= _ops(result.path)
-    assert "QLinearConv" in _ops(result.path, optimized=True)  # onnxruntime runs the convs as int8 kernels
-    carried = zoo.export(model, "openvino", imgsz=64, out=tmp_path / "int8_openvino")  # OpenVINO runs the Q/DQ graph itself
-    assert carried.metadata["precision"] == "int8" and all(v["ok"] for v in carried.verification.values())
-    with pytest.raises(BadArgumentError, match="zoo quantize --format executorch"):
-        zoo.export(model, "executorch", out=tmp_path / "m.pte")
-    with pytest.raises(ZooError, match="QAT form"):
-        zoo.save(model, tmp_path / "again")
-    with pytest.raises(BadArgumentError, match="int8"):
-        zoo.export(model, "coreml", out=tmp_path / "m.mlpackage")
-    with pytest.raises(BadArgumentError, match="keeps the classifier"):
-        zoo.load(summary["run_dir"], num_classes=3)
-
-
 def test_pt2e_pattern_graphs_are_captured_once_and_handed_out_as_copies():
     import torchao.quantization.pt2e.utils as utils
 
@@ -397,24 +349,54 @@ def combined_run(teacher_run, tmp_path_factory) -> tuple[list[str], Path]:
     return overrides, tmp / "all"
 
 
-def test_prune_distill_and_qat_in_one_recipe_train_export_and_verify(combined_run, tmp_path):
+def test_prune_distill_and_qat_in_one_recipe_save_an_int8_model_that_loads_exports_and_verifies(combined_run, tmp_path):
     import json
 
     from safetensors.torch import load_file
+
+    from zoo.errors import BadArgumentError, ZooError
+    from zoo.evaluate import data_module, evaluate
 
     _, run_dir = combined_run
     rows = list(csv.DictReader(open(run_dir / "logs" / "metrics.csv")))
     assert [r for r in rows if r.get("train/distill_kd")]
     config = json.loads((run_dir / "model" / "config.json").read_text())
-    assert config["quantization"] and config["structure"]  # pruned, then captured for QAT: both recorded
-    saved = load_file(run_dir / "model" / "model.safetensors")
+    assert config["structure"] and config["quantization"]["quantizer"] == "xnnpack"  # pruned, then captured for QAT
+    saved = load_file(run_dir / "model" / "model.safetensors")  # the best epoch's weights, observers on or off
+    assert [k for k in saved if k.endswith("observer_enabled")]
     full = zoo.load("mobilenetv3_small_100", num_classes=10).state_dict()
     assert sum(saved[k].numel() for k in full if k.endswith(".weight")) < 0.8 * sum(v.numel() for k, v in full.items() if k.endswith(".weight"))
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 3  # the last epoch, whichever epoch was best
+    enabled = [v.item() for k, v in last["state_dict"].items() if k.endswith("observer_enabled")]
+    assert enabled and not any(enabled)  # observers were frozen on schedule (epoch 3 of 4), and that state was saved
+
     model = zoo.load(str(run_dir))
-    assert state_of(model).int8
-    result = zoo.export(model, "onnx", out=tmp_path / "all.onnx")
+    assert state_of(model).int8 and model.zoo_spec.name == "mobilenetv3_small_100"
+    data, _ = data_module(model.zoo_spec, ["data=digits", "data.batch_size=16"])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    # the run's reported accuracy is the int8 model's that zoo.load gives, not the fake-quantized graph's
+    assert summary["val_top1"] == pytest.approx(evaluate(model, data.val_dataloader(), data.classes, progress=False)["top1"])
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), zoo.load(str(run_dir / "model"))(x))  # loading is deterministic
+    assert state_of(zoo.load(str(run_dir / "checkpoints" / "last.ckpt"))).int8
+
+    result = zoo.export(model, "onnx", imgsz=96, out=tmp_path / "int8.onnx")  # trained at 64, exported at 96
     assert all(v["ok"] for v in result.verification.values())
-    assert "QLinearConv" in _ops(result.path, optimized=True)
+    assert float(result.metadata["int8_output_step"]) > 0  # recorded for later checks (TensorRT)
+    assert {"QuantizeLinear", "DequantizeLinear"} <= _ops(result.path)
+    assert "QLinearConv" in _ops(result.path, optimized=True)  # onnxruntime runs the convs as int8 kernels
+    carried = zoo.export(model, "openvino", imgsz=64, out=tmp_path / "int8_openvino")  # OpenVINO runs the Q/DQ graph itself
+    assert carried.metadata["precision"] == "int8" and all(v["ok"] for v in carried.verification.values())
+    with pytest.raises(BadArgumentError, match="zoo quantize --format executorch"):
+        zoo.export(model, "executorch", out=tmp_path / "m.pte")
+    with pytest.raises(ZooError, match="QAT form"):
+        zoo.save(model, tmp_path / "again")
+    with pytest.raises(BadArgumentError, match="int8"):
+        zoo.export(model, "coreml", out=tmp_path / "m.mlpackage")
+    with pytest.raises(BadArgumentError, match="keeps the classifier"):
+        zoo.load(str(run_dir), num_classes=3)
 
 
 def test_a_killed_prune_distill_qat_run_resumes_every_schedule_and_ends_as_the_uninterrupted_one(combined_run, tmp_path, caplog):
