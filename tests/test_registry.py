@@ -17,7 +17,9 @@ from zoo.registry import ModelSpec, Reported, register_model
 
 # Families whose papers' numbers research could not yet retrieve (printed only in figures); they report nothing.
 NO_SOURCED_NUMBERS = {"matformer": "MatViT accuracies per granularity are in the paper's figures "
-                                    "(docs/sources.md, 'MatFormer: reported results')"}
+                                    "(docs/sources.md, 'MatFormer: reported results')",
+                      "shiftaddvit": "only the paper's abstract and introduction could be read, none of its tables "
+                                     "(docs/sources.md, 'ShiftAddViT')"}
 NO_SOURCED_MODELS = {
     "fastdepth": "the paper's row before NetAdapt was not read in a public source (docs/sources.md, FastDepth); its "
                  "computed size is pinned in tests/test_depth.py",
