@@ -221,6 +221,10 @@ def test_pruning_gives_a_smaller_model_that_saves_loads_and_exports(tmp_path):
         torch.testing.assert_close(from_ckpt(x), pruned(x))  # the EMA restarted at the pruned shapes
     result = zoo.export(pruned, "onnx", out=tmp_path / "pruned.onnx")
     assert result.verification["real"]["ok"]
+    three = zoo.load(summary["run_dir"], num_classes=3).eval()  # fine-tuning elsewhere: a new head on the pruned widths
+    state, saved = three.state_dict(), pruned.state_dict()
+    assert state["classifier.weight"].shape == (3, saved["classifier.weight"].shape[1]) and three(x).shape == (1, 3)
+    assert all(torch.equal(state[k], v) for k, v in saved.items() if not k.startswith("classifier."))
 
 
 def test_pruning_options_are_checked():

@@ -315,10 +315,15 @@ def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle
     model_kwargs = {**config.get("model_kwargs", {}), **kwargs}
     model_classes = num_classes if num_classes is not None else saved_classes
     if model_classes != saved_classes:
+        if config.get("quantization"):
+            raise BadArgumentError("a quantized model keeps the classifier it was trained with; load it without num_classes")
         spec = dataclasses.replace(spec, labels=None)  # the saved labels describe the old head
     model, spec = _build(spec, model_classes, model_kwargs, replace_kwargs=True)
     if config.get("structure"):
-        apply_pruned_structure(model, config["structure"])
+        structure = config["structure"]
+        if model_classes != saved_classes:
+            structure = _with_classes(structure, head_names(model, spec), model_classes)
+        apply_pruned_structure(model, structure)
     if state_dict is not None:
         what = f"weights in {source}"
     elif weights is not None:
@@ -329,19 +334,17 @@ def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle
     else:
         state_dict, what = read_state_dict(weights_path), f"weights in {Path(weights_path).parent}"
     if config.get("quantization"):
-        return _load_quantized(model, spec, config["quantization"], state_dict, what, model_classes != saved_classes)
+        return _load_quantized(model, spec, config["quantization"], state_dict, what)
     head = head_names(model, spec)
     state_dict, reset = _own_head(model, state_dict, head, labels, reset=num_classes is not None)
     apply_state_dict(model, state_dict, head=head, reset_head=reset, source=what)
     return model
 
 
-def _load_quantized(model: nn.Module, spec: ModelSpec, settings: dict, state_dict: dict, what: str, new_head: bool) -> nn.Module:
+def _load_quantized(model: nn.Module, spec: ModelSpec, settings: dict, state_dict: dict, what: str) -> nn.Module:
     """A QAT model: prepared as the run prepared it, its state loaded, converted to the int8 reference model."""
     from zoo import quantize
 
-    if new_head:
-        raise BadArgumentError("a quantized model keeps the classifier it was trained with; load it without num_classes")
     prepared = quantize.prepare(model, settings, spec.input_size)
     differing = prepared.state_dict().keys() ^ state_dict.keys()
     if differing:
@@ -550,6 +553,18 @@ def pruned_structure(model: nn.Module) -> dict[str, dict]:
             if isinstance(value, int) and not isinstance(value, bool) or isinstance(value, tuple) and all(isinstance(v, int) for v in value):
                 attrs[attr] = list(value) if isinstance(value, tuple) else value
         out[name] = {"shapes": tensors, "attrs": attrs}
+    return out
+
+
+def _with_classes(structure: dict[str, dict], heads: Sequence[str], classes: int) -> dict[str, dict]:
+    """A pruned structure for a new number of classes: each classifier keeps its pruned inputs, with ``classes`` outputs."""
+    out = dict(structure)
+    for name in heads:
+        if name in out:
+            record = out[name]
+            attrs = {k: classes if k in ("out_features", "out_channels") else v for k, v in record.get("attrs", {}).items()}
+            shapes = {k: [classes, *shape[1:]] for k, shape in record["shapes"].items()}
+            out[name] = {**record, "attrs": attrs, "shapes": shapes}
     return out
 
 
