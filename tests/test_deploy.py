@@ -134,7 +134,7 @@ def test_quantize_a_trained_classifier_keeps_its_accuracy(quickstart_run, tmp_pa
     from zoo.ptq import quantize
 
     out = tmp_path / "m.int8.onnx"
-    report = quantize(str(quickstart_run), "onnx", ["data=digits"], calib=64, out=out, threads=1, runs=50, progress=False)
+    report = quantize(str(quickstart_run), "onnx", ["data=digits"], calib=32, out=out, threads=1, runs=20, progress=False)
     assert out.is_file() and report_path(out).is_file() and (tmp_path / "m.int8.onnx.quantize.json").is_file()
     assert report["accuracy"]["fp32"] == report["accuracy"]["pytorch fp32"]  # the fp32 export loses nothing
     assert report["accuracy_delta_pt"] >= -2.0 and report["accuracy"]["int8"] >= 0.9

@@ -358,4 +358,5 @@ def test_doclayout_yolo_reads_the_released_ultralytics_pickle_without_running_it
     assert main([*cli, "--allow-pickle"]) == 0
     api = predict(model, [page], tmp_path / "api", imgsz=320, conf=0.0)[0]["detections"]
     assert len(api) == 300  # YOLOv10 keeps its top 300; all of them at conf 0
-    assert json.loads((tmp_path / "cli" / "predictions.json").read_text())[0]["detections"] == api
+    written = json.loads((tmp_path / "cli" / "predictions.json").read_text())
+    assert written["model"] == "doclayout_yolo.docstructbench" and written["images"][0]["detections"] == api
