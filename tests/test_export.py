@@ -52,8 +52,8 @@ def family_smallest(images_only: bool = False) -> list[str]:
 RUNTIME_MODELS = {"efficientformer": "efficientformerv2_s0", "efficientvmamba": "efficientvmamba_tiny", "fastdepth": "fastdepth_pruned", "fastvit": "mobileclip2_s0", "matformer": "matvit_ti",
                   "mobileclip": "mobileclip2_s0", "mobiledet": "mobiledet_cpu", "mobileone": "mobileone_s0", "nas_mobile": "mobilenetv3_small_100",
                   "nextvit": "nextvit_small", "pp_mobileseg": "pp_mobileseg_tiny", "proxylessnas": "proxylessnas_mobile", "rtdetr": "dfine_n",
-                  "seg_heads": "lraspp_mobilenetv3_large", "simplenet": "simplenetv1_small_m1_05", "snn": "sew_resnet18",
-                  "yolov10": "yolov10n"}
+                  "seg_heads": "lraspp_mobilenetv3_large", "shiftaddvit": "shiftaddvit_pvt_v2_b0", "simplenet": "simplenetv1_small_m1_05",
+                  "snn": "sew_resnet18", "yolov10": "yolov10n"}
 
 
 # MobileDets keep TF's post-processing in the graph (per-class NMS: data-dependent shapes), which ExecuTorch cannot
@@ -94,8 +94,9 @@ SMALLER["mobileclip2_s0"] = {"labels": ["forklift", "pallet"], "templates": ["a 
 
 # In the three runtimes only (ONNX verifies the whole model): fewer blocks of every kind the model has, for graphs the
 # runtimes' converters take half the time over (EfficientVMamba: half the unrolled scans; EfficientFormerV2-S0: 6 of its
-# 14 blocks, every attention block kept)
-RUNTIME_SMALLER = SMALLER | {"efficientvmamba_tiny": {"depths": (1, 1, 1, 1)}, "efficientformerv2_s0": {"depths": (1, 1, 2, 2)}}
+# 14 blocks, every attention block kept; ShiftAddViT-B0: one block a stage, each with its mixtures of experts)
+RUNTIME_SMALLER = SMALLER | {"efficientvmamba_tiny": {"depths": (1, 1, 1, 1)}, "efficientformerv2_s0": {"depths": (1, 1, 2, 2)},
+                             "shiftaddvit_pvt_v2_b0": {"depths": (1, 1, 1, 1)}}
 
 
 def fresh(name: str, size: int | None, smaller: dict = SMALLER) -> torch.nn.Module:

@@ -192,7 +192,7 @@ class KernelHash(nn.Module):
     def kernel(self, x: torch.Tensor) -> torch.Tensor:
         """Gaussian kernel of each row of ``x`` ``[B, H, N, d]`` to the anchors, its width the mean squared distance."""
         distance = (x.pow(2).sum(-1, keepdim=True) + self.anchor.pow(2).sum(-1).unsqueeze(-2)
-                    - 2 * x @ self.anchor.transpose(-1, -2)).clamp_min(0)
+                    - 2 * x @ self.anchor.transpose(-1, -2)).clamp_min(0.0)  # a float bound: CoreML needs matching types
         width = distance.mean(dim=(-1, -2), keepdim=True)
         return torch.exp(-distance / (2 * width.clamp_min(1e-12)))
 
@@ -384,7 +384,7 @@ class ShiftAddViTBuilder:
     embed_dims: tuple[int, ...]
 
     def __call__(self, num_classes: int = 1000, **kwargs: Any) -> ShiftAddViT:
-        return ShiftAddViT(self.depths, self.embed_dims, num_classes=num_classes, **kwargs)
+        return ShiftAddViT(**{"depths": self.depths, "embed_dims": self.embed_dims, **kwargs}, num_classes=num_classes)
 
 
 _CONFIG = "the release's configs/pvt_v2/pvt_v2_{}_LinAngular.py and pvt_v2.py (github.com/GATECH-EIC/ShiftAddViT)"
