@@ -341,9 +341,6 @@ class ShiftAddViT(nn.Module):
 
         return stage_outputs(nn.Sequential(self.patch_embed, *self.stages), x, [1, 2, 3, 4], indices)
 
-    def experts(self) -> list[ShiftAddExperts]:
-        return [m for m in self.modules() if isinstance(m, ShiftAddExperts)]
-
 
 # -- PVTv2 weights, reparameterised ----------------------------------------------------------------------------------
 
