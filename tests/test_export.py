@@ -284,3 +284,31 @@ def test_onnxslim_makes_a_smaller_graph_with_the_same_outputs(tmp_path):
     nodes = [len(onnx.load(str(r.path)).graph.node) for r in (plain, slim)]
     assert nodes[1] < nodes[0], nodes
     assert slim.verification["random"]["ok"] and slim.verification["real"]["ok"]
+
+
+def test_onnxruntime_int8_kernels_saturate_only_where_the_zoo_says_and_fusion_off_runs_the_graph_as_written(tmp_path):
+    """One uint8 x int8 dot product of 64 terms (255 x 127 each, exactly 64.0 after the scales): without VNNI,
+    onnxruntime's fused kernel clamps each 16-bit pair sum (64,770 to 32,767), about halving it; this is why an int8
+    QAT export is verified with Q/DQ fusion off on such CPUs (``u8s8_saturates``)."""
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from zoo.export.onnx import session, u8s8_saturates
+
+    k = 64
+    consts = {"sx": np.float32(1 / 255), "zx": np.uint8(0), "w": np.full((k, 1), 127, np.int8), "sw": np.float32(1 / 127),
+              "zw": np.int8(0), "sy": np.float32(0.5), "zy": np.uint8(0)}
+    nodes = [helper.make_node("DequantizeLinear", ["x", "sx", "zx"], ["xf"]), helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wf"]),
+             helper.make_node("MatMul", ["xf", "wf"], ["yf"]), helper.make_node("QuantizeLinear", ["yf", "sy", "zy"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["y"])]
+    graph = helper.make_graph(nodes, "dot", [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
+                              [numpy_helper.from_array(np.asarray(v), n) for n, v in consts.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(tmp_path / "dot.onnx"))
+    x = {"x": np.full((1, k), 255, np.uint8)}
+    assert session(tmp_path / "dot.onnx", fuse_qdq=False).run(None, x)[0].item() == 64.0
+    fused = session(tmp_path / "dot.onnx").run(None, x)[0].item()
+    assert (fused < 40.0) if u8s8_saturates() else (fused == 64.0), fused

@@ -7,6 +7,17 @@ from pathlib import Path
 from typing import Any
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux lists them (empty where /proc/cpuinfo is not there)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def machine() -> dict[str, Any]:
     """Where a number was measured: CPU, threads, library versions."""
     import lightning

@@ -40,7 +40,9 @@ INT8_COSINE = 0.98  # int8 from calibration has no PyTorch int8 twin to match st
 
 
 class ExportError(ZooError):
-    """An export that failed, or whose result does not match PyTorch."""
+    """An export that failed, or whose result does not match PyTorch (``checks``: the failed comparisons, by input)."""
+
+    checks: dict[str, dict[str, float]] = {}
 
 
 def require(fmt: str):
@@ -216,7 +218,9 @@ def verify(spec, what: str, run, inputs: dict[str, Any], reference: dict[str, An
     if failed:
         worst = ", ".join(f"{k}: max |diff| {v['max_abs_diff']:.3g} > {v['tolerance']:.3g}, cosine {v['cosine']:.4f}"
                           for k, v in failed.items())
-        raise ExportError(f"{spec.name}: {what} output differs from PyTorch beyond tolerance ({worst}); nothing was written")
+        error = ExportError(f"{spec.name}: {what} output differs from PyTorch beyond tolerance ({worst}); nothing was written")
+        error.checks = failed
+        raise error
     return results
 
 
