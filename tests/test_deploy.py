@@ -174,7 +174,8 @@ def test_quantize_a_detector(detection_run, tmp_path, capsys):
 
 @pytest.mark.parametrize("fmt", ["executorch", "litert"])
 def test_int8_pt2e_export_matches_its_pytorch_int8_twin(fmt, quickstart_run, tmp_path):
-    """ExecuTorch's and LiteRT's int8 programs against the converted PT2E graph, within 16 output steps."""
+    """ExecuTorch's and LiteRT's int8 programs against the converted PT2E graph on the first and last calibration
+    images, within 16 output steps plus twice the twin's own distance from the float model (docs/deploy.md)."""
     from zoo.evaluate import data_module
     from zoo.ptq import _images
 
@@ -182,9 +183,10 @@ def test_int8_pt2e_export_matches_its_pytorch_int8_twin(fmt, quickstart_run, tmp
     data, _ = data_module(model.zoo_spec, ["data=digits"])
     result = export(model, fmt, precision="int8", calibration=_images(data.calibration_dataloader(), 16), out=tmp_path / f"m.{fmt}")
     assert result.metadata["precision"] == "int8" and any("PyTorch int8 twin" in n for n in result.notes)
-    for kind in ("calibration", "real"):
-        check = result.verification[kind]
-        assert check["ok"] and check["max_abs_diff"] <= check["tolerance"] <= 16 * 0.1, (kind, check)
+    assert set(result.verification) == {"calibration", "calibration_last"}
+    for check in result.verification.values():
+        assert 0 < check["int8_error"] < 1.0 and check["tolerance"] <= 16 * 0.1 + 2 * check["int8_error"], check
+        assert check["ok"] and check["max_abs_diff"] <= check["tolerance"], check
     assert read_metadata(fmt, result.path)["precision"] == "int8"
 
 

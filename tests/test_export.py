@@ -275,6 +275,19 @@ def test_the_tolerance_of_each_precision_is_what_readme_states(precision, atol, 
     assert not failed["ok"] and failed["tolerance"] == pytest.approx(allowed)
 
 
+def test_int8_tolerance_is_16_output_steps_plus_twice_the_twins_own_error():
+    """docs/deploy.md: a runtime's int8 against the PyTorch int8 twin, 16 output steps plus twice the twin's distance
+    from the float model where that is known."""
+    from zoo.export import compare
+
+    reference = torch.tensor([1.0, -2.0, 0.5])
+    assert compare(reference, reference + 0.15, int8_step=0.01)["tolerance"] == pytest.approx(0.16)
+    assert not compare(reference, reference + 0.17, int8_step=0.01)["ok"]
+    wide = compare(reference, reference + 0.55, int8_step=0.01, int8_error=0.2)
+    assert wide["ok"] and wide["tolerance"] == pytest.approx(0.56) and wide["int8_error"] == 0.2
+    assert not compare(reference, reference + 0.57, int8_step=0.01, int8_error=0.2)["ok"]
+
+
 def test_onnxslim_makes_a_smaller_graph_with_the_same_outputs(tmp_path):
     """MobileDet's in-graph post-processing leaves shape arithmetic that onnxslim folds (D-FINE: 2707 -> 679 nodes)."""
     size = small("mobiledet_cpu")

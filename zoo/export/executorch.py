@@ -13,7 +13,7 @@ import json
 import warnings
 from pathlib import Path
 
-from zoo.export import (INT8_STEPS, ExportResult, batches_of, cannot_convert, metadata, reference_outputs, sample_inputs,
+from zoo.export import (INT8_STEPS, ExportResult, batches_of, calibration_inputs, cannot_convert, metadata, reference_outputs, sample_inputs,
                         write_verified)
 
 METADATA_METHOD = "zoo_metadata"
@@ -28,16 +28,18 @@ def export_executorch(model, spec, path: Path, size, *, batch=1, calibration=Non
     inputs = sample_inputs(spec, size, batch)
     example = (inputs["random"],)
     notes: list[str] = []
-    precision, int8_step = "fp32", None
+    precision, int8_step, float_reference = "fp32", None, None
     if calibration is not None:
         batches = batches_of(calibration, batch)
+        float_reference = reference_outputs(model, calibration_inputs(batches))
         with cannot_convert(spec, "ExecuTorch's int8 quantizer"):
             model = quantize_pt2e(model, example, batches, xnnpack_quantizer())
-        inputs = {"calibration": batches[0], "real": inputs["real"]}  # in distribution; see zoo.export.calibration_check
+        inputs = calibration_inputs(batches)
         notes.append("int8: PT2E post-training quantization with ExecuTorch's XNNPACKQuantizer (per-channel symmetric)")
         precision, int8_step = "int8", fx_output_step(model)
         if int8_step is not None:
-            notes.append(f"int8: verified against the PyTorch int8 twin within {INT8_STEPS} output steps ({INT8_STEPS} x {int8_step:.3g})")
+            notes.append(f"int8: verified against the PyTorch int8 twin within {INT8_STEPS} output steps ({INT8_STEPS} x "
+                         f"{int8_step:.3g}) plus twice the twin's own distance from the float model")
     reference = reference_outputs(model, inputs)  # an int8 model's own PyTorch twin
     props = metadata(spec, {"input_size": json.dumps(list(size)), "precision": precision,
                             "exporter": f"executorch {et_version.__version__} (XNNPACK)"})
@@ -48,7 +50,8 @@ def export_executorch(model, spec, path: Path, size, *, batch=1, calibration=Non
                                               constant_methods={METADATA_METHOD: json.dumps(props)})
         buffer = lowered.to_executorch().buffer
     return write_verified(path, buffer, "executorch", "ExecuTorch", runner, spec, inputs, reference, precision=precision,
-                          int8_step=int8_step, size=size, batch=batch, notes=notes, props=props)
+                          int8_step=int8_step, size=size, batch=batch, notes=notes, props=props,
+                          float_reference=float_reference)
 
 
 def runner(path: Path, threads: int | None = None):
