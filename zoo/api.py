@@ -87,7 +87,7 @@ def load(
         model = _load_run_checkpoint(Path(source).expanduser(), num_classes, kwargs)
     elif is_path(source):
         folder = _saved_folder(Path(source).expanduser())
-        weights_path = None if weights else folder / WEIGHTS_NAME
+        weights_path = None if weights else _weights_file(folder, allow_pickle)
         config = _read_config(folder / CONFIG_NAME, source)
         model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs, labels=labels)
     else:
@@ -138,8 +138,10 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
         config["structure"] = pruned_structure(model)
     if state.quantization:  # rebuilt by load: prepared the same way, then converted
         config["quantization"] = dict(state.quantization)
-    try:
-        text = json.dumps(config, indent=2)
+    from zoo.interop import timm_arch, timm_config
+
+    try:  # timm-built families in timm's layout, the zoo's fields under one key of it (zoo.interop)
+        text = json.dumps(timm_config(model, spec, config) if timm_arch(model, spec) else config, indent=2)
     except TypeError as e:
         raise ZooError(f"zoo.save: builder arguments must be JSON values to be saved ({e}): {dict(spec.default_kwargs)}") from None
 
@@ -192,8 +194,11 @@ def _check_save_target(folder: Path) -> None:
         raise BadArgumentError(f"zoo.save: {folder} holds other files ({', '.join(others[:5])}); zoo.save replaces the whole "
                                "folder, so give a new or empty one")
     if (folder / CONFIG_NAME).is_file():
+        from zoo.interop import ZOO_KEY
+
         try:
-            theirs = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("format")
+            written = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+            theirs = (written.get(ZOO_KEY) or written).get("format")
         except (ValueError, AttributeError, OSError):
             theirs = None
         if theirs != FORMAT:
@@ -229,6 +234,18 @@ def _saved_folder(path: Path) -> Path:
         if (candidate / CONFIG_NAME).is_file():
             return candidate
     raise SourceError(f"{path} has no {CONFIG_NAME}: it is not a folder written by zoo.save, nor a run directory")
+
+
+def _weights_file(folder: Path, allow_pickle: bool) -> Path:
+    """The folder's weights: ``model.safetensors``, or the ``pytorch_model.bin`` that timm's ``save_for_hf`` writes
+    by default (read with ``torch.load(weights_only=True)`` only when ``allow_pickle``)."""
+    pickled = folder / "pytorch_model.bin"
+    if (folder / WEIGHTS_NAME).is_file() or not pickled.is_file():
+        return folder / WEIGHTS_NAME
+    if not allow_pickle:
+        raise SourceError(f"{folder} holds pytorch_model.bin, a pickle, and no {WEIGHTS_NAME}: pass allow_pickle=True "
+                          "(read with torch.load(weights_only=True)), or save it with safe_serialization=True")
+    return pickled
 
 
 def _load_registered(name, pretrained, num_classes, weights, allow_pickle, kwargs, labels=None) -> nn.Module:
@@ -332,7 +349,7 @@ def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle
     elif source.startswith(hub.HF_HUB_PREFIX):
         state_dict, what = _read_hub_file(weights_path, f"{source} {WEIGHTS_NAME}"), f"weights of {source}"
     else:
-        state_dict, what = read_state_dict(weights_path), f"weights in {Path(weights_path).parent}"
+        state_dict, what = read_state_dict(weights_path, allow_pickle=allow_pickle), f"weights in {Path(weights_path).parent}"
     if config.get("quantization"):
         return _load_quantized(model, spec, config["quantization"], state_dict, what)
     head = head_names(model, spec)
@@ -393,10 +410,14 @@ def _read_config(path: Path, source: str, evict_on_error: bool = False) -> dict:
         if evict_on_error:  # a damaged download must not stay in the cache
             hub.evict(path)
         raise SourceError(f"{source}: cannot read {CONFIG_NAME} ({e})") from None
+    from zoo.interop import zoo_fields
+
+    config = zoo_fields(config, source)  # a timm folder's, or the zoo's kept under its key
     if not isinstance(config, dict) or config.get("format") != FORMAT or "architecture" not in config:
         raise SourceError(
-            f"{source}: {CONFIG_NAME} was not written by zoo.save (no \"format\": \"{FORMAT}\" and architecture). "
-            "For timm or transformers repos, load the weights into a registered architecture: zoo.load(NAME, weights=PATH)"
+            f"{source}: {CONFIG_NAME} is neither zoo.save's (\"format\": \"{FORMAT}\" and architecture) nor timm's "
+            "(architecture and pretrained_cfg). For other repos, load the weights into a registered architecture: "
+            "zoo.load(NAME, weights=PATH)"
         )
     version = config.get("format_version", 1)
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:

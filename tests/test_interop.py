@@ -1,0 +1,115 @@
+"""Folders and Hub repos that timm reads from the zoo, and that the zoo reads from timm (zoo.interop)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+import zoo
+from zoo.card import build_card
+from zoo.errors import SourceError
+
+timm = pytest.importorskip("timm")
+
+ARCH = "mobilenetv3_small_100"
+LABELS = ("cat", "dog", "eel")
+
+
+def labelled_model() -> torch.nn.Module:
+    """A 3-class model whose preprocessing is not timm's default for the architecture (ImageNet, bicubic)."""
+    torch.manual_seed(3)
+    model = zoo.load(ARCH, labels=LABELS).eval()
+    model.zoo_spec = dataclasses.replace(model.zoo_spec, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), interpolation="bilinear",
+                                         crop_pct=1.0, input_size=(3, 96, 96))
+    return model
+
+
+def files_of(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_a_zoo_saved_timm_family_loads_in_timm_from_the_hub_and_a_folder_with_its_labels_and_preprocessing(hub_env, hub, tmp_path):
+    model = labelled_model()
+    folder = zoo.save(model, tmp_path / "saved")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == ARCH and config["efficient_zoo"]["architecture"] == ARCH  # timm's layout, ours inside
+    card = build_card(folder, bench_dirs=(), repo_id="me/mnv3-pets")  # what zoo push publishes beside it
+    assert card.data.library_name == "timm" and 'timm.create_model("hf-hub:me/mnv3-pets", pretrained=True)' in card.text
+    assert 'zoo.load("hf-hub:me/mnv3-pets")' in card.text
+    hub.add("me/mnv3-pets", files_of(folder))
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        expected = model(x)
+        for source in ("hf-hub:me/mnv3-pets", f"local-dir:{folder}"):
+            theirs = timm.create_model(source, pretrained=True).eval()
+            torch.testing.assert_close(theirs(x), expected, rtol=0, atol=0)
+            assert theirs.pretrained_cfg["label_names"] == list(LABELS)
+            data = timm.data.resolve_data_config(model=theirs)
+            assert (tuple(data["input_size"]), tuple(data["mean"]), tuple(data["std"]), data["interpolation"], data["crop_pct"]) == (
+                (3, 96, 96), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "bilinear", 1.0), source
+    fresh_head = timm.create_model("hf-hub:me/mnv3-pets", pretrained=True, num_classes=5)  # timm's own head reset
+    assert fresh_head.get_classifier().out_features == 5
+    torch.testing.assert_close(fresh_head.conv_stem.weight, model.conv_stem.weight)
+
+    for source in ("hf-hub:me/mnv3-pets", str(folder)):  # and the zoo reads its own folder back whole
+        again = zoo.load(source).eval()
+        assert again.zoo_spec.labels == LABELS and again.zoo_spec.preprocessing() == model.zoo_spec.preprocessing()
+        with torch.no_grad():
+            torch.testing.assert_close(again(x), expected, rtol=0, atol=0)
+
+
+def test_a_folder_and_a_hub_repo_written_by_timm_load_in_the_zoo_with_the_same_outputs(hub_env, hub, tmp_path):
+    torch.manual_seed(4)
+    theirs = timm.create_model(ARCH, pretrained=False, num_classes=3).eval()
+    timm.models.save_for_hf(theirs, tmp_path / "timm", model_config={"label_names": list(LABELS)}, safe_serialization=True)
+    hub.add("someone/mnv3-pets", files_of(tmp_path / "timm"))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = theirs(x)
+        for source in (str(tmp_path / "timm"), "hf-hub:someone/mnv3-pets"):
+            ours = zoo.load(source).eval()
+            torch.testing.assert_close(ours(x), expected, rtol=0, atol=0)
+            assert ours.zoo_spec.name == ARCH and ours.zoo_spec.labels == LABELS and ours.zoo_spec.num_classes == 3
+            assert ours.zoo_spec.preprocessing() == {k: (tuple(v) if isinstance(v, list) else v) for k, v in
+                                                     timm.data.resolve_data_config(model=theirs).items() if k != "crop_mode"}
+
+    timm.models.save_for_hf(theirs, tmp_path / "pickled")  # timm's default: pytorch_model.bin only
+    with pytest.raises(SourceError, match="pytorch_model.bin, a pickle.*allow_pickle=True"):
+        zoo.load(str(tmp_path / "pickled"))
+    with torch.no_grad():
+        torch.testing.assert_close(zoo.load(str(tmp_path / "pickled"), allow_pickle=True).eval()(x), expected, rtol=0, atol=0)
+
+
+def test_timm_folders_the_zoo_cannot_build_or_trust_are_refused_in_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    def folder(name: str, config: dict):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+        save_file({"w": torch.zeros(1)}, str(tmp_path / name / "model.safetensors"))
+        return str(tmp_path / name)
+
+    with pytest.raises(SourceError, match="architecture 'resnet10t', which the zoo does not register"):
+        zoo.load(folder("resnet", {"architecture": "resnet10t", "num_classes": 3, "pretrained_cfg": {}}))
+    with pytest.raises(SourceError, match="mean .* is not a list of finite numbers"):
+        zoo.load(folder("mean", {"architecture": ARCH, "pretrained_cfg": {"mean": ["__import__"]}}))
+    with pytest.raises(SourceError, match="labels must be a list of names, one per class"):
+        zoo.load(folder("labels", {"architecture": ARCH, "num_classes": 2, "label_names": ["a", "b", "c"], "pretrained_cfg": {}}))
+
+
+def test_only_models_timm_builds_as_they_stand_are_saved_in_timms_layout(tmp_path):
+    from zoo.interop import timm_arch
+    from zoo.registry import state_of
+
+    model = zoo.load(ARCH, num_classes=2)
+    assert timm_arch(model, model.zoo_spec) == ARCH
+    state_of(model).pruned = True  # layer widths timm would not build: the zoo's own layout
+    assert timm_arch(model, model.zoo_spec) is None
+    yolo = zoo.load("yolov10n")
+    assert timm_arch(yolo, yolo.zoo_spec) is None
+    zoo.save(yolo, tmp_path / "yolo")
+    assert json.loads((tmp_path / "yolo" / "config.json").read_text())["format"] == "efficient-zoo"
+    card = build_card(tmp_path / "yolo", bench_dirs=())
+    assert card.data.library_name == "efficient-zoo" and "timm" not in card.text
