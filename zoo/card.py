@@ -226,14 +226,27 @@ def _reported_lines(spec) -> list[str]:
     return lines
 
 
-def _front_matter(spec, facts: dict[str, Any], datasets: list[str], eval_results: list, tags: list[str]):
+def library_of(folder: Path | None) -> str:
+    """The library that loads a saved folder (or a run's model/) as published: ``timm`` for timm's layout
+    (:mod:`zoo.interop`), else the zoo; the Hub shows that library's usage snippet."""
+    if folder is None:
+        return "efficient-zoo"
+    config = (folder / "model" if (folder / "model" / "config.json").is_file() else folder) / "config.json"
+    try:
+        written = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "efficient-zoo"
+    return "timm" if isinstance(written, dict) and "pretrained_cfg" in written else "efficient-zoo"
+
+
+def _front_matter(spec, facts: dict[str, Any], datasets: list[str], eval_results: list, tags: list[str], library: str):
     from huggingface_hub import ModelCardData
 
     licence = facts["weights_license"] or facts["code_license"]
     extra = {} if licence in HUB_LICENSES else {"license_name": licence}
     return ModelCardData(
         license=licence if licence in HUB_LICENSES else "other",
-        library_name="efficient-zoo",
+        library_name=library,
         pipeline_tag=TASKS[spec.task].pipeline_tag,
         tags=tags,
         datasets=datasets or None,
@@ -298,11 +311,12 @@ def build_card(source: str | os.PathLike, *, bench_dirs: Sequence[str | os.PathL
     tags = ["efficient-zoo", spec.family, spec.task] + (["spiking-neural-network"] if spec.family == "snn" else []) \
         + (["onnx"] if run and list((run / "export").glob("*.onnx")) else [])
     title = f"{summary['recipe']}: {spec.name} trained with efficient-zoo" if summary else spec.name + (f".{spec.tag}" if spec.tag else "")
+    library = library_of(folder)
     data = _front_matter(spec, {**facts, "card_name": title}, [d for d in datasets if d],
-                         _eval_results(spec, summary) if summary else [], tags)
+                         _eval_results(spec, summary) if summary else [], tags, library)
 
     body = [f"# {title}", ""]
-    body += _summary_section(spec, summary, weights, folder, repo_id if folder else None)
+    body += _summary_section(spec, summary, weights, folder, repo_id if folder else None, library)
     body += _architecture_section(spec, facts, checked=folder is None)
     shown = ("RUN" if run else "FOLDER") if folder else str(source)  # a local path means nothing on the Hub
     body += _speed_section(shown if folder else spec.name, speeds)
@@ -316,7 +330,7 @@ def build_card(source: str | os.PathLike, *, bench_dirs: Sequence[str | os.PathL
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body))
 
 
-def _summary_section(spec, summary, weights, folder: Path | None, repo_id: str | None) -> list[str]:
+def _summary_section(spec, summary, weights, folder: Path | None, repo_id: str | None, library: str = "efficient-zoo") -> list[str]:
     use = TASKS[spec.task].output
     zero_shot = getattr(spec.builder, "zero_shot", False) and not spec.num_classes  # an image-text model, no head yet
     classes = ("the labels given to zoo.load (zero-shot); without labels it returns image embeddings" if zero_shot else
@@ -348,7 +362,12 @@ def _summary_section(spec, summary, weights, folder: Path | None, repo_id: str |
         load = f'zoo.load("{spec.name}.{weights.tag}", pretrained=True{pickled})'
     else:
         load = f'zoo.load("{spec.name}")'
-    return lines + ["", "```python", "import zoo", "", f"model = {load}.eval(){note}", "```", ""]
+    lines += ["", "```python", "import zoo", "", f"model = {load}.eval(){note}", "```", ""]
+    if library == "timm":  # saved in timm's layout (zoo.interop): timm alone reads it too
+        where = f"hf-hub:{repo_id}" if repo_id else f"local-dir:{'RUN_DIR/model' if summary else 'FOLDER'}"
+        lines += ["Or with timm alone, labels and preprocessing included:", "", "```python", "import timm", "",
+                  f'model = timm.create_model("{where}", pretrained=True).eval()', "```", ""]
+    return lines
 
 
 def _architecture_section(spec, facts, checked: bool) -> list[str]:
