@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from zoo import hub
 from zoo._io import switch_folder
 from zoo.errors import BadArgumentError, CorruptWeightsError, SourceError, UnsafeWeightsError, WeightsError, ZooError
+from zoo.interop import FORMAT, ZOO_KEY, timm_arch, timm_config, zoo_fields
 from zoo.registry import ModelSpec, get_spec, split_name, state_of
 from zoo.weights import apply_state_dict, keep_matching_classes, read_state_dict
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 _OBSERVER_RANGES = ("min_val", "max_val")  # a QAT observer that has seen nothing holds +inf/-inf by design
-FORMAT = "efficient-zoo"
 FORMAT_VERSION = 1
 
 
@@ -138,8 +138,6 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
         config["structure"] = pruned_structure(model)
     if state.quantization:  # rebuilt by load: prepared the same way, then converted
         config["quantization"] = dict(state.quantization)
-    from zoo.interop import timm_arch, timm_config
-
     try:  # timm-built families in timm's layout, the zoo's fields under one key of it (zoo.interop)
         text = json.dumps(timm_config(model, spec, config) if timm_arch(model, spec) else config, indent=2)
     except TypeError as e:
@@ -194,8 +192,6 @@ def _check_save_target(folder: Path) -> None:
         raise BadArgumentError(f"zoo.save: {folder} holds other files ({', '.join(others[:5])}); zoo.save replaces the whole "
                                "folder, so give a new or empty one")
     if (folder / CONFIG_NAME).is_file():
-        from zoo.interop import ZOO_KEY
-
         try:
             written = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
             theirs = (written.get(ZOO_KEY) or written).get("format")
@@ -410,8 +406,6 @@ def _read_config(path: Path, source: str, evict_on_error: bool = False) -> dict:
         if evict_on_error:  # a damaged download must not stay in the cache
             hub.evict(path)
         raise SourceError(f"{source}: cannot read {CONFIG_NAME} ({e})") from None
-    from zoo.interop import zoo_fields
-
     config = zoo_fields(config, source)  # a timm folder's, or the zoo's kept under its key
     if not isinstance(config, dict) or config.get("format") != FORMAT or "architecture" not in config:
         raise SourceError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+FORMAT = "efficient-zoo"  # a config.json's "format" when the zoo wrote it (zoo.api keeps the name)
 ZOO_KEY = "efficient_zoo"
 PRETRAINED_CFG_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct")
 
@@ -68,7 +69,6 @@ def zoo_fields(config: Any, source: str) -> Any:
 
 
 def _from_timm(config: dict[str, Any], source: str) -> dict[str, Any]:
-    from zoo.api import FORMAT
     from zoo.errors import SourceError
 
     arch = config["architecture"]
