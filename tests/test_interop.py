@@ -53,7 +53,11 @@ def test_a_zoo_saved_timm_family_loads_in_timm_from_the_hub_and_a_folder_with_it
     assert fresh_head.get_classifier().out_features == 5
     torch.testing.assert_close(fresh_head.conv_stem.weight, model.conv_stem.weight)
 
-    for source in ("hf-hub:me/mnv3-pets", str(folder)):  # and the zoo reads its own folder back whole
+    earlier = tmp_path / "earlier"  # a folder saved before this layout: the zoo's fields alone
+    earlier.mkdir()
+    (earlier / "config.json").write_text(json.dumps(config["efficient_zoo"]))
+    (earlier / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
+    for source in ("hf-hub:me/mnv3-pets", str(folder), str(earlier)):  # and the zoo reads its own folders back whole
         again = zoo.load(source).eval()
         assert again.zoo_spec.labels == LABELS and again.zoo_spec.preprocessing() == model.zoo_spec.preprocessing()
         with torch.no_grad():
