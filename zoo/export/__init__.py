@@ -481,7 +481,7 @@ def compare(reference, candidate, half: bool = False, int8_step: float | None = 
     ref = np.asarray(reference, dtype=np.float64).ravel()
     got = np.asarray(candidate, dtype=np.float64).ravel()
     atol, rtol = TOLERANCES[precision or ("fp16" if half else "fp32")]
-    diff = float(np.abs(ref - got).max()) if ref.size else 0.0
+    diff = max_abs_diff(ref, got) if ref.size else 0.0
     denom = float(np.linalg.norm(ref) * np.linalg.norm(got))
     cosine = float(ref @ got / denom) if denom else 1.0
     if int8_step is not None:
