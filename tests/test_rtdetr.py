@@ -121,21 +121,25 @@ def test_training_forward_returns_the_models_own_loss(name):
         model(x)
 
 
-def hub_checkpoint(model: RealTimeDETR) -> bytes:
-    """A file in the Hub checkpoints' layout: ``model.…`` keys, each tied head under one name only, no
-    BatchNorm step counters (frozen norms)."""
-    state = model.detr.state_dict()
-    return safetensors_bytes({k: v.contiguous() for k, v in state.items()
-                              if not k.endswith("num_batches_tracked") and not k.startswith(("class_embed.", "bbox_embed."))})
+def hub_checkpoint(model: RealTimeDETR, folder) -> bytes:
+    """A file in the Hub checkpoints' layout, as transformers' ``save_pretrained`` writes it (``model.…`` keys under
+    transformers' older names such as ``layers.N.fc1``, each tied head under one name only), without BatchNorm
+    step counters (frozen norms)."""
+    from safetensors.torch import load_file
+
+    model.detr.save_pretrained(folder)
+    state = load_file(str(folder / "model.safetensors"))
+    assert any(".fc1." in key for key in state)  # the older names the zoo must rename as transformers does
+    return safetensors_bytes({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")})
 
 
-def test_pretrained_loads_the_hub_layout_and_keeps_named_classes(hub_env, hub):
+def test_pretrained_loads_the_hub_layout_and_keeps_named_classes(hub_env, hub, tmp_path):
     torch.manual_seed(3)
     source = zoo.load("dfine_n").eval()
     with torch.no_grad():  # a head whose rows differ, so copied rows are recognisable
         for p in source.detr.model.decoder.class_embed.parameters():
             p.normal_()
-    hub.add("ustc-community/dfine-nano-coco", {"model.safetensors": hub_checkpoint(source), "config.json": b"{}"})
+    hub.add("ustc-community/dfine-nano-coco", {"model.safetensors": hub_checkpoint(source, tmp_path / "hub"), "config.json": b"{}"})
     model = zoo.load("dfine_n", pretrained=True).eval()
     assert model.zoo_spec.tag == "coco" and model.zoo_spec.labels[0] == "person"
     x = torch.rand(1, 3, 256, 256)
@@ -183,7 +187,8 @@ def test_shapes_recipe_trains_saves_and_reloads(tmp_path):
     model = zoo.load(str(tmp_path / "run")).eval()
     assert model.zoo_spec.labels == ("circle", "square", "triangle", "cross") and model.max_det == 100
     config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
-    assert config["model_kwargs"]["num_queries"] == 100
+    assert config["model_type"] == "d_fine" and config["num_queries"] == 100  # transformers' layout (tests/test_interop.py)
+    assert config["efficient_zoo"]["model_kwargs"]["num_queries"] == 100
     with torch.no_grad():
         assert model(torch.rand(1, 3, 160, 160)).shape == (1, 100, 6)
 

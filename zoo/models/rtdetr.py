@@ -184,17 +184,19 @@ def _classes() -> type:
     return transformers
 
 
-def build_config(kind: str, backbone: dict[str, Any], config: dict[str, Any], num_classes: int):
-    """The transformers config of one variant, with ``num_classes`` labels (transformers defaults to 2)."""
+def _config_classes(kind: str) -> tuple[type, type]:
+    """transformers' (top, backbone) config classes of ``kind``."""
     t = _classes()
     if kind == "dfine":
-        backbone_config = t.HGNetV2Config(**backbone)
-        cls = t.DFineConfig
-    else:
-        backbone_config = t.RTDetrResNetConfig(**backbone)
-        cls = t.RTDetrV2Config if kind == "rtdetr_v2" else t.RTDetrConfig
+        return t.DFineConfig, t.HGNetV2Config
+    return (t.RTDetrV2Config if kind == "rtdetr_v2" else t.RTDetrConfig), t.RTDetrResNetConfig
+
+
+def build_config(kind: str, backbone: dict[str, Any], config: dict[str, Any], num_classes: int):
+    """The transformers config of one variant, with ``num_classes`` labels (transformers defaults to 2)."""
+    cls, backbone_cls = _config_classes(kind)
     labels = {i: f"class_{i}" for i in range(num_classes)}
-    return cls(backbone_config=backbone_config, num_labels=num_classes, id2label=labels,
+    return cls(backbone_config=backbone_cls(**backbone), num_labels=num_classes, id2label=labels,
                label2id={v: k for k, v in labels.items()}, **config)
 
 
@@ -219,12 +221,17 @@ def _build(num_classes: int = 80, kind: str = "rtdetr", backbone: dict | None = 
 def convert_hub(state_dict: dict, model: nn.Module | None = None) -> dict:
     """transformers / Hub checkpoint keys (``model.…``) -> ours (``detr.model.…``).
 
-    The decoder's class and box heads are tied to top-level aliases (``class_embed.N`` <->
-    ``model.decoder.class_embed.N``, the same for ``bbox_embed``); a checkpoint stores one name or the other
-    depending on the transformers version that wrote it, so each missing name is filled from its alias.
-    BatchNorm step counters, absent where the checkpoint's backbone norms were frozen, are filled with zeros.
+    Files keep transformers' older key names (``layers.N.fc1``, ``out_proj``, ``encoder.encoder.N``), which its
+    ``from_pretrained`` renames on loading; the same renames are applied here (:func:`_renamed`). The decoder's
+    class and box heads are tied to top-level aliases (``class_embed.N`` <-> ``model.decoder.class_embed.N``, the
+    same for ``bbox_embed``); a checkpoint stores one name or the other depending on the transformers version that
+    wrote it, so each missing name is filled from its alias. BatchNorm step counters, absent where the checkpoint's
+    backbone norms were frozen, are filled with zeros.
     """
-    converted = {"detr." + key.removeprefix("detr."): value for key, value in state_dict.items()}
+    stripped = {key.removeprefix("detr."): value for key, value in state_dict.items()}
+    if model is not None:
+        stripped = dict(zip(_renamed(stripped, model.detr), stripped.values()))
+    converted = {"detr." + key: value for key, value in stripped.items()}
     if model is None:
         return converted
     own = model.state_dict()
@@ -242,6 +249,52 @@ def convert_hub(state_dict: dict, model: nn.Module | None = None) -> dict:
         if alias(key) in own:  # an alias this transformers version does not keep
             del converted[key]
     return converted
+
+
+def _renamed(keys, detr: nn.Module) -> list[str]:
+    """Checkpoint keys under the names ``detr`` has in memory, by the renames transformers' own loading applies to
+    its model type (its conversion mapping); keys already in memory's names stay as they are."""
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.core_model_loading import WeightConverter, WeightRenaming, rename_source_key
+
+    own = detr.state_dict().keys()
+    transforms = get_model_conversion_mapping(detr)
+    renamings = [t for t in transforms if isinstance(t, WeightRenaming)]
+    converters = [t for t in transforms if isinstance(t, WeightConverter)]
+    return [key if key in own else rename_source_key(key, renamings, converters)[0] for key in keys]
+
+
+MODEL_TYPES = {"rt_detr": "rtdetr", "rt_detr_v2": "rtdetr_v2", "d_fine": "dfine"}  # transformers' model_type -> kind
+MAX_QUERIES = 10_000  # far above the official 300; a config.json from outside may not ask for more
+
+
+def registered_variant(config: dict[str, Any]) -> str | None:
+    """The registered variant whose architecture a transformers ``config.json`` describes, or None (ValueError where
+    transformers itself cannot read the file).
+
+    It must agree with the variant on every field in which the zoo's variants of its model type differ (backbone
+    depths and widths, encoder and decoder sizes, feature levels), as transformers reads the file (a field it leaves
+    out takes transformers' default). ``num_queries`` and frozen backbone norms do not choose the variant (the
+    builder takes the first; the second only changes training)."""
+    from zoo.registry import populate
+
+    kind = MODEL_TYPES.get(config.get("model_type"))
+    specs = [s for _, s in sorted(populate().items()) if s.builder is _build and s.default_kwargs.get("kind") == kind]
+    if not specs:
+        return None
+    try:  # transformers reads the file as its from_pretrained would: defaults filled, older field spellings resolved
+        parsed = _config_classes(kind)[0].from_dict(dict(config))
+        theirs = {"backbone": parsed.backbone_config.to_dict(), "config": parsed.to_dict()}
+    except Exception as e:  # noqa: BLE001 - transformers' validators raise their own error types
+        raise ValueError(f"transformers cannot read this {config['model_type']} config.json ({str(e).splitlines()[-1].strip()[:200]})") from None
+    fields = {(part, key) for s in specs for part in ("backbone", "config") for key in s.default_kwargs[part]}
+    fields -= {("config", "num_queries"), ("config", "freeze_backbone_batch_norms")}
+    for spec in specs:
+        built = build_config(kind, spec.default_kwargs["backbone"], spec.default_kwargs["config"], 1)
+        ours = {"backbone": built.backbone_config.to_dict(), "config": built.to_dict()}
+        if all(theirs[part].get(key) == ours[part].get(key) for part, key in fields):
+            return spec.name
+    return None
 
 
 # -- registration ------------------------------------------------------------------------------------
