@@ -176,7 +176,7 @@ def test_pickles_need_the_opt_in_and_load_weights_only(tmp_path):
 
 def test_foreign_or_damaged_config_is_refused_and_not_cached(hub_env, hub, tmp_path):
     hub.add("timm/some-model", {"config.json": b'{"architecture": "mobilenetv3_small_100"}', "model.safetensors": b"x"})
-    with pytest.raises(SourceError, match="neither zoo.save's .* nor timm's"):
+    with pytest.raises(SourceError, match="neither zoo.save's .*, timm's .* nor transformers'"):
         zoo.load("hf-hub:timm/some-model")
     zoo.save(zoo.load(ARCH, num_classes=2), tmp_path / "m")
     files = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}

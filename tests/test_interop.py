@@ -1,4 +1,4 @@
-"""Folders and Hub repos that timm reads from the zoo, and that the zoo reads from timm (zoo.interop)."""
+"""Folders and Hub repos that timm and transformers read from the zoo, and that the zoo reads from them (zoo.interop)."""
 from __future__ import annotations
 
 import dataclasses
@@ -117,3 +117,111 @@ def test_only_models_timm_builds_as_they_stand_are_saved_in_timms_layout(tmp_pat
     assert json.loads((tmp_path / "yolo" / "config.json").read_text())["format"] == "efficient-zoo"
     card = build_card(tmp_path / "yolo", bench_dirs=())
     assert card.data.library_name == "efficient-zoo" and "timm" not in card.text
+
+
+# -- transformers (RT-DETR, RT-DETRv2, D-FINE) -------------------------------------------------------------------------
+
+DETR = "dfine_n"  # the smallest transformers-built detector; 100 queries allow 320-pixel inputs
+DETR_LABELS = ("cat", "dog", "cow")
+
+
+def detr_config(**changes):
+    """transformers' config of the registered D-FINE-N with 100 queries and DETR_LABELS, as a user's fine-tune has."""
+    from zoo.models.rtdetr import build_config
+
+    kwargs = zoo.info(DETR).default_kwargs
+    config = build_config(kwargs["kind"], kwargs["backbone"], dict(kwargs["config"], num_queries=100), len(DETR_LABELS))
+    config.id2label = dict(enumerate(DETR_LABELS))
+    config.label2id = {name: i for i, name in enumerate(DETR_LABELS)}
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config
+
+
+def test_a_zoo_saved_detr_loads_in_transformers_with_the_same_detections_labels_and_preprocessing(hub_env, hub, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from PIL import Image
+
+    torch.manual_seed(5)
+    model = zoo.load(DETR, labels=DETR_LABELS, num_queries=100).eval()
+    model.zoo_spec = dataclasses.replace(model.zoo_spec, input_size=(3, 320, 320), interpolation="bicubic")
+    folder = zoo.save(model, tmp_path / "saved")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "preprocessor_config.json"]
+    card = build_card(folder, bench_dirs=(), repo_id="me/dfine-pets")
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "object-detection"
+    assert 'AutoModelForObjectDetection.from_pretrained("me/dfine-pets")' in card.text and 'zoo.load("hf-hub:me/dfine-pets")' in card.text
+    hub.add("me/dfine-pets", files_of(folder))
+
+    image = Image.fromarray((torch.rand(240, 200, 3) * 255).byte().numpy())
+    for source in ("me/dfine-pets", str(folder)):
+        theirs = transformers.AutoModelForObjectDetection.from_pretrained(source).eval()
+        processor = transformers.AutoImageProcessor.from_pretrained(source)
+        assert type(theirs).__name__ == "DFineForObjectDetection" and theirs.config.id2label == dict(enumerate(DETR_LABELS))
+        assert (processor.size.height, processor.size.width, processor.resample, processor.do_normalize, processor.do_pad) == (320, 320, 3, False, False)
+        pixels = processor(images=image, return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            found = processor.post_process_object_detection(theirs(pixel_values=pixels), threshold=0.0, target_sizes=[(320, 320)])[0]
+            ours = model(pixels)[0]
+        assert len(found["scores"]) == 100, source
+        torch.testing.assert_close(found["boxes"], ours[:, :4], rtol=0, atol=1e-4)
+        torch.testing.assert_close(found["scores"], ours[:, 4], rtol=0, atol=1e-6)
+        assert torch.equal(found["labels"], ours[:, 5].long()), source
+
+    x = torch.rand(1, 3, 320, 320)
+    for source in ("hf-hub:me/dfine-pets", str(folder)):  # the zoo reads its own folders back whole
+        again = zoo.load(source).eval()
+        assert again.zoo_spec.labels == DETR_LABELS and again.zoo_spec.preprocessing() == model.zoo_spec.preprocessing()
+        with torch.no_grad():
+            assert torch.equal(again(x), model(x)), source
+
+
+def test_a_folder_and_a_hub_repo_written_by_transformers_load_in_the_zoo_with_the_same_outputs(hub_env, hub, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from safetensors import safe_open
+
+    torch.manual_seed(6)
+    theirs = transformers.DFineForObjectDetection(detr_config()).eval()
+    theirs.save_pretrained(tmp_path / "hf")
+    transformers.RTDetrImageProcessor(size={"height": 288, "width": 320}, do_normalize=True, image_mean=[0.5] * 3,
+                                      image_std=[0.25] * 3).save_pretrained(tmp_path / "hf")
+    with safe_open(str(tmp_path / "hf" / "model.safetensors"), "pt") as f:  # transformers' older names, renamed on loading
+        assert any(".fc1." in key for key in f.keys()) and not any(".mlp." in key for key in f.keys())
+    hub.add("someone/dfine-pets", files_of(tmp_path / "hf"))
+    x = torch.rand(1, 3, 320, 320)
+    with torch.no_grad():
+        expected = theirs(pixel_values=x)
+        for source in (str(tmp_path / "hf"), "hf-hub:someone/dfine-pets"):
+            ours = zoo.load(source).eval()
+            assert (ours.zoo_spec.name, ours.zoo_spec.labels, ours.max_det) == (DETR, DETR_LABELS, 100)
+            assert ours.zoo_spec.preprocessing() == {"input_size": (3, 288, 320), "mean": (0.5,) * 3, "std": (0.25,) * 3,
+                                                     "interpolation": "bilinear", "crop_pct": 1.0}
+            out = ours.detr(pixel_values=x)
+            torch.testing.assert_close(out.logits, expected.logits, rtol=0, atol=0)
+            torch.testing.assert_close(out.pred_boxes, expected.pred_boxes, rtol=0, atol=0)
+
+
+def test_transformers_folders_the_zoo_cannot_build_or_trust_are_refused_in_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    def folder(name: str, config: dict):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+        save_file({"w": torch.zeros(1)}, str(tmp_path / name / "model.safetensors"))
+        return str(tmp_path / name)
+
+    pytest.importorskip("transformers")
+    good = detr_config().to_dict()
+    with pytest.raises(SourceError, match="a transformers model of type 'detr', which the zoo does not register"):
+        zoo.load(folder("detr", {**good, "model_type": "detr"}))
+    with pytest.raises(SourceError, match="a d_fine model whose layer sizes match none of the zoo's variants"):
+        zoo.load(folder("deeper", detr_config(decoder_layers=4).to_dict()))
+    with pytest.raises(SourceError, match=r"transformers cannot read this d_fine config.json \(.*divisible.*\); nothing was built"):
+        zoo.load(folder("invalid", {**good, "d_model": 100}))
+    with pytest.raises(SourceError, match="id2label must name classes 0 to N-1"):
+        zoo.load(folder("labels", {**good, "id2label": {"0": "cat", "7": "dog"}}))
+    with pytest.raises(SourceError, match="num_queries 1000000000 is not a whole number from 1 to 10000"):
+        zoo.load(folder("queries", {**good, "num_queries": 10**9}))
+    padded = folder("padded", good)
+    (tmp_path / "padded" / "preprocessor_config.json").write_text(json.dumps({"do_pad": True}))
+    with pytest.raises(SourceError, match="pads or does not resize"):
+        zoo.load(padded)

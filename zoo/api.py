@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING, Any
 from zoo import hub
 from zoo._io import switch_folder
 from zoo.errors import BadArgumentError, CorruptWeightsError, SourceError, UnsafeWeightsError, WeightsError, ZooError
-from zoo.interop import FORMAT, ZOO_KEY, timm_arch, timm_config, zoo_fields
+from zoo.interop import (
+    FORMAT,
+    PREPROCESSOR_NAME,
+    ZOO_KEY,
+    image_processor,
+    timm_arch,
+    timm_config,
+    transformers_config,
+    transformers_model,
+    zoo_fields,
+)
 from zoo.registry import ModelSpec, get_spec, split_name, state_of
 from zoo.weights import apply_state_dict, keep_matching_classes, read_state_dict
 
@@ -79,16 +89,18 @@ def load(
     if source.startswith(hub.HF_HUB_PREFIX):
         repo_id, revision = hub.parse_hf_hub(source)
         config_path = hub.download(repo_id, CONFIG_NAME, revision)
-        config = _read_config(config_path, source, evict_on_error=True)
-        commit = config_path.parent.name  # snapshots/<commit>/config.json: take the weights from the same commit
-        weights_path = None if weights else hub.download(repo_id, WEIGHTS_NAME, commit if hub.is_commit(commit) else revision)
+        commit = config_path.parent.name  # snapshots/<commit>/config.json: take every other file from the same commit
+        at = commit if hub.is_commit(commit) else revision
+        config = _read_config(config_path, source, evict_on_error=True,
+                              read_processor=lambda: _read_json(hub.download(repo_id, PREPROCESSOR_NAME, at, optional=True), source))
+        weights_path = None if weights else hub.download(repo_id, WEIGHTS_NAME, at)
         model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs, labels=labels)
     elif source.endswith(".ckpt") and Path(source).expanduser().is_file():
         model = _load_run_checkpoint(Path(source).expanduser(), num_classes, kwargs)
     elif is_path(source):
         folder = _saved_folder(Path(source).expanduser())
         weights_path = None if weights else _weights_file(folder, allow_pickle)
-        config = _read_config(folder / CONFIG_NAME, source)
+        config = _read_config(folder / CONFIG_NAME, source, read_processor=lambda: _read_json(folder / PREPROCESSOR_NAME, source))
         model = _load_saved(config, weights_path, source, num_classes, weights, allow_pickle, kwargs, labels=labels)
     else:
         if pretrained is None:
@@ -138,8 +150,10 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
         config["structure"] = pruned_structure(model)
     if state.quantization:  # rebuilt by load: prepared the same way, then converted
         config["quantization"] = dict(state.quantization)
-    try:  # timm-built families in timm's layout, the zoo's fields under one key of it (zoo.interop)
-        text = json.dumps(timm_config(model, spec, config) if timm_arch(model, spec) else config, indent=2)
+    detr = transformers_model(model)
+    try:  # timm- and transformers-built families in their library's layout, the zoo's fields under one key (zoo.interop)
+        layout = transformers_config(detr, spec, config) if detr is not None else timm_config(model, spec, config) if timm_arch(model, spec) else config
+        text = json.dumps(layout, indent=2)
     except TypeError as e:
         raise ZooError(f"zoo.save: builder arguments must be JSON values to be saved ({e}): {dict(spec.default_kwargs)}") from None
 
@@ -167,7 +181,11 @@ def save(model: nn.Module, folder: str | os.PathLike) -> Path:
     def write(staged: Path) -> None:
         import shutil
 
-        save_file(tensors, str(staged / WEIGHTS_NAME), metadata=metadata)
+        if detr is not None:  # transformers' weight names and files; its config.json is replaced by the one above
+            detr.save_pretrained(staged, safe_serialization=True)
+            image_processor(spec).save_pretrained(staged)
+        else:
+            save_file(tensors, str(staged / WEIGHTS_NAME), metadata=metadata)
         (staged / CONFIG_NAME).write_text(text + "\n", encoding="utf-8")
         for name in _CARRIED:  # what zoo export / zoo card wrote into the folder since; copied, so a failure loses nothing
             if (folder / name).is_dir():
@@ -187,7 +205,7 @@ def _check_save_target(folder: Path) -> None:
         raise BadArgumentError(f"zoo.save: {folder} is a file; give a folder to write config.json and {WEIGHTS_NAME} into")
     if not folder.is_dir():
         return
-    others = sorted(p.name for p in folder.iterdir() if p.name not in (CONFIG_NAME, WEIGHTS_NAME, *_CARRIED))
+    others = sorted(p.name for p in folder.iterdir() if p.name not in (CONFIG_NAME, WEIGHTS_NAME, PREPROCESSOR_NAME, *_CARRIED))
     if others:
         raise BadArgumentError(f"zoo.save: {folder} holds other files ({', '.join(others[:5])}); zoo.save replaces the whole "
                                "folder, so give a new or empty one")
@@ -348,6 +366,7 @@ def _load_saved(config, weights_path, source, num_classes, weights, allow_pickle
         state_dict, what = read_state_dict(weights_path, allow_pickle=allow_pickle), f"weights in {Path(weights_path).parent}"
     if config.get("quantization"):
         return _load_quantized(model, spec, config["quantization"], state_dict, what)
+    state_dict = _convert(spec, state_dict, model)  # a transformers-layout folder keeps transformers' key names
     head = head_names(model, spec)
     state_dict, reset = _own_head(model, state_dict, head, labels, reset=num_classes is not None)
     apply_state_dict(model, state_dict, head=head, reset_head=reset, source=what)
@@ -399,18 +418,29 @@ def _load_run_checkpoint(path: Path, num_classes, kwargs) -> nn.Module:
     return model
 
 
-def _read_config(path: Path, source: str, evict_on_error: bool = False) -> dict:
+def _read_json(path: Path | None, source: str) -> Any:
+    """A JSON file beside config.json (transformers' ``preprocessor_config.json``), or None where there is none."""
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SourceError(f"{source}: cannot read {Path(path).name} ({e})") from None
+
+
+def _read_config(path: Path, source: str, evict_on_error: bool = False, read_processor=lambda: None) -> dict:
     try:
         config = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         if evict_on_error:  # a damaged download must not stay in the cache
             hub.evict(path)
         raise SourceError(f"{source}: cannot read {CONFIG_NAME} ({e})") from None
-    config = zoo_fields(config, source)  # a timm folder's, or the zoo's kept under its key
+    config = zoo_fields(config, source, read_processor)  # a timm or transformers folder's, or the zoo's kept under its key
     if not isinstance(config, dict) or config.get("format") != FORMAT or "architecture" not in config:
         raise SourceError(
-            f"{source}: {CONFIG_NAME} is neither zoo.save's (\"format\": \"{FORMAT}\" and architecture) nor timm's "
-            "(architecture and pretrained_cfg). For other repos, load the weights into a registered architecture: "
+            f"{source}: {CONFIG_NAME} is neither zoo.save's (\"format\": \"{FORMAT}\" and architecture), timm's "
+            "(architecture and pretrained_cfg) nor transformers' (model_type). For other repos, load the weights into a "
+            "registered architecture: "
             "zoo.load(NAME, weights=PATH)"
         )
     version = config.get("format_version", 1)

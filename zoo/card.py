@@ -27,6 +27,7 @@ from typing import Any
 
 from zoo._io import atomic_write_json, atomic_write_text
 from zoo.errors import BadArgumentError
+from zoo.interop import PREPROCESSOR_NAME
 from zoo.task_table import TASKS
 
 # Licence ids the Hub knows; anything else is written as `license: other` with `license_name`.
@@ -227,8 +228,8 @@ def _reported_lines(spec) -> list[str]:
 
 
 def library_of(folder: Path | None) -> str:
-    """The library that loads a saved folder (or a run's model/) as published: ``timm`` for timm's layout
-    (:mod:`zoo.interop`), else the zoo; the Hub shows that library's usage snippet."""
+    """The library that loads a saved folder (or a run's model/) as published: ``timm`` or ``transformers`` for
+    their layouts (:mod:`zoo.interop`), else the zoo; the Hub shows that library's usage snippet."""
     if folder is None:
         return "efficient-zoo"
     config = (folder / "model" if (folder / "model" / "config.json").is_file() else folder) / "config.json"
@@ -236,7 +237,9 @@ def library_of(folder: Path | None) -> str:
         written = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "efficient-zoo"
-    return "timm" if isinstance(written, dict) and "pretrained_cfg" in written else "efficient-zoo"
+    if not isinstance(written, dict):
+        return "efficient-zoo"
+    return "timm" if "pretrained_cfg" in written else "transformers" if "model_type" in written else "efficient-zoo"
 
 
 def _front_matter(spec, facts: dict[str, Any], datasets: list[str], eval_results: list, tags: list[str], library: str):
@@ -367,6 +370,17 @@ def _summary_section(spec, summary, weights, folder: Path | None, repo_id: str |
         where = f"hf-hub:{repo_id}" if repo_id else f"local-dir:{'RUN_DIR/model' if summary else 'FOLDER'}"
         lines += ["Or with timm alone, labels and preprocessing included:", "", "```python", "import timm", "",
                   f'model = timm.create_model("{where}", pretrained=True).eval()', "```", ""]
+    if library == "transformers":  # saved as transformers writes it (zoo.interop), with its image processor's settings
+        where = repo_id or ("RUN_DIR/model" if summary else "FOLDER")
+        lines += ["Or with transformers alone, labels and preprocessing included:", "", "```python", "from PIL import Image",
+                  "from transformers import AutoImageProcessor, AutoModelForObjectDetection", "",
+                  f'processor = AutoImageProcessor.from_pretrained("{where}")',
+                  f'model = AutoModelForObjectDetection.from_pretrained("{where}").eval()',
+                  'image = Image.open("image.jpg").convert("RGB")',
+                  'outputs = model(**processor(images=image, return_tensors="pt"))',
+                  "found = processor.post_process_object_detection(outputs, threshold=0.5, target_sizes=[image.size[::-1]])[0]",
+                  'print([(model.config.id2label[int(c)], round(float(s), 2)) for c, s in zip(found["labels"], found["scores"])])',
+                  "```", ""]
     return lines
 
 
@@ -690,7 +704,8 @@ def _write_index(path: Path, index: list[tuple[str, dict, list]], plot: Path | N
 
 def stage_for_push(source: str | os.PathLike, folder: str | os.PathLike, *, bench_dirs: Sequence[str | os.PathLike] = ("runs/bench",),
                    repo_id: str | None = None) -> list[str]:
-    """Copy what ``zoo push`` publishes into ``folder``: config.json, model.safetensors, README.md (the card),
+    """Copy what ``zoo push`` publishes into ``folder``: config.json, model.safetensors (and preprocessor_config.json
+    where transformers' layout has one), README.md (the card),
     ONNX exports with their verification reports, and the resolved recipe. Returns the relative paths."""
     folder = Path(folder)
     run = run_dir_of(source)
@@ -699,8 +714,9 @@ def stage_for_push(source: str | os.PathLike, folder: str | os.PathLike, *, benc
         raise BadArgumentError(f"{source} is neither a `zoo train` run directory nor a `zoo.save` folder (config.json + "
                                "model.safetensors); pass one of those, or save a model first with zoo.save(model, FOLDER)")
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "model.safetensors"):
-        shutil.copy2(model_dir / name, folder / name)
+    for name in ("config.json", "model.safetensors", PREPROCESSOR_NAME):
+        if (model_dir / name).is_file():  # the image processor's settings: transformers-layout folders only
+            shutil.copy2(model_dir / name, folder / name)
     if run:
         for path in sorted((run / "export").glob("*.onnx")) + sorted((run / "export").glob("*.verification.json")):
             shutil.copy2(path, folder / path.name)

@@ -52,8 +52,9 @@ def is_commit(text: str) -> bool:
     return bool(_GIT_SHA1.match(text))
 
 
-def download(repo_id: str, filename: str, revision: str | None = None) -> Path:
-    """Download (or find in the cache) one file of a Hub model repo; return its local path."""
+def download(repo_id: str, filename: str, revision: str | None = None, optional: bool = False) -> Path | None:
+    """Download (or find in the cache) one file of a Hub model repo; return its local path (None for an
+    ``optional`` file the repo does not have)."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -94,6 +95,8 @@ def download(repo_id: str, filename: str, revision: str | None = None) -> Path:
     except RevisionNotFoundError:
         raise HubError(f"{repo_id} has no revision {revision!r}; use a branch, tag or commit that exists.") from None
     except EntryNotFoundError:
+        if optional:
+            return None
         raise HubError(f"{repo_id} has no file {filename!r}" + (f" at revision {revision!r}" if revision else "")) from None
     except HfHubHTTPError as e:
         raise HubError(f"download of {where} failed: {error_reason(e)}") from None
