@@ -86,14 +86,19 @@ def test_a_folder_and_a_hub_repo_written_by_timm_load_in_the_zoo_with_the_same_o
         torch.testing.assert_close(zoo.load(str(tmp_path / "pickled"), allow_pickle=True).eval()(x), expected, rtol=0, atol=0)
 
 
-def test_timm_folders_the_zoo_cannot_build_or_trust_are_refused_in_one_line(tmp_path):
+def config_folder(tmp_path, name: str, config: dict) -> str:
+    """A folder holding ``config`` and a weights file that nothing should get as far as reading."""
     from safetensors.torch import save_file
 
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "config.json").write_text(json.dumps(config))
+    save_file({"w": torch.zeros(1)}, str(tmp_path / name / "model.safetensors"))
+    return str(tmp_path / name)
+
+
+def test_timm_folders_the_zoo_cannot_build_or_trust_are_refused_in_one_line(tmp_path):
     def folder(name: str, config: dict):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "config.json").write_text(json.dumps(config))
-        save_file({"w": torch.zeros(1)}, str(tmp_path / name / "model.safetensors"))
-        return str(tmp_path / name)
+        return config_folder(tmp_path, name, config)
 
     with pytest.raises(SourceError, match="architecture 'resnet10t', which the zoo does not register"):
         zoo.load(folder("resnet", {"architecture": "resnet10t", "num_classes": 3, "pretrained_cfg": {}}))
@@ -201,13 +206,8 @@ def test_a_folder_and_a_hub_repo_written_by_transformers_load_in_the_zoo_with_th
 
 
 def test_transformers_folders_the_zoo_cannot_build_or_trust_are_refused_in_one_line(tmp_path):
-    from safetensors.torch import save_file
-
     def folder(name: str, config: dict):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "config.json").write_text(json.dumps(config))
-        save_file({"w": torch.zeros(1)}, str(tmp_path / name / "model.safetensors"))
-        return str(tmp_path / name)
+        return config_folder(tmp_path, name, config)
 
     pytest.importorskip("transformers")
     good = detr_config().to_dict()
