@@ -258,9 +258,9 @@ class AggregatedAttention(nn.Module):
 
 
 class StrideFormer(nn.Module):
-    def __init__(self, variant: str, drop_path: float = 0.1) -> None:
+    def __init__(self, variant: str, drop_path: float = 0.1, sea_depth: int | None = None) -> None:
         super().__init__()
-        blocks, t = BLOCKS[variant], TRANSFORMER[variant]
+        blocks, t = BLOCKS[variant], dict(TRANSFORMER[variant], **({"depth": sea_depth} if sea_depth else {}))
         widths = [16] + [stage[-1][2] for stage in blocks]  # the stem's, then each stage's output
         self.smb1 = Stage(widths[0], blocks[0], stem=True)
         self.smb2 = Stage(widths[1], blocks[1])
@@ -296,9 +296,11 @@ class SegHead(nn.Module):
 class PPMobileSeg(nn.Module):
     """Logits ``[B, num_classes, H, W]`` at the input's size (the head works at the AAM's stride, 16 or 8)."""
 
-    def __init__(self, variant: str = "tiny", num_classes: int = 150, drop_path: float = 0.1) -> None:
+    def __init__(self, variant: str = "tiny", num_classes: int = 150, drop_path: float = 0.1, sea_depth: int | None = None) -> None:
+        """``sea_depth``: SEA blocks in each transformer stage (default: the variant's, tiny 2, base 3); fewer build a
+        smaller graph of the same parts (the export tests' runtime checks)."""
         super().__init__()
-        self.backbone = StrideFormer(variant, drop_path)
+        self.backbone = StrideFormer(variant, drop_path, sea_depth)
         self.decode_head = SegHead(num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -348,7 +350,7 @@ def convert_paddle(state_dict: dict, model: nn.Module) -> dict:
 
 @dataclass(frozen=True)
 class PPMobileSegBuilder:
-    """Builds ``PPMobileSeg(variant, num_classes, drop_path=...)``."""
+    """Builds ``PPMobileSeg(variant, num_classes, drop_path=..., sea_depth=...)``."""
 
     variant: str
 
