@@ -130,11 +130,11 @@ DETR = "dfine_n"  # the smallest transformers-built detector; 100 queries allow 
 DETR_LABELS = ("cat", "dog", "cow")
 
 
-def detr_config(**changes):
-    """transformers' config of the registered D-FINE-N with 100 queries and DETR_LABELS, as a user's fine-tune has."""
+def detr_config(name: str = DETR, **changes):
+    """transformers' config of a registered variant with 100 queries and DETR_LABELS, as a user's fine-tune has."""
     from zoo.models.rtdetr import build_config
 
-    kwargs = zoo.info(DETR).default_kwargs
+    kwargs = zoo.info(name).default_kwargs
     config = build_config(kwargs["kind"], kwargs["backbone"], dict(kwargs["config"], num_queries=100), len(DETR_LABELS))
     config.id2label = dict(enumerate(DETR_LABELS))
     config.label2id = {name: i for i, name in enumerate(DETR_LABELS)}
@@ -180,12 +180,13 @@ def test_a_zoo_saved_detr_loads_in_transformers_with_the_same_detections_labels_
             assert torch.equal(again(x), model(x)), source
 
 
-def test_a_folder_and_a_hub_repo_written_by_transformers_load_in_the_zoo_with_the_same_outputs(hub_env, hub, tmp_path):
+@pytest.mark.parametrize("name", [DETR, "rtdetr_r18", "rtdetrv2_r18"])  # each model type renames its own keys
+def test_a_folder_and_a_hub_repo_written_by_transformers_load_in_the_zoo_with_the_same_outputs(name, hub_env, hub, tmp_path):
     transformers = pytest.importorskip("transformers")
     from safetensors import safe_open
 
     torch.manual_seed(6)
-    theirs = transformers.DFineForObjectDetection(detr_config()).eval()
+    theirs = transformers.AutoModelForObjectDetection.from_config(detr_config(name)).eval()
     theirs.save_pretrained(tmp_path / "hf")
     transformers.RTDetrImageProcessor(size={"height": 288, "width": 320}, do_normalize=True, image_mean=[0.5] * 3,
                                       image_std=[0.25] * 3).save_pretrained(tmp_path / "hf")
@@ -197,7 +198,7 @@ def test_a_folder_and_a_hub_repo_written_by_transformers_load_in_the_zoo_with_th
         expected = theirs(pixel_values=x)
         for source in (str(tmp_path / "hf"), "hf-hub:someone/dfine-pets"):
             ours = zoo.load(source).eval()
-            assert (ours.zoo_spec.name, ours.zoo_spec.labels, ours.max_det) == (DETR, DETR_LABELS, 100)
+            assert (ours.zoo_spec.name, ours.zoo_spec.labels, ours.max_det) == (name, DETR_LABELS, 100)
             assert ours.zoo_spec.preprocessing() == {"input_size": (3, 288, 320), "mean": (0.5,) * 3, "std": (0.25,) * 3,
                                                      "interpolation": "bilinear", "crop_pct": 1.0}
             out = ours.detr(pixel_values=x)
