@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.card import build_card
+from zoo.card import build_card, stage_for_push
 from zoo.errors import SourceError
 
 timm = pytest.importorskip("timm")
@@ -152,10 +152,13 @@ def test_a_zoo_saved_detr_loads_in_transformers_with_the_same_detections_labels_
     model.zoo_spec = dataclasses.replace(model.zoo_spec, input_size=(3, 320, 320), interpolation="bicubic")
     folder = zoo.save(model, tmp_path / "saved")
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "preprocessor_config.json"]
-    card = build_card(folder, bench_dirs=(), repo_id="me/dfine-pets")
-    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "object-detection"
-    assert 'AutoModelForObjectDetection.from_pretrained("me/dfine-pets")' in card.text and 'zoo.load("hf-hub:me/dfine-pets")' in card.text
-    hub.add("me/dfine-pets", files_of(folder))
+    staged = tmp_path / "push"  # what zoo push uploads: the processor's settings too, and a card naming transformers
+    assert stage_for_push(folder, staged, bench_dirs=(), repo_id="me/dfine-pets") == [
+        "README.md", "config.json", "model.safetensors", "preprocessor_config.json"]
+    card = (staged / "README.md").read_text()
+    assert "\nlibrary_name: transformers\n" in card and "\npipeline_tag: object-detection\n" in card
+    assert 'AutoModelForObjectDetection.from_pretrained("me/dfine-pets")' in card and 'zoo.load("hf-hub:me/dfine-pets")' in card
+    hub.add("me/dfine-pets", files_of(staged))
 
     image = Image.fromarray((torch.rand(240, 200, 3) * 255).byte().numpy())
     for source in ("me/dfine-pets", str(folder)):
